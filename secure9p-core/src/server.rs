@@ -1,0 +1,1320 @@
+//! The server engine: bytes of one request in, bytes of replies out, for many
+//! sessions; no sockets, threads or clocks (time is an argument).
+//!
+//! Rules it keeps (see `SECURE9P.md`): `version` first, then `auth`/`attach`;
+//! fids and in-flight tags bounded per session; a clunked or removed fid
+//! loses all of its state; a deferred request is answered through
+//! [`Server::complete`], and `Rflush` for it goes out only once it has been
+//! dropped; closing a session cancels all of its pending work. Every policy
+//! refusal and ticket event is audited. Nothing here panics on input.
+
+use crate::audit::{Audit, AuditEvent, AuditKind, NoAudit};
+use crate::config::{MAX_AUTH_WRITE, MIN_CLIENT_MSIZE, ServerConfig};
+use crate::error::FsError;
+use crate::namespace::{FIRST_CHILD_COOKIE, Namespace, NodeId};
+use crate::node::{Access, Handle, Io, IoCtx, NodeKind, Token};
+use crate::policy::{AccessPolicy, Op};
+use crate::role::Principal;
+use crate::ticket::{TicketAuthority, TicketId};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use secure9p_codec::{
+    self as codec, CodecError, DecodeConfig, Dialect, DirEntry, DirEntryWriter, Fid, Frame,
+    GetattrMask, Header, LOpenFlags, Msg, MsgType, Qid, QidType, RREAD_HEADER_LEN, Stat, Tag,
+    WalkQids,
+};
+
+/// Names one session of a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SessionId(pub u64);
+
+/// What became of one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The reply was appended to `out`.
+    Replied,
+    /// A node deferred the request; finish it with [`Server::complete`].
+    Deferred {
+        /// The completion token.
+        token: Token,
+        /// The node that deferred.
+        node: NodeId,
+    },
+}
+
+/// The result a deferred operation completes with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completion {
+    /// Bytes read (at most the count asked for; extra bytes are dropped).
+    Read(Result<Vec<u8>, FsError>),
+    /// Bytes written.
+    Write(Result<u32, FsError>),
+}
+
+/// Errors that end a session: the transport must close the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// No such session (closed, or never opened).
+    #[error("unknown session")]
+    UnknownSession,
+    /// The bytes are not a frame at all (no readable header, or a size field
+    /// that disagrees with the bytes given): framing is lost.
+    #[error("framing lost: {0}")]
+    Framing(CodecError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    AwaitVersion,
+    Ready { dialect: Dialect, msize: u32 },
+}
+
+/// A fid of a session. Dropping it drops every piece of its state.
+struct FidEntry {
+    node: NodeId,
+    /// The root this fid's attach landed in (`..` stops here).
+    root: NodeId,
+    path: String,
+    principal: Arc<Principal>,
+    open: Option<Handle>,
+    auth: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PendingKind {
+    Read { count: u32 },
+    Write,
+}
+
+struct Pending {
+    token: Token,
+    node: NodeId,
+    kind: PendingKind,
+}
+
+struct Session {
+    state: State,
+    fids: BTreeMap<Fid, FidEntry>,
+    /// Strict mode: every new fid number must exceed this.
+    fid_high_water: Option<u32>,
+    pending: BTreeMap<Tag, Pending>,
+}
+
+impl Session {
+    fn new() -> Self {
+        Session {
+            state: State::AwaitVersion,
+            fids: BTreeMap::new(),
+            fid_high_water: None,
+            pending: BTreeMap::new(),
+        }
+    }
+}
+
+/// A sans-IO 9P2000.L / 9P2000 server over a [`Namespace`].
+pub struct Server {
+    ns: Namespace,
+    policy: Box<dyn AccessPolicy>,
+    audit: Box<dyn Audit>,
+    tickets: Option<TicketAuthority>,
+    config: ServerConfig,
+    sessions: BTreeMap<SessionId, Session>,
+    tokens: BTreeMap<Token, (SessionId, Tag)>,
+    next_session: u64,
+    next_token: u64,
+}
+
+impl core::fmt::Debug for Server {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Server")
+            .field("sessions", &self.sessions.len())
+            .field("pending", &self.tokens.len())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a reply goes and in which dialect.
+#[derive(Clone, Copy)]
+struct Ctx {
+    sid: SessionId,
+    tag: Tag,
+    dialect: Dialect,
+    msize: u32,
+    now: u64,
+}
+
+fn encode_into(out: &mut Vec<u8>, tag: Tag, msg: Msg<'_>) {
+    let frame = Frame { tag, msg };
+    let start = out.len();
+    out.resize(start + frame.encoded_len(), 0);
+    let ok = out.get_mut(start..).map(|dst| frame.encode(dst));
+    if !matches!(ok, Some(Ok(_))) {
+        out.truncate(start);
+    }
+}
+
+fn error_msg(dialect: Dialect, e: FsError) -> Msg<'static> {
+    match dialect {
+        Dialect::Linux => Msg::Rlerror(codec::Rlerror { ecode: e.errno() }),
+        Dialect::Base => Msg::Rerror(codec::Rerror { ename: e.message() }),
+    }
+}
+
+fn reply_error(out: &mut Vec<u8>, ctx: Ctx, e: FsError) {
+    encode_into(out, ctx.tag, error_msg(ctx.dialect, e));
+}
+
+fn codec_errno(e: CodecError) -> FsError {
+    match e {
+        CodecError::TooLarge { .. } => FsError::MessageTooLong,
+        CodecError::UnknownType(_) => FsError::NotSupported,
+        CodecError::TooManyWalkElements(_) => FsError::Invalid,
+        _ => FsError::BadMessage,
+    }
+}
+
+fn access_of_lopen(flags: LOpenFlags) -> Access {
+    let flags = flags & LOpenFlags::SUPPORTED;
+    Access {
+        read: flags.reads(),
+        write: matches!(flags.access_mode(), 1 | 2),
+        truncate: flags.contains(LOpenFlags::TRUNC),
+    }
+}
+
+fn access_of_open(mode: codec::OpenMode) -> Access {
+    Access {
+        read: mode.reads(),
+        write: matches!(mode.access_mode(), 1 | 2),
+        truncate: mode.contains(codec::OpenMode::TRUNC),
+    }
+}
+
+fn join(path: &str, name: &str) -> String {
+    let mut p = String::from(path.trim_end_matches('/'));
+    p.push('/');
+    p.push_str(name);
+    p
+}
+
+fn parent_path(path: &str) -> String {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => String::from("/"),
+        Some((head, _)) => String::from(head),
+    }
+}
+
+/// `S_IFDIR` and `S_IFREG` of `stat(2)`.
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+/// `d_type` values of directory entries.
+const DT_DIR: u8 = 4;
+const DT_REG: u8 = 8;
+/// The magic `statfs(2)` reports for a 9P mount.
+const V9FS_MAGIC: u32 = 0x0102_1997;
+
+impl Server {
+    /// A server over `ns`, checking every operation with `policy`.
+    pub fn new(ns: Namespace, policy: impl AccessPolicy + 'static, config: ServerConfig) -> Self {
+        Server {
+            ns,
+            policy: Box::new(policy),
+            audit: Box::new(NoAudit),
+            tickets: None,
+            config,
+            sessions: BTreeMap::new(),
+            tokens: BTreeMap::new(),
+            next_session: 1,
+            next_token: 1,
+        }
+    }
+
+    /// Sends audit records to `audit`.
+    pub fn with_audit(mut self, audit: impl Audit + 'static) -> Self {
+        self.audit = Box::new(audit);
+        self
+    }
+
+    /// Verifies tickets with `tickets`.
+    pub fn with_tickets(mut self, tickets: TicketAuthority) -> Self {
+        self.tickets = Some(tickets);
+        self
+    }
+
+    /// The tree served.
+    pub fn namespace(&self) -> &Namespace {
+        &self.ns
+    }
+
+    /// The tree served, to add or remove nodes while serving.
+    pub fn namespace_mut(&mut self) -> &mut Namespace {
+        &mut self.ns
+    }
+
+    /// The ticket authority, if any.
+    pub fn tickets(&self) -> Option<&TicketAuthority> {
+        self.tickets.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Opens a session (one per connection).
+    pub fn open_session(&mut self) -> SessionId {
+        let sid = SessionId(self.next_session);
+        self.next_session += 1;
+        self.sessions.insert(sid, Session::new());
+        sid
+    }
+
+    /// The msize negotiated by a session (the server's cap before `version`).
+    pub fn msize(&self, sid: SessionId) -> Option<u32> {
+        match self.sessions.get(&sid)?.state {
+            State::AwaitVersion => Some(self.config.max_msize),
+            State::Ready { msize, .. } => Some(msize),
+        }
+    }
+
+    /// The dialect a session negotiated.
+    pub fn dialect(&self, sid: SessionId) -> Option<Dialect> {
+        match self.sessions.get(&sid)?.state {
+            State::AwaitVersion => None,
+            State::Ready { dialect, .. } => Some(dialect),
+        }
+    }
+
+    /// Fids a session holds.
+    pub fn fid_count(&self, sid: SessionId) -> usize {
+        self.sessions.get(&sid).map_or(0, |s| s.fids.len())
+    }
+
+    /// Deferred requests a session has in flight.
+    pub fn pending_count(&self, sid: SessionId) -> usize {
+        self.sessions.get(&sid).map_or(0, |s| s.pending.len())
+    }
+
+    /// Closes a session: cancels its pending work (each node hears
+    /// [`Node::cancel`](crate::Node::cancel)) and clunks its fids. Returns the
+    /// cancelled tokens.
+    pub fn close_session(&mut self, sid: SessionId) -> Vec<Token> {
+        let Some(mut session) = self.sessions.remove(&sid) else {
+            return Vec::new();
+        };
+        self.drop_session_state(&mut session)
+    }
+
+    fn drop_session_state(&mut self, session: &mut Session) -> Vec<Token> {
+        let mut cancelled = Vec::new();
+        for (_, p) in core::mem::take(&mut session.pending) {
+            self.tokens.remove(&p.token);
+            if let Some(n) = self.ns.node_mut(p.node) {
+                n.cancel(p.token);
+            }
+            cancelled.push(p.token);
+        }
+        for (_, fid) in core::mem::take(&mut session.fids) {
+            self.release_fid(fid);
+        }
+        cancelled
+    }
+
+    fn release_fid(&mut self, mut fid: FidEntry) {
+        if let (Some(h), Some(n)) = (fid.open.as_mut(), self.ns.node_mut(fid.node)) {
+            n.clunk(h);
+        }
+    }
+
+    /// Revokes a ticket: it never verifies again, and every fid opened under
+    /// it, in every session, is closed. Returns how many fids were closed.
+    pub fn revoke(&mut self, id: TicketId, now: u64) -> usize {
+        if let Some(t) = self.tickets.as_mut() {
+            t.revoke(id);
+        }
+        let mut closed = Vec::new();
+        for session in self.sessions.values_mut() {
+            let doomed: Vec<Fid> = session
+                .fids
+                .iter()
+                .filter(|(_, f)| f.principal.ticket == Some(id))
+                .map(|(k, _)| *k)
+                .collect();
+            for k in doomed {
+                if let Some(f) = session.fids.remove(&k) {
+                    closed.push(f);
+                }
+            }
+        }
+        let n = closed.len();
+        for f in closed {
+            self.release_fid(f);
+        }
+        self.audit.record(&AuditEvent {
+            at: now,
+            role: None,
+            subject: "",
+            ticket: Some(id),
+            kind: AuditKind::TicketRevoked { fids: n },
+        });
+        n
+    }
+
+    /// Handles one request frame of session `sid` at time `now`, appending the
+    /// reply (if any is due now) to `out`.
+    pub fn handle(
+        &mut self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, SessionError> {
+        let state = self
+            .sessions
+            .get(&sid)
+            .ok_or(SessionError::UnknownSession)?
+            .state;
+        let (dialect, msize) = match state {
+            State::AwaitVersion => (Dialect::Linux, self.config.max_msize),
+            State::Ready { dialect, msize } => (dialect, msize),
+        };
+        let header = Header::peek(frame).map_err(SessionError::Framing)?;
+        if header.size as usize != frame.len() {
+            return Err(SessionError::Framing(CodecError::SizeMismatch {
+                declared: header.size,
+                actual: frame.len(),
+            }));
+        }
+        let ctx = Ctx {
+            sid,
+            tag: header.tag,
+            dialect,
+            msize,
+            now,
+        };
+        let decoded = match Frame::decode(frame, DecodeConfig::new(dialect, msize)) {
+            Ok(f) => f,
+            Err(e) => {
+                reply_error(out, ctx, codec_errno(e));
+                return Ok(Outcome::Replied);
+            }
+        };
+        if !decoded.msg.msg_type().is_request() {
+            reply_error(out, ctx, FsError::Protocol);
+            return Ok(Outcome::Replied);
+        }
+        if let Msg::Tversion(v) = decoded.msg {
+            self.version(ctx, v, out);
+            return Ok(Outcome::Replied);
+        }
+        if state == State::AwaitVersion {
+            reply_error(out, ctx, FsError::Protocol);
+            return Ok(Outcome::Replied);
+        }
+        if let Some(session) = self.sessions.get(&sid) {
+            if session.pending.contains_key(&ctx.tag) {
+                reply_error(out, ctx, FsError::Invalid);
+                return Ok(Outcome::Replied);
+            }
+        }
+        let start = out.len();
+        match self.dispatch(ctx, decoded.msg, out) {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                out.truncate(start);
+                reply_error(out, ctx, e);
+                Ok(Outcome::Replied)
+            }
+        }
+    }
+
+    fn version(&mut self, ctx: Ctx, v: codec::Tversion<'_>, out: &mut Vec<u8>) {
+        // A new version aborts everything the session had.
+        if let Some(mut s) = self.sessions.remove(&ctx.sid) {
+            self.drop_session_state(&mut s);
+        }
+        let mut session = Session::new();
+        let dialect = if v.version == "9P2000.L" {
+            Some(Dialect::Linux)
+        } else if v.version.starts_with("9P2000") {
+            Some(Dialect::Base)
+        } else {
+            None
+        };
+        let msize = v.msize.min(self.config.max_msize);
+        let reply = match dialect {
+            Some(d) if v.msize >= MIN_CLIENT_MSIZE => {
+                session.state = State::Ready { dialect: d, msize };
+                codec::Rversion {
+                    msize,
+                    version: d.version(),
+                }
+            }
+            _ => codec::Rversion {
+                msize,
+                version: "unknown",
+            },
+        };
+        self.sessions.insert(ctx.sid, session);
+        encode_into(out, ctx.tag, Msg::Rversion(reply));
+    }
+
+    fn session(&mut self, sid: SessionId) -> Result<&mut Session, FsError> {
+        self.sessions.get_mut(&sid).ok_or(FsError::Protocol)
+    }
+
+    fn fid(&self, ctx: Ctx, fid: Fid) -> Result<&FidEntry, FsError> {
+        let s = self.sessions.get(&ctx.sid).ok_or(FsError::Protocol)?;
+        let f = s.fids.get(&fid).ok_or(FsError::BadFid)?;
+        if let Some(exp) = f.principal.expires {
+            if ctx.now >= exp {
+                return Err(FsError::TicketExpired);
+            }
+        }
+        Ok(f)
+    }
+
+    fn fid_mut(&mut self, ctx: Ctx, fid: Fid) -> Result<&mut FidEntry, FsError> {
+        self.fid(ctx, fid)?;
+        self.session(ctx.sid)?
+            .fids
+            .get_mut(&fid)
+            .ok_or(FsError::BadFid)
+    }
+
+    /// Checks that `fid` may be bound to a new fid now.
+    fn check_new_fid(&mut self, ctx: Ctx, fid: Fid) -> Result<(), FsError> {
+        let max = self.config.max_fids;
+        let strict = self.config.strict_fids;
+        let s = self.session(ctx.sid)?;
+        if s.fids.contains_key(&fid) {
+            return Err(FsError::BadFid);
+        }
+        if strict && s.fid_high_water.is_some_and(|hw| fid.0 <= hw) {
+            return Err(FsError::BadFid);
+        }
+        if s.fids.len() >= max {
+            return Err(FsError::TooManyFids);
+        }
+        Ok(())
+    }
+
+    fn bind_fid(&mut self, ctx: Ctx, fid: Fid, entry: FidEntry) -> Result<(), FsError> {
+        let s = self.session(ctx.sid)?;
+        s.fid_high_water = Some(s.fid_high_water.map_or(fid.0, |hw| hw.max(fid.0)));
+        s.fids.insert(fid, entry);
+        Ok(())
+    }
+
+    fn check(&mut self, ctx: Ctx, who: &Principal, op: Op, path: &str) -> Result<(), FsError> {
+        match self.policy.check(who, op, path) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.audit.record(&AuditEvent {
+                    at: ctx.now,
+                    role: Some(who.role),
+                    subject: &who.subject,
+                    ticket: who.ticket,
+                    kind: AuditKind::Denied { op, path, error },
+                });
+                Err(error)
+            }
+        }
+    }
+
+    fn dispatch(&mut self, ctx: Ctx, msg: Msg<'_>, out: &mut Vec<u8>) -> Result<Outcome, FsError> {
+        let replied = Ok(Outcome::Replied);
+        match msg {
+            Msg::Tauth(m) => self.auth(ctx, m, out).and(replied),
+            Msg::Tattach(m) => self.attach(ctx, m, out).and(replied),
+            Msg::Tflush(m) => {
+                self.flush(ctx, m.oldtag);
+                encode_into(out, ctx.tag, Msg::Rflush(codec::Rflush {}));
+                replied
+            }
+            Msg::Twalk(m) => self.walk(ctx, m, out).and(replied),
+            Msg::Tlopen(m) => {
+                let qid = self.open(
+                    ctx,
+                    m.fid,
+                    access_of_lopen(m.flags),
+                    m.flags.contains(LOpenFlags::DIRECTORY),
+                )?;
+                encode_into(out, ctx.tag, Msg::Rlopen(codec::Rlopen { qid, iounit: 0 }));
+                replied
+            }
+            Msg::Topen(m) => {
+                let qid = self.open(ctx, m.fid, access_of_open(m.mode), false)?;
+                encode_into(out, ctx.tag, Msg::Ropen(codec::Ropen { qid, iounit: 0 }));
+                replied
+            }
+            Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
+            Msg::Twrite(m) => self.write(ctx, m.fid, m.offset, m.data, out),
+            Msg::Treaddir(m) => self.readdir(ctx, m, out).and(replied),
+            Msg::Tgetattr(m) => self.getattr(ctx, m, out).and(replied),
+            Msg::Tstat(m) => self.stat(ctx, m.fid, out).and(replied),
+            Msg::Tstatfs(m) => {
+                self.fid(ctx, m.fid)?;
+                encode_into(
+                    out,
+                    ctx.tag,
+                    Msg::Rstatfs(codec::Rstatfs {
+                        ty: V9FS_MAGIC,
+                        bsize: 4096,
+                        blocks: 0,
+                        bfree: 0,
+                        bavail: 0,
+                        files: 0,
+                        ffree: 0,
+                        fsid: 0,
+                        namelen: crate::namespace::MAX_NAME_LEN as u32,
+                    }),
+                );
+                replied
+            }
+            Msg::Tclunk(m) => {
+                let entry = self
+                    .session(ctx.sid)?
+                    .fids
+                    .remove(&m.fid)
+                    .ok_or(FsError::BadFid)?;
+                self.release_fid(entry);
+                encode_into(out, ctx.tag, Msg::Rclunk(codec::Rclunk {}));
+                replied
+            }
+            Msg::Tremove(m) => self.remove(ctx, m.fid, out).and(replied),
+            Msg::Tsetattr(m) => {
+                // Synthetic files have no settable attributes; truncating an
+                // append-only or control file (what `echo >` asks) is a no-op.
+                let f = self.fid(ctx, m.fid)?;
+                let settable = codec::SetattrValid::SIZE
+                    | codec::SetattrValid::ATIME
+                    | codec::SetattrValid::MTIME
+                    | codec::SetattrValid::CTIME;
+                let kind = self.ns.node(f.node).map(|n| n.kind());
+                if settable.contains(m.valid)
+                    && matches!(kind, Some(NodeKind::Append | NodeKind::Control))
+                {
+                    encode_into(out, ctx.tag, Msg::Rsetattr(codec::Rsetattr {}));
+                    replied
+                } else {
+                    Err(FsError::NotPermitted)
+                }
+            }
+            Msg::Tfsync(m) => {
+                self.fid(ctx, m.fid)?;
+                encode_into(out, ctx.tag, Msg::Rfsync(codec::Rfsync {}));
+                replied
+            }
+            _ => Err(FsError::NotSupported),
+        }
+    }
+
+    fn auth(&mut self, ctx: Ctx, m: codec::Tauth<'_>, out: &mut Vec<u8>) -> Result<(), FsError> {
+        // No auth needed (no tickets, or the ticket rides in aname): ENOENT,
+        // the answer diod's client library and Linux take as "attach directly".
+        if self.tickets.is_none() || TicketAuthority::looks_like_ticket(m.aname) {
+            return Err(FsError::NotFound);
+        }
+        self.check_new_fid(ctx, m.afid)?;
+        let principal = Arc::new(Principal::anonymous(crate::Role::Anonymous, m.uname));
+        let root = self.ns.root();
+        self.bind_fid(
+            ctx,
+            m.afid,
+            FidEntry {
+                node: root,
+                root,
+                path: String::new(),
+                principal,
+                open: None,
+                auth: Some(Vec::new()),
+            },
+        )?;
+        let aqid = Qid {
+            ty: QidType::AUTH,
+            version: 0,
+            path: u64::from(m.afid.0),
+        };
+        encode_into(out, ctx.tag, Msg::Rauth(codec::Rauth { aqid }));
+        Ok(())
+    }
+
+    fn verify_ticket(&mut self, ctx: Ctx, text: &str) -> Result<Principal, FsError> {
+        let Some(tickets) = self.tickets.as_ref() else {
+            return Err(FsError::AccessDenied);
+        };
+        match tickets.verify(text.trim(), ctx.now) {
+            Ok(t) => {
+                let p = Principal {
+                    role: t.claims.role,
+                    subject: t.claims.subject,
+                    scope: t.claims.scope,
+                    ticket: Some(t.id),
+                    expires: Some(t.claims.expires),
+                };
+                self.audit.record(&AuditEvent {
+                    at: ctx.now,
+                    role: Some(p.role),
+                    subject: &p.subject,
+                    ticket: p.ticket,
+                    kind: AuditKind::TicketAccepted,
+                });
+                Ok(p)
+            }
+            Err(e) => {
+                let error = FsError::from(e);
+                self.audit.record(&AuditEvent {
+                    at: ctx.now,
+                    role: None,
+                    subject: "",
+                    ticket: None,
+                    kind: AuditKind::TicketRefused { error },
+                });
+                Err(error)
+            }
+        }
+    }
+
+    fn attach(
+        &mut self,
+        ctx: Ctx,
+        m: codec::Tattach<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FsError> {
+        self.check_new_fid(ctx, m.fid)?;
+        let principal = if m.afid != Fid::NOFID {
+            let written = {
+                let afid = self.fid(ctx, m.afid)?;
+                afid.auth.clone().ok_or(FsError::BadFid)?
+            };
+            let text = core::str::from_utf8(&written).map_err(|_| FsError::TicketRejected)?;
+            self.verify_ticket(ctx, text)?
+        } else if TicketAuthority::looks_like_ticket(m.aname) {
+            self.verify_ticket(ctx, m.aname)?
+        } else if let Some(anon) = self.config.anonymous.clone() {
+            anon
+        } else {
+            let error = FsError::AccessDenied;
+            self.audit.record(&AuditEvent {
+                at: ctx.now,
+                role: None,
+                subject: m.uname,
+                ticket: None,
+                kind: AuditKind::TicketRefused { error },
+            });
+            return Err(error);
+        };
+        let root = self.ns.root_for(principal.role);
+        let path = self.ns.path_of(root).ok_or(FsError::NotFound)?;
+        self.check(ctx, &principal, Op::Walk, &path)?;
+        let qid = self.ns.qid(root).ok_or(FsError::NotFound)?;
+        self.bind_fid(
+            ctx,
+            m.fid,
+            FidEntry {
+                node: root,
+                root,
+                path,
+                principal: Arc::new(principal),
+                open: None,
+                auth: None,
+            },
+        )?;
+        encode_into(out, ctx.tag, Msg::Rattach(codec::Rattach { qid }));
+        Ok(())
+    }
+
+    fn flush(&mut self, ctx: Ctx, oldtag: Tag) {
+        let Some(p) = self
+            .sessions
+            .get_mut(&ctx.sid)
+            .and_then(|s| s.pending.remove(&oldtag))
+        else {
+            return;
+        };
+        self.tokens.remove(&p.token);
+        if let Some(n) = self.ns.node_mut(p.node) {
+            n.cancel(p.token);
+        }
+    }
+
+    fn walk(&mut self, ctx: Ctx, m: codec::Twalk<'_>, out: &mut Vec<u8>) -> Result<(), FsError> {
+        let (start, root, start_path, principal) = {
+            let f = self.fid(ctx, m.fid)?;
+            if f.open.is_some() || f.auth.is_some() {
+                return Err(FsError::BadFid);
+            }
+            (f.node, f.root, f.path.clone(), f.principal.clone())
+        };
+        if m.newfid != m.fid {
+            self.check_new_fid(ctx, m.newfid)?;
+        }
+        let mut node = start;
+        let mut path = start_path;
+        let mut qids = WalkQids::default();
+        for (i, name) in m.wnames.as_slice().iter().enumerate() {
+            let step = if !self.ns.is_dir(node) {
+                Err(FsError::NotDir)
+            } else if name.contains('/') || name.is_empty() {
+                Err(FsError::Invalid)
+            } else if *name == ".." {
+                if node == root {
+                    Ok((node, path.clone()))
+                } else {
+                    let parent = self.ns.parent(node).ok_or(FsError::NotFound)?;
+                    Ok((parent, parent_path(&path)))
+                }
+            } else {
+                match self.ns.lookup(node, name) {
+                    Some(next) => {
+                        let next_path = join(&path, name);
+                        self.check(ctx, &principal, Op::Walk, &next_path)
+                            .map(|()| (next, next_path))
+                    }
+                    None => Err(FsError::NotFound),
+                }
+            };
+            match step {
+                Ok((next, next_path)) => {
+                    node = next;
+                    path = next_path;
+                    qids.push(self.ns.qid(node).ok_or(FsError::NotFound)?)
+                        .map_err(|_| FsError::Invalid)?;
+                }
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => {
+                    encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids: qids }));
+                    return Ok(());
+                }
+            }
+        }
+        let entry = FidEntry {
+            node,
+            root,
+            path,
+            principal,
+            open: None,
+            auth: None,
+        };
+        if m.newfid == m.fid {
+            let s = self.session(ctx.sid)?;
+            s.fids.insert(m.fid, entry);
+        } else {
+            self.bind_fid(ctx, m.newfid, entry)?;
+        }
+        encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids: qids }));
+        Ok(())
+    }
+
+    fn open(&mut self, ctx: Ctx, fid: Fid, access: Access, want_dir: bool) -> Result<Qid, FsError> {
+        let (node, path, principal) = {
+            let f = self.fid(ctx, fid)?;
+            if f.open.is_some() || f.auth.is_some() {
+                return Err(FsError::BadFid);
+            }
+            (f.node, f.path.clone(), f.principal.clone())
+        };
+        let qid = self.ns.qid(node).ok_or(FsError::NotFound)?;
+        let mut handle = Handle {
+            access,
+            ..Handle::default()
+        };
+        if self.ns.is_dir(node) {
+            if access.write || access.truncate {
+                return Err(FsError::IsDir);
+            }
+            self.check(ctx, &principal, Op::Walk, &path)?;
+        } else {
+            if want_dir {
+                return Err(FsError::NotDir);
+            }
+            let kind = self
+                .ns
+                .node(node)
+                .map(|n| n.kind())
+                .ok_or(FsError::NotFound)?;
+            if kind == NodeKind::ReadOnly && (access.write || access.truncate) {
+                let error = FsError::AccessDenied;
+                self.audit.record(&AuditEvent {
+                    at: ctx.now,
+                    role: Some(principal.role),
+                    subject: &principal.subject,
+                    ticket: principal.ticket,
+                    kind: AuditKind::Denied {
+                        op: Op::Write,
+                        path: &path,
+                        error,
+                    },
+                });
+                return Err(error);
+            }
+            if access.read {
+                self.check(ctx, &principal, Op::Read, &path)?;
+            }
+            if access.write || access.truncate {
+                self.check(ctx, &principal, Op::Write, &path)?;
+            }
+            let ioctx = IoCtx {
+                principal: &principal,
+                path: &path,
+                now: ctx.now,
+                token: Token(0),
+            };
+            self.ns
+                .node_mut(node)
+                .ok_or(FsError::NotFound)?
+                .open(&ioctx, &mut handle)?;
+        }
+        self.fid_mut(ctx, fid)?.open = Some(handle);
+        Ok(qid)
+    }
+
+    /// Records a request a node deferred under `token` (the token its
+    /// `IoCtx` carried). If the session's in-flight table is full the node is
+    /// told to cancel and the request fails with `EAGAIN`.
+    fn defer(
+        &mut self,
+        ctx: Ctx,
+        node: NodeId,
+        token: Token,
+        kind: PendingKind,
+    ) -> Result<Outcome, FsError> {
+        self.next_token += 1;
+        let max = self.config.max_inflight;
+        let s = self.session(ctx.sid)?;
+        if s.pending.len() >= max {
+            if let Some(n) = self.ns.node_mut(node) {
+                n.cancel(token);
+            }
+            return Err(FsError::Again);
+        }
+        s.pending.insert(ctx.tag, Pending { token, node, kind });
+        self.tokens.insert(token, (ctx.sid, ctx.tag));
+        Ok(Outcome::Deferred { token, node })
+    }
+
+    /// Takes the handle out of an open fid so the node can use it while the
+    /// engine is borrowed; `put_handle` returns it.
+    fn take_handle(
+        &mut self,
+        ctx: Ctx,
+        fid: Fid,
+        write: bool,
+    ) -> Result<(NodeId, String, Arc<Principal>, Handle), FsError> {
+        let f = self.fid_mut(ctx, fid)?;
+        let ok = match &f.open {
+            Some(h) => {
+                if write {
+                    h.access.write
+                } else {
+                    h.access.read
+                }
+            }
+            None => false,
+        };
+        if !ok {
+            return Err(FsError::BadFid);
+        }
+        let h = f.open.take().ok_or(FsError::BadFid)?;
+        Ok((f.node, f.path.clone(), f.principal.clone(), h))
+    }
+
+    fn put_handle(&mut self, ctx: Ctx, fid: Fid, h: Handle) {
+        if let Some(f) = self
+            .sessions
+            .get_mut(&ctx.sid)
+            .and_then(|s| s.fids.get_mut(&fid))
+        {
+            f.open = Some(h);
+        }
+    }
+
+    fn read(
+        &mut self,
+        ctx: Ctx,
+        fid: Fid,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, FsError> {
+        let max = ctx.msize.saturating_sub(RREAD_HEADER_LEN as u32);
+        let count = count.min(max);
+        let (node, path, principal, mut h) = self.take_handle(ctx, fid, false)?;
+        if self.ns.is_dir(node) {
+            let r = match ctx.dialect {
+                Dialect::Base => {
+                    self.read_dir_stats(node, &path, &principal, &mut h, offset, count, out, ctx)
+                }
+                Dialect::Linux => Err(FsError::IsDir),
+            };
+            self.put_handle(ctx, fid, h);
+            return r.map(|()| Outcome::Replied);
+        }
+        let token = Token(self.next_token);
+        let ioctx = IoCtx {
+            principal: &principal,
+            path: &path,
+            now: ctx.now,
+            token,
+        };
+        let start = out.len();
+        out.resize(start + RREAD_HEADER_LEN, 0);
+        let io = match self.ns.node_mut(node) {
+            Some(n) => n.read(&ioctx, &mut h, offset, count, out),
+            None => Io::Ready(Err(FsError::NotFound)),
+        };
+        self.put_handle(ctx, fid, h);
+        match io {
+            Io::Ready(Ok(())) => {
+                out.truncate(start + RREAD_HEADER_LEN + count as usize);
+                let len = out.len() - start - RREAD_HEADER_LEN;
+                let header = codec::rread_header(ctx.tag, len).map_err(|_| FsError::Io)?;
+                if let Some(dst) = out.get_mut(start..start + RREAD_HEADER_LEN) {
+                    dst.copy_from_slice(&header);
+                }
+                Ok(Outcome::Replied)
+            }
+            Io::Ready(Err(e)) => {
+                out.truncate(start);
+                Err(e)
+            }
+            Io::Defer => {
+                out.truncate(start);
+                self.defer(ctx, node, token, PendingKind::Read { count })
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read_dir_stats(
+        &mut self,
+        node: NodeId,
+        path: &str,
+        principal: &Principal,
+        h: &mut Handle,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+        ctx: Ctx,
+    ) -> Result<(), FsError> {
+        // 9P2000 directory reads continue where the last one stopped: the
+        // handle keeps the byte offset reached (`skew`) and the last cookie
+        // sent (`missed` is reused as that cookie).
+        if offset == 0 {
+            h.skew = 0;
+            h.missed = 0;
+        } else if offset != h.skew {
+            return Err(FsError::Invalid);
+        }
+        let mut buf = alloc::vec![0u8; count as usize];
+        let mut used = 0usize;
+        for child in self.ns.list(node, h.missed)? {
+            let child_path = join(path, &child.name);
+            if self.policy.check(principal, Op::Walk, &child_path).is_err() {
+                h.missed = child.cookie;
+                continue;
+            }
+            let st = self.stat_of(child.id, &child.name)?;
+            let Some(dst) = buf.get_mut(used..) else {
+                break;
+            };
+            match st.encode(dst) {
+                Ok(n) => {
+                    used += n;
+                    h.missed = child.cookie;
+                }
+                Err(_) => break,
+            }
+        }
+        h.skew += used as u64;
+        let data = buf.get(..used).unwrap_or(&[]);
+        encode_into(out, ctx.tag, Msg::Rread(codec::Rread { data }));
+        Ok(())
+    }
+
+    fn write(
+        &mut self,
+        ctx: Ctx,
+        fid: Fid,
+        offset: u64,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, FsError> {
+        if let Some(buf) = self.fid_mut(ctx, fid)?.auth.as_mut() {
+            // An auth fid collects the ticket text the attach will verify.
+            if buf.len() + data.len() > MAX_AUTH_WRITE {
+                return Err(FsError::TooBig);
+            }
+            buf.extend_from_slice(data);
+            let count = u32::try_from(data.len()).map_err(|_| FsError::TooBig)?;
+            encode_into(out, ctx.tag, Msg::Rwrite(codec::Rwrite { count }));
+            return Ok(Outcome::Replied);
+        }
+        let (node, path, principal, mut h) = self.take_handle(ctx, fid, true)?;
+        let token = Token(self.next_token);
+        let ioctx = IoCtx {
+            principal: &principal,
+            path: &path,
+            now: ctx.now,
+            token,
+        };
+        let (io, kind) = match self.ns.node_mut(node) {
+            Some(n) => (n.write(&ioctx, &mut h, offset, data), Some(n.kind())),
+            None => (Io::Ready(Err(FsError::NotFound)), None),
+        };
+        self.put_handle(ctx, fid, h);
+        if kind == Some(NodeKind::Control) {
+            let result = match &io {
+                Io::Ready(r) => r.map(|_| ()),
+                Io::Defer => Ok(()),
+            };
+            self.audit.record(&AuditEvent {
+                at: ctx.now,
+                role: Some(principal.role),
+                subject: &principal.subject,
+                ticket: principal.ticket,
+                kind: AuditKind::ControlWrite {
+                    path: &path,
+                    result,
+                },
+            });
+        }
+        match io {
+            Io::Ready(Ok(count)) => {
+                encode_into(out, ctx.tag, Msg::Rwrite(codec::Rwrite { count }));
+                Ok(Outcome::Replied)
+            }
+            Io::Ready(Err(e)) => Err(e),
+            Io::Defer => self.defer(ctx, node, token, PendingKind::Write),
+        }
+    }
+
+    fn readdir(&mut self, ctx: Ctx, m: codec::Treaddir, out: &mut Vec<u8>) -> Result<(), FsError> {
+        let (node, path, principal) = {
+            let f = self.fid(ctx, m.fid)?;
+            if !f.open.as_ref().is_some_and(|h| h.access.read) {
+                return Err(FsError::BadFid);
+            }
+            (f.node, f.path.clone(), f.principal.clone())
+        };
+        if !self.ns.is_dir(node) {
+            return Err(FsError::NotDir);
+        }
+        let max = ctx.msize.saturating_sub(RREAD_HEADER_LEN as u32);
+        let mut buf = alloc::vec![0u8; m.count.min(max) as usize];
+        let mut w = DirEntryWriter::new(&mut buf);
+        let mut full = false;
+        let dot_qid = self.ns.qid(node).ok_or(FsError::NotFound)?;
+        let parent = self.ns.parent(node).ok_or(FsError::NotFound)?;
+        let dotdot_qid = self.ns.qid(parent).ok_or(FsError::NotFound)?;
+        for (cookie, name, qid) in [(1, ".", dot_qid), (2, "..", dotdot_qid)] {
+            if m.offset < cookie && !full {
+                full = !w
+                    .push(&DirEntry {
+                        qid,
+                        offset: cookie,
+                        ty: DT_DIR,
+                        name,
+                    })
+                    .map_err(|_| FsError::Invalid)?;
+            }
+        }
+        if !full {
+            for child in self.ns.list(node, m.offset.max(FIRST_CHILD_COOKIE - 1))? {
+                let child_path = join(&path, &child.name);
+                if self
+                    .policy
+                    .check(&principal, Op::Walk, &child_path)
+                    .is_err()
+                {
+                    continue;
+                }
+                let qid = self.ns.qid(child.id).ok_or(FsError::NotFound)?;
+                let ty = if qid.ty.contains(QidType::DIR) {
+                    DT_DIR
+                } else {
+                    DT_REG
+                };
+                let pushed = w
+                    .push(&DirEntry {
+                        qid,
+                        offset: child.cookie,
+                        ty,
+                        name: &child.name,
+                    })
+                    .map_err(|_| FsError::Invalid)?;
+                if !pushed {
+                    break;
+                }
+            }
+        }
+        let data = w.finish();
+        encode_into(out, ctx.tag, Msg::Rreaddir(codec::Rreaddir { data }));
+        Ok(())
+    }
+
+    fn attr_of(&self, node: NodeId) -> Result<(Qid, u32, u64, u64), FsError> {
+        let qid = self.ns.qid(node).ok_or(FsError::NotFound)?;
+        if let Some(mode) = self.ns.dir_mode(node) {
+            return Ok((qid, S_IFDIR | mode, 0, 0));
+        }
+        let attr = self.ns.node(node).ok_or(FsError::NotFound)?.attr();
+        Ok((qid, S_IFREG | (attr.mode & 0o777), attr.size, attr.mtime))
+    }
+
+    fn getattr(&mut self, ctx: Ctx, m: codec::Tgetattr, out: &mut Vec<u8>) -> Result<(), FsError> {
+        let node = self.fid(ctx, m.fid)?.node;
+        let (qid, mode, size, mtime) = self.attr_of(node)?;
+        let nlink = if mode & S_IFDIR != 0 { 2 } else { 1 };
+        encode_into(
+            out,
+            ctx.tag,
+            Msg::Rgetattr(codec::Rgetattr {
+                valid: GetattrMask::BASIC & m.request_mask.union(GetattrMask::BASIC),
+                qid,
+                mode,
+                uid: 0,
+                gid: 0,
+                nlink,
+                rdev: 0,
+                size,
+                blksize: 4096,
+                blocks: size.div_ceil(512),
+                atime_sec: mtime,
+                atime_nsec: 0,
+                mtime_sec: mtime,
+                mtime_nsec: 0,
+                ctime_sec: mtime,
+                ctime_nsec: 0,
+                btime_sec: 0,
+                btime_nsec: 0,
+                gen_: 0,
+                data_version: 0,
+            }),
+        );
+        Ok(())
+    }
+
+    fn stat_of<'n>(&self, node: NodeId, name: &'n str) -> Result<Stat<'n>, FsError> {
+        let (qid, mode, size, mtime) = self.attr_of(node)?;
+        let dir = mode & S_IFDIR != 0;
+        let mut perm = mode & 0o777;
+        if dir {
+            perm |= codec::DMDIR;
+        }
+        if qid.ty.contains(QidType::APPEND) {
+            perm |= codec::DMAPPEND;
+        }
+        let mtime = u32::try_from(mtime).unwrap_or(u32::MAX);
+        Ok(Stat {
+            ty: 0,
+            dev: 0,
+            qid,
+            mode: perm,
+            atime: mtime,
+            mtime,
+            length: if dir { 0 } else { size },
+            name: if name.is_empty() { "/" } else { name },
+            uid: "cohesix",
+            gid: "cohesix",
+            muid: "cohesix",
+        })
+    }
+
+    fn stat(&mut self, ctx: Ctx, fid: Fid, out: &mut Vec<u8>) -> Result<(), FsError> {
+        let node = self.fid(ctx, fid)?.node;
+        let name = String::from(self.ns.name(node).unwrap_or(""));
+        let stat = self.stat_of(node, &name)?;
+        encode_into(out, ctx.tag, Msg::Rstat(codec::Rstat { stat }));
+        Ok(())
+    }
+
+    fn remove(&mut self, ctx: Ctx, fid: Fid, out: &mut Vec<u8>) -> Result<(), FsError> {
+        // Remove clunks the fid whatever the outcome.
+        let entry = self
+            .session(ctx.sid)?
+            .fids
+            .remove(&fid)
+            .ok_or(FsError::BadFid)?;
+        let (node, path, principal) = (entry.node, entry.path.clone(), entry.principal.clone());
+        self.release_fid(entry);
+        if principal.expires.is_some_and(|e| ctx.now >= e) {
+            return Err(FsError::TicketExpired);
+        }
+        self.check(ctx, &principal, Op::Remove, &path)?;
+        self.ns.remove(node)?;
+        encode_into(out, ctx.tag, Msg::Rremove(codec::Rremove {}));
+        Ok(())
+    }
+
+    /// Finishes a deferred request: appends its reply to `out` and returns
+    /// the session it belongs to (`None` if the request was flushed, its
+    /// session closed, or the token is unknown: the result is then dropped).
+    pub fn complete(
+        &mut self,
+        token: Token,
+        result: Completion,
+        out: &mut Vec<u8>,
+    ) -> Option<SessionId> {
+        let (sid, tag) = self.tokens.remove(&token)?;
+        let session = self.sessions.get_mut(&sid)?;
+        let pending = session.pending.remove(&tag)?;
+        let dialect = match session.state {
+            State::Ready { dialect, .. } => dialect,
+            State::AwaitVersion => Dialect::Linux,
+        };
+        let msg = match (pending.kind, result) {
+            (PendingKind::Read { count }, Completion::Read(Ok(data))) => {
+                let len = data.len().min(count as usize);
+                let data = data.get(..len).unwrap_or(&[]);
+                let start = out.len();
+                encode_into(out, tag, Msg::Rread(codec::Rread { data }));
+                if out.len() == start {
+                    encode_into(out, tag, error_msg(dialect, FsError::Io));
+                }
+                return Some(sid);
+            }
+            (PendingKind::Write, Completion::Write(Ok(count))) => {
+                Msg::Rwrite(codec::Rwrite { count })
+            }
+            (_, Completion::Read(Err(e)) | Completion::Write(Err(e))) => error_msg(dialect, e),
+            _ => error_msg(dialect, FsError::Io),
+        };
+        encode_into(out, tag, msg);
+        Some(sid)
+    }
+
+    /// The session and tag a pending token answers.
+    pub fn pending(&self, token: Token) -> Option<(SessionId, Tag)> {
+        self.tokens.get(&token).copied()
+    }
+
+    /// Whether a frame type is one this engine serves (else `EOPNOTSUPP`).
+    pub fn serves(ty: MsgType) -> bool {
+        matches!(
+            ty,
+            MsgType::Tversion
+                | MsgType::Tauth
+                | MsgType::Tattach
+                | MsgType::Tflush
+                | MsgType::Twalk
+                | MsgType::Tlopen
+                | MsgType::Topen
+                | MsgType::Tread
+                | MsgType::Twrite
+                | MsgType::Treaddir
+                | MsgType::Tgetattr
+                | MsgType::Tsetattr
+                | MsgType::Tstat
+                | MsgType::Tstatfs
+                | MsgType::Tclunk
+                | MsgType::Tremove
+                | MsgType::Tfsync
+        )
+    }
+}
