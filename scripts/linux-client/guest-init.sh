@@ -9,7 +9,8 @@
 #   /etc/harness/modules   module files to insmod, in dependency order
 #   /etc/harness/opts      extra 9p mount options (from --opts), may be empty
 #   /etc/harness/guest.sh  the user's guest script
-#   /etc/harness/debug     present when COHESIX_LINUX_DEBUG=1
+#   /etc/harness/debug     present when COHESIX_LINUX_DEBUG=1 (then the kernel
+#                          also logs to the console at loglevel 7)
 
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 export HOME=/root
@@ -40,13 +41,18 @@ halt_guest() {
     while :; do sleep 1000; done
 }
 
+# Kernel messages logged since mark_dmesg (e.g. 9pnet errors about a failed
+# mount), which the lowered console loglevel kept off the console.
+dmesg_mark=0
+mark_dmesg() { dmesg_mark=$(dmesg | wc -l); }
 dump_dmesg() {
-    echo "--- guest dmesg (tail) ---"
-    dmesg | tail -n "${1:-25}"
-    echo "--- end dmesg ---"
+    echo "--- guest kernel log since boot setup ---"
+    dmesg | tail -n +"$((dmesg_mark + 1))"
+    echo "--- end kernel log ---"
 }
 
 echo "=== LINUX CLIENT kernel=$(uname -r) ==="
+mark_dmesg
 
 # Modules: run.sh resolved the order (dependencies first) and left out the
 # ones that are built into this kernel.  A failing insmod is reported but not
@@ -85,6 +91,7 @@ extra=$(cat /etc/harness/opts 2>/dev/null || true)
 [ -n "$extra" ] && opts="$opts,$extra"
 
 echo "=== MOUNT -t 9p -o $opts 10.0.2.100 /mnt ==="
+mark_dmesg
 mount -t 9p -o "$opts" 10.0.2.100 /mnt
 rc=$?
 if [ "$rc" -ne 0 ]; then
@@ -113,5 +120,4 @@ cd /
 umount /mnt
 echo "=== UMOUNT rc=$? ==="
 
-[ -n "$debug" ] && dump_dmesg 200
 halt_guest

@@ -108,11 +108,11 @@ resolve_kernel_pkg() {
     fi
     # (awk reads to the end rather than exit early: no SIGPIPE under pipefail)
     apt-cache depends linux-image-amd64 2>/dev/null |
-        awk '!found && $1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; found = 1 }'
+        awk '!found && $1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; found = 1 }' || true
 }
 
 pkg_version() {
-    apt-cache show --no-all-versions "$1" 2>/dev/null | awk '!found && $1 == "Version:" { print $2; found = 1 }'
+    apt-cache show --no-all-versions "$1" 2>/dev/null | awk '!found && $1 == "Version:" { print $2; found = 1 }' || true
 }
 
 decompress_module() { # src dst
@@ -279,6 +279,19 @@ ensure_ready() { # force_refresh(0/1)
     bb=$(busybox_path)
     [[ -x $bb ]] || skip "no static busybox (install busybox-static or set COHESIX_LINUX_BUSYBOX)"
 
+    if [[ ! -w $CACHE ]]; then
+        # E.g. a cache filled by root with --prepare, used by another user:
+        # fine as long as nothing needs to be added to it.
+        name=$(cat "$CACHE/current" 2>/dev/null || true)
+        KDIR="$CACHE/$name"
+        BASE_INITRAMFS=$(base_initramfs_path "$KDIR" "$bb")
+        ((force)) && skip "cache $CACHE is not writable (set COHESIX_LINUX_CACHE)"
+        if [[ -z $name ]] || ! kernel_dir_ok "$KDIR" || [[ ! -f $BASE_INITRAMFS ]]; then
+            skip "cache $CACHE is incomplete and not writable (run --prepare as its owner, or set COHESIX_LINUX_CACHE)"
+        fi
+        return 0
+    fi
+
     # Concurrent runs (cargo test runs tests in parallel) share the cache:
     # serialise filling it.
     exec 9>"$CACHE/.lock"
@@ -289,6 +302,13 @@ ensure_ready() { # force_refresh(0/1)
     if ((force)) || [[ -z $name ]] || ! kernel_dir_ok "$CACHE/$name"; then
         prepare_kernel
         name=$(cat "$CACHE/current")
+    fi
+    if ((force)); then
+        # --prepare: drop kernels that are no longer Debian's current one.
+        local d
+        for d in "$CACHE"/linux-image-*; do
+            if [[ -d $d && ${d##*/} != "$name" ]]; then rm -rf "$d"; fi
+        done
     fi
     KDIR="$CACHE/$name"
     BASE_INITRAMFS=$(base_initramfs_path "$KDIR" "$bb")
@@ -348,20 +368,41 @@ ensure_ready 0
 RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/cohesix-linux-client.XXXXXX")
 QEMU_PID=''
 # shellcheck disable=SC2317  # invoked via trap
-cleanup() {
+cleanup_qemu() {
+    # QEMU_PID is timeout(1), which passes the TERM on to QEMU.
     if [[ -n $QEMU_PID ]] && kill -0 "$QEMU_PID" 2>/dev/null; then
         kill -TERM "$QEMU_PID" 2>/dev/null || true
         wait "$QEMU_PID" 2>/dev/null || true
     fi
+    QEMU_PID=''
+}
+# shellcheck disable=SC2317  # invoked via trap
+cleanup() {
+    cleanup_qemu
     if [[ ${COHESIX_LINUX_KEEP:-0} == 1 ]]; then
         say "kept $RUN_DIR"
     else
         rm -rf "$RUN_DIR"
     fi
 }
+# The serial console speaks CRLF.  The kernel's last words ("reboot: Power
+# down") get past the lowered console loglevel; they are just noise.
+print_console() {
+    [[ -f $RUN_DIR/console.log ]] || return 0
+    tr -d '\r' <"$RUN_DIR/console.log" | grep -Ev '^\[ *[0-9]+\.[0-9]+\] reboot: Power down$' || true
+}
+# On INT/TERM: stop QEMU first, then show what the guest got to print.
+# shellcheck disable=SC2317  # invoked via trap
+interrupted() { # exit-status what
+    cleanup_qemu
+    print_console
+    echo "=== INTERRUPTED ==="
+    say "$2; QEMU killed"
+    exit "$1"
+}
 trap cleanup EXIT
-trap 'say "interrupted; QEMU killed"; exit 130' INT
-trap 'say "terminated; QEMU killed"; exit 143' TERM HUP
+trap 'interrupted 130 interrupted' INT
+trap 'interrupted 143 terminated' TERM HUP
 
 # Per-run pieces go into a second, tiny cpio appended to the cached base one;
 # the kernel unpacks concatenated archives in order.
@@ -381,14 +422,13 @@ cat "$BASE_INITRAMFS" "$RUN_DIR/run.cpio.gz" >"$RUN_DIR/initrd.img"
 append="console=ttyS0 panic=-1"
 ((debug)) && append+=" loglevel=7" || append+=" quiet"
 
-# Default is pure software emulation (TCG), as on CI machines without KVM.
-# COHESIX_LINUX_ACCEL=kvm (or auto: KVM when /dev/kvm is usable) is faster.
-accel=(-accel tcg)
+# Default is pure software emulation (TCG): it works everywhere, whereas a
+# /dev/kvm under nested virtualisation may exist and still hang the guest.
+# COHESIX_LINUX_ACCEL=kvm opts in where KVM is known to work.
 case ${COHESIX_LINUX_ACCEL:-tcg} in
-tcg) ;;
-kvm) accel=(-accel kvm -cpu host) ;;
-auto) [[ -r /dev/kvm && -w /dev/kvm ]] && accel=(-accel kvm -cpu host -accel tcg) ;;
-*) die "COHESIX_LINUX_ACCEL must be tcg, kvm or auto" ;;
+tcg) accel=(-accel tcg) ;;
+kvm) accel=(-accel kvm) ;;
+*) die "COHESIX_LINUX_ACCEL must be tcg or kvm" ;;
 esac
 
 # restrict=on: the guest reaches nothing but the single guestfwd, which QEMU
@@ -405,7 +445,8 @@ qemu=(
     -netdev "user,id=n0,restrict=on,guestfwd=tcp:$SERVER_ADDR:$SERVER_GUEST_PORT-tcp:127.0.0.1:$port"
     # No iPXE option ROM (we boot with -kernel) and no SeaBIOS banner on the
     # serial port: both only cost time and clutter the captured console.
-    -device e1000,netdev=n0,romfile=
+    # autonegotiation=off: the link is up at once instead of ~2 s later.
+    -device e1000,netdev=n0,romfile=,autonegotiation=off
     -fw_cfg name=etc/sercon-port,string=0
 )
 
@@ -419,9 +460,8 @@ wait "$QEMU_PID" || qrc=$?
 QEMU_PID=''
 elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))
 
-# The serial console speaks CRLF.
 touch "$RUN_DIR/console.log"
-tr -d '\r' <"$RUN_DIR/console.log"
+print_console
 
 if ((qrc == 124 || qrc == 137)); then
     echo "=== TIMEOUT after ${timeout}s ==="
@@ -439,7 +479,7 @@ if ((qrc != 0)); then
     die "QEMU exited with status $qrc"
 fi
 say "guest finished in $((elapsed_ms / 1000)).$(printf '%03d' $((elapsed_ms % 1000)))s (QEMU wall time)"
-if ! tr -d '\r' <"$RUN_DIR/console.log" | grep -Eq '^=== (GUEST END|MOUNT FAILED) rc=[0-9]+ ===$'; then
+if ! grep -Eq $'^=== (GUEST END|MOUNT FAILED) rc=[0-9]+ ===\r?$' "$RUN_DIR/console.log"; then
     [[ -s $RUN_DIR/qemu.out ]] && sed 's/^/qemu: /' "$RUN_DIR/qemu.out" >&2
     die "the guest stopped before finishing (kernel panic or /init failure?); try COHESIX_LINUX_DEBUG=1"
 fi
