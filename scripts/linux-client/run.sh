@@ -313,6 +313,13 @@ ensure_ready() { # force_refresh(0/1)
     KDIR="$CACHE/$name"
     BASE_INITRAMFS=$(base_initramfs_path "$KDIR" "$bb")
     [[ -f $BASE_INITRAMFS ]] || build_base_initramfs "$KDIR" "$bb" "$BASE_INITRAMFS"
+    if ((force)); then
+        # --prepare: drop base images built from older guest-init.sh versions.
+        local f
+        for f in "$KDIR"/initramfs-base-*.cpio.gz; do
+            if [[ $f != "$BASE_INITRAMFS" ]]; then rm -f "$f"; fi
+        done
+    fi
     flock -u 9
     exec 9>&-
 }
