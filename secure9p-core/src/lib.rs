@@ -26,7 +26,10 @@ pub use config::{
 pub use error::FsError;
 pub use namespace::{Listed, MAX_NAME_LEN, Namespace, NodeId};
 pub use node::{Access, Handle, Io, IoCtx, Node, NodeAttr, NodeKind, Token, slice_at};
-pub use nodes::{AppendLog, CtlFile, CtlHandler, GeneratedFile, Generator, StaticFile};
+pub use nodes::{
+    AppendLog, CtlFile, CtlHandler, GeneratedFile, Generator, MemFile, NullFile, StaticFile,
+    ZeroFile,
+};
 pub use policy::{AccessPolicy, AllowAll, Op, Ops, Rule, RulePolicy};
 pub use role::{Principal, Role};
 pub use server::{Completion, Outcome, Server, SessionError, SessionId};

@@ -71,6 +71,7 @@ pub struct Namespace {
     free: Vec<u32>,
     root: NodeId,
     roots: BTreeMap<Role, NodeId>,
+    mounts: BTreeMap<String, NodeId>,
 }
 
 impl core::fmt::Debug for Namespace {
@@ -121,6 +122,7 @@ impl Namespace {
             free: Vec::new(),
             root,
             roots: BTreeMap::new(),
+            mounts: BTreeMap::new(),
         }
     }
 
@@ -141,6 +143,25 @@ impl Namespace {
         }
         self.roots.insert(role, dir);
         Ok(())
+    }
+
+    /// Exports `dir` under the attach name `aname`: an attach whose `aname`
+    /// is exactly this (and carries no ticket) lands there, as diod exports
+    /// a directory by its path.
+    pub fn set_mount(&mut self, aname: &str, dir: NodeId) -> Result<(), FsError> {
+        if !self.is_dir(dir) {
+            return Err(FsError::NotDir);
+        }
+        self.mounts.insert(String::from(aname), dir);
+        Ok(())
+    }
+
+    /// The directory exported under `aname`, if any.
+    pub fn mount(&self, aname: &str) -> Option<NodeId> {
+        self.mounts
+            .get(aname)
+            .copied()
+            .filter(|id| self.exists(*id))
     }
 
     pub(crate) fn entry(&self, id: NodeId) -> Option<&Entry> {

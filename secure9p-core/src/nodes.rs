@@ -301,3 +301,134 @@ impl Node for CtlFile {
         }
     }
 }
+
+/// A plain in-memory file: reads and writes at offsets, bounded in size.
+#[derive(Debug, Clone, Default)]
+pub struct MemFile {
+    data: Vec<u8>,
+    max_len: usize,
+    version: u32,
+    mtime: u64,
+}
+
+impl MemFile {
+    /// A file holding `data` that may grow to `max_len` bytes (writes past it
+    /// fail with `EFBIG`).
+    pub fn new(data: impl Into<Vec<u8>>, max_len: usize) -> Self {
+        let data = data.into();
+        MemFile {
+            max_len: max_len.max(data.len()),
+            data,
+            version: 0,
+            mtime: 0,
+        }
+    }
+
+    /// The contents.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Node for MemFile {
+    fn kind(&self) -> NodeKind {
+        NodeKind::File
+    }
+    fn attr(&self) -> NodeAttr {
+        NodeAttr {
+            mode: 0o644,
+            size: self.data.len() as u64,
+            mtime: self.mtime,
+            version: self.version,
+        }
+    }
+    fn open(&mut self, ctx: &IoCtx<'_>, h: &mut Handle) -> Result<(), FsError> {
+        if h.access.truncate {
+            self.data.clear();
+            self.version = self.version.wrapping_add(1);
+            self.mtime = ctx.now;
+        }
+        Ok(())
+    }
+    fn read(
+        &mut self,
+        _: &IoCtx<'_>,
+        _: &mut Handle,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Io<()> {
+        out.extend_from_slice(slice_at(&self.data, offset, count));
+        Io::Ready(Ok(()))
+    }
+    fn write(&mut self, ctx: &IoCtx<'_>, _: &mut Handle, offset: u64, data: &[u8]) -> Io<u32> {
+        let Some(end) = usize::try_from(offset)
+            .ok()
+            .and_then(|o| o.checked_add(data.len()))
+        else {
+            return Io::Ready(Err(FsError::TooBig));
+        };
+        if end > self.max_len {
+            return Io::Ready(Err(FsError::TooBig));
+        }
+        if end > self.data.len() {
+            self.data.resize(end, 0);
+        }
+        let start = end - data.len();
+        if let Some(dst) = self.data.get_mut(start..end) {
+            dst.copy_from_slice(data);
+        }
+        self.version = self.version.wrapping_add(1);
+        self.mtime = ctx.now;
+        Io::Ready(u32::try_from(data.len()).map_err(|_| FsError::TooBig))
+    }
+}
+
+/// Reads as endless zero bytes; writes are refused (diod's `ctl/zero`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZeroFile;
+
+impl Node for ZeroFile {
+    fn kind(&self) -> NodeKind {
+        NodeKind::ReadOnly
+    }
+    fn attr(&self) -> NodeAttr {
+        NodeAttr {
+            mode: 0o444,
+            ..NodeAttr::default()
+        }
+    }
+    fn read(
+        &mut self,
+        _: &IoCtx<'_>,
+        _: &mut Handle,
+        _: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Io<()> {
+        out.resize(out.len() + count as usize, 0);
+        Io::Ready(Ok(()))
+    }
+}
+
+/// Reads as empty; takes and discards every write (diod's `ctl/null`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NullFile;
+
+impl Node for NullFile {
+    fn kind(&self) -> NodeKind {
+        NodeKind::File
+    }
+    fn attr(&self) -> NodeAttr {
+        NodeAttr {
+            mode: 0o666,
+            ..NodeAttr::default()
+        }
+    }
+    fn read(&mut self, _: &IoCtx<'_>, _: &mut Handle, _: u64, _: u32, _: &mut Vec<u8>) -> Io<()> {
+        Io::Ready(Ok(()))
+    }
+    fn write(&mut self, _: &IoCtx<'_>, _: &mut Handle, _: u64, data: &[u8]) -> Io<u32> {
+        Io::Ready(u32::try_from(data.len()).map_err(|_| FsError::TooBig))
+    }
+}

@@ -438,9 +438,11 @@ impl Server {
             self.drop_session_state(&mut s);
         }
         let mut session = Session::new();
+        // version(5): the text before the first '.' names the protocol, so
+        // "9P2000.u" is answered "9P2000" but "9P2000garbage" is unknown.
         let dialect = if v.version == "9P2000.L" {
             Some(Dialect::Linux)
-        } else if v.version.starts_with("9P2000") {
+        } else if v.version.split('.').next() == Some("9P2000") {
             Some(Dialect::Base)
         } else {
             None
@@ -490,6 +492,12 @@ impl Server {
     fn check_new_fid(&mut self, ctx: Ctx, fid: Fid) -> Result<(), FsError> {
         let max = self.config.max_fids;
         let strict = self.config.strict_fids;
+        // NOFID means "no fid" (Tattach.afid): binding it would make a fid
+        // the protocol cannot name, and in strict mode would raise the
+        // high-water mark to u32::MAX, refusing every later fid.
+        if fid == Fid::NOFID {
+            return Err(FsError::BadFid);
+        }
         let s = self.session(ctx.sid)?;
         if s.fids.contains_key(&fid) {
             return Err(FsError::BadFid);
@@ -709,7 +717,10 @@ impl Server {
             });
             return Err(error);
         };
-        let root = self.ns.root_for(principal.role);
+        let root = self
+            .ns
+            .mount(m.aname)
+            .unwrap_or_else(|| self.ns.root_for(principal.role));
         let path = self.ns.path_of(root).ok_or(FsError::NotFound)?;
         self.check(ctx, &principal, Op::Walk, &path)?;
         let qid = self.ns.qid(root).ok_or(FsError::NotFound)?;
@@ -1095,12 +1106,12 @@ impl Server {
     }
 
     fn readdir(&mut self, ctx: Ctx, m: codec::Treaddir, out: &mut Vec<u8>) -> Result<(), FsError> {
-        let (node, path, principal) = {
+        let (node, root, path, principal) = {
             let f = self.fid(ctx, m.fid)?;
             if !f.open.as_ref().is_some_and(|h| h.access.read) {
                 return Err(FsError::BadFid);
             }
-            (f.node, f.path.clone(), f.principal.clone())
+            (f.node, f.root, f.path.clone(), f.principal.clone())
         };
         if !self.ns.is_dir(node) {
             return Err(FsError::NotDir);
@@ -1110,7 +1121,13 @@ impl Server {
         let mut w = DirEntryWriter::new(&mut buf);
         let mut full = false;
         let dot_qid = self.ns.qid(node).ok_or(FsError::NotFound)?;
-        let parent = self.ns.parent(node).ok_or(FsError::NotFound)?;
+        // `..` of the attach root is the root itself, as walking `..` there
+        // stays put: a role-scoped root shows nothing of what lies above it.
+        let parent = if node == root {
+            node
+        } else {
+            self.ns.parent(node).ok_or(FsError::NotFound)?
+        };
         let dotdot_qid = self.ns.qid(parent).ok_or(FsError::NotFound)?;
         for (cookie, name, qid) in [(1, ".", dot_qid), (2, "..", dotdot_qid)] {
             if m.offset < cookie && !full {
@@ -1175,7 +1192,8 @@ impl Server {
             out,
             ctx.tag,
             Msg::Rgetattr(codec::Rgetattr {
-                valid: GetattrMask::BASIC & m.request_mask.union(GetattrMask::BASIC),
+                // What was asked, of what this server fills.
+                valid: m.request_mask & GetattrMask::BASIC,
                 qid,
                 mode,
                 uid: 0,
@@ -1247,6 +1265,13 @@ impl Server {
             return Err(FsError::TicketExpired);
         }
         self.check(ctx, &principal, Op::Remove, &path)?;
+        // `Namespace::remove` takes a whole subtree (the host side uses it
+        // to retire a worker); a client's remove is rmdir(2), which must
+        // refuse a directory that still has entries. (The tree's root is
+        // left to `Namespace::remove`, which refuses it with EPERM.)
+        if node != self.ns.root() && self.ns.is_dir(node) && !self.ns.list(node, 0)?.is_empty() {
+            return Err(FsError::NotEmpty);
+        }
         self.ns.remove(node)?;
         encode_into(out, ctx.tag, Msg::Rremove(codec::Rremove {}));
         Ok(())
