@@ -781,14 +781,12 @@ impl Server {
                     Ok((parent, parent_path(&path)))
                 }
             } else {
-                match self.ns.lookup(node, name) {
-                    Some(next) => {
-                        let next_path = join(&path, name);
-                        self.check(ctx, &principal, Op::Walk, &next_path)
-                            .map(|()| (next, next_path))
-                    }
-                    None => Err(FsError::NotFound),
-                }
+                // The policy is asked before the lookup, so a principal
+                // cannot tell a name it may not see from one that is absent.
+                let next_path = join(&path, name);
+                self.check(ctx, &principal, Op::Walk, &next_path)
+                    .and_then(|()| self.ns.lookup(node, name).ok_or(FsError::NotFound))
+                    .map(|next| (next, next_path))
             };
             match step {
                 Ok((next, next_path)) => {

@@ -407,7 +407,9 @@ fn a_role_scoped_root_hides_what_lies_above() {
     assert_eq!(qids.len(), 3);
     w.lopen(1, LOpenFlags::empty()).unwrap();
     assert_eq!(w.read(1, 0, 100).unwrap(), b"model=H100\n");
-    assert_eq!(w.walk(0, 2, &["proc"]), Err(FsError::NotFound));
+    // The policy is asked before the lookup: a name outside the grant is
+    // refused whether or not it exists, so existence cannot be probed.
+    assert_eq!(w.walk(0, 2, &["proc"]), Err(FsError::AccessDenied));
     assert_eq!(
         w.walk(0, 2, &["..", "proc"]).unwrap(),
         vec![gpu_qid],
