@@ -1,0 +1,820 @@
+//! The hive: a Secure9P server over the Cohesix namespace, the worker
+//! registry and the ticket authority, driven frame by frame like the engine
+//! it wraps (sans-IO: bytes and time in, bytes and requests out).
+//!
+//! `/queen/ctl` writes are deferred by their node and run here, with the
+//! whole server at hand, before [`Hive::handle`] returns; `/gpu` requests
+//! come out as [`Handled::Forward`] for the embedder to send to a bridge.
+//! Nothing here panics on input, and no ticket text reaches the log.
+
+use crate::audit::AuditSink;
+use crate::boot::{BootInfo, SharedBoot};
+use crate::command::{self, Command, Refusal, SpawnRole};
+use crate::config::HiveConfig;
+use crate::ctl::QueenCtl;
+use crate::error::HiveError;
+use crate::gpu::{self, GpuDescriptor, GpuFile, GpuNode, GpuOp, GpuRequest};
+use crate::ids::IdSource;
+use crate::log::{self, Line, LogNode, SharedLog, Who};
+use crate::policy::cohesix_policy;
+use crate::telemetry::Telemetry;
+use crate::worker::{RingUsage, Worker, WorkerInfo, valid_id};
+use alloc::borrow::ToOwned;
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::any::Any;
+use secure9p_core::{
+    Claims, Completion, FsError, GeneratedFile, Namespace, NodeId, Outcome, Principal, Role,
+    Server, ServerConfig, SessionError, SessionId, StaticFile, TicketAuthority, TicketError,
+    TicketId, Token,
+};
+use serde::Serialize;
+use spin::Mutex;
+
+/// The Queen's subject in her tickets and in the log.
+const QUEEN: &str = "queen";
+/// Tries to draw an unused ticket id before giving up (a sound random
+/// source never needs a second).
+const ID_TRIES: usize = 4;
+
+/// What became of one request frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    /// The reply was appended to `out` (a `/queen/ctl` write included: it
+    /// was run and answered before `handle` returned).
+    Replied,
+    /// A `/gpu` request for the bridge: nothing was appended; forward it
+    /// and finish it with [`Hive::complete`].
+    Forward(GpuRequest),
+}
+
+/// An issued ticket the hive holds (the Queen's); its text never appears
+/// in `Debug` output.
+struct HeldTicket {
+    text: String,
+    id: TicketId,
+    expires: u64,
+}
+
+impl core::fmt::Debug for HeldTicket {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HeldTicket")
+            .field("id", &self.id)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a ticket could not be minted.
+enum MintError {
+    Ticket(TicketError),
+    IdReused,
+}
+
+impl From<MintError> for HiveError {
+    fn from(e: MintError) -> HiveError {
+        match e {
+            MintError::Ticket(t) => HiveError::Ticket(t),
+            MintError::IdReused => HiveError::IdReused,
+        }
+    }
+}
+
+impl From<MintError> for Refusal {
+    fn from(e: MintError) -> Refusal {
+        match e {
+            MintError::Ticket(t) => Refusal::new(FsError::Io, format!("ticket not minted: {t}")),
+            MintError::IdReused => Refusal::new(FsError::Io, "ticket id source repeats ids"),
+        }
+    }
+}
+
+/// The defaults of later spawns, set by the `budget` command.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    ticket_ttl_s: u64,
+    ops: Option<u64>,
+}
+
+/// The NineDoor hive: owns a [`Server`] over the Cohesix namespace, the
+/// worker registry and the ticket authority.
+pub struct Hive {
+    server: Server,
+    config: HiveConfig,
+    /// Mints tickets under the same key the server verifies them with.
+    minter: TicketAuthority,
+    ids: Box<dyn IdSource>,
+    log: SharedLog,
+    boot: SharedBoot,
+    queen: HeldTicket,
+    workers: BTreeMap<String, Worker>,
+    gpus: BTreeSet<String>,
+    ctl: NodeId,
+    worker_dir: NodeId,
+    gpu_dir: NodeId,
+    next_worker: u64,
+    budget: Budget,
+    /// The latest time the hive was given, for events that come without one.
+    now: u64,
+}
+
+impl core::fmt::Debug for Hive {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Hive")
+            .field("server", &self.server)
+            .field("queen", &self.queen)
+            .field("workers", &self.workers.len())
+            .field("gpus", &self.gpus)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct SpawnReply<'a> {
+    spawned: &'a str,
+    role: &'static str,
+    ticket: &'a str,
+    ticket_id: String,
+    scope: &'a str,
+    expires: u64,
+}
+
+#[derive(Serialize)]
+struct KillReply<'a> {
+    killed: &'a str,
+    fids_closed: usize,
+}
+
+#[derive(Serialize)]
+struct BudgetReply {
+    ticket_ttl_s: u64,
+    ops: u64,
+}
+
+/// One JSON reply line.
+fn reply_line(value: &impl Serialize) -> Result<Vec<u8>, Refusal> {
+    let mut line =
+        serde_json::to_vec(value).map_err(|_| Refusal::new(FsError::Io, "reply not encodable"))?;
+    line.push(b'\n');
+    Ok(line)
+}
+
+/// `line` without leading and trailing ASCII whitespace.
+fn trim(line: &[u8]) -> &[u8] {
+    let start = line
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(line.len());
+    let end = line
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    line.get(start..end).unwrap_or(&[])
+}
+
+impl Hive {
+    /// Builds the hive at time `now`: the namespace, the policy, the audit
+    /// log, and the Queen's ticket (see [`Hive::queen_ticket`]). `key` is
+    /// the ticket authority's secret; `ids` supplies random ticket ids.
+    pub fn new(
+        config: HiveConfig,
+        key: [u8; 32],
+        ids: impl IdSource + 'static,
+        now: u64,
+    ) -> Result<Hive, HiveError> {
+        config.validate()?;
+        let log = log::shared(config.log_capacity);
+        let boot: SharedBoot = Arc::new(Mutex::new(BootInfo {
+            config: config.clone(),
+            started: now,
+            ticket_ttl_s: config.ticket_ttl_s,
+            ops: config.worker_ops,
+            workers: 0,
+            gpus: Vec::new(),
+        }));
+        let mut ns = Namespace::new();
+        let proc_dir = ns.mkdir_all("/proc", 0o555)?;
+        let shown = boot.clone();
+        ns.add_file(
+            proc_dir,
+            "boot",
+            Box::new(GeneratedFile::new(move |_| shown.lock().render())),
+        )?;
+        let queen_dir = ns.mkdir_all("/queen", 0o755)?;
+        let ctl = ns.add_file(queen_dir, "ctl", Box::new(QueenCtl::default()))?;
+        let log_dir = ns.mkdir_all("/log", 0o755)?;
+        ns.add_file(log_dir, "queen.log", Box::new(LogNode::new(log.clone())))?;
+        let worker_dir = ns.mkdir_all("/worker", 0o755)?;
+        let gpu_dir = ns.mkdir_all("/gpu", 0o755)?;
+        let server_config = ServerConfig {
+            max_msize: config.max_msize,
+            max_fids: config.max_fids,
+            max_inflight: config.max_inflight,
+            strict_fids: config.strict_fids,
+            // Every client of the hive carries a ticket.
+            anonymous: None,
+        };
+        let server = Server::new(ns, cohesix_policy(), server_config)
+            .with_audit(AuditSink::new(log.clone()))
+            .with_tickets(TicketAuthority::new(key));
+        let budget = Budget {
+            ticket_ttl_s: config.ticket_ttl_s,
+            ops: config.worker_ops,
+        };
+        let mut hive = Hive {
+            server,
+            config,
+            minter: TicketAuthority::new(key),
+            ids: Box::new(ids),
+            log,
+            boot,
+            queen: HeldTicket {
+                text: String::new(),
+                id: TicketId([0; 32]),
+                expires: 0,
+            },
+            workers: BTreeMap::new(),
+            gpus: BTreeSet::new(),
+            ctl,
+            worker_dir,
+            gpu_dir,
+            next_worker: 1,
+            budget,
+            now,
+        };
+        log::append(
+            &hive.log,
+            Line::new(now, "hive-start", Who::NOBODY).field("version", env!("CARGO_PKG_VERSION")),
+        );
+        hive.renew_queen_ticket(now)?;
+        Ok(hive)
+    }
+
+    /// The Queen's ticket text, to hand to the Queen (the host binary writes
+    /// it to a file only its operator can read). It is never logged.
+    pub fn queen_ticket(&self) -> &str {
+        &self.queen.text
+    }
+
+    /// The id of the Queen's current ticket.
+    pub fn queen_ticket_id(&self) -> TicketId {
+        self.queen.id
+    }
+
+    /// When the Queen's current ticket expires, unix seconds.
+    pub fn queen_ticket_expires(&self) -> u64 {
+        self.queen.expires
+    }
+
+    /// Mints a fresh Queen ticket valid for `queen_ticket_ttl_s` from `now`
+    /// and returns it. The previous one stays valid until it expires, so
+    /// sessions attached with it carry on.
+    pub fn renew_queen_ticket(&mut self, now: u64) -> Result<&str, HiveError> {
+        self.now = now;
+        let claims = Claims {
+            role: Role::Queen,
+            subject: String::from(QUEEN),
+            expires: now.saturating_add(self.config.queen_ticket_ttl_s),
+            scope: String::from("/"),
+        };
+        let (text, id) = self.mint(&claims)?;
+        self.queen = HeldTicket {
+            text,
+            id,
+            expires: claims.expires,
+        };
+        log::append(
+            &self.log,
+            Line::new(
+                now,
+                "ticket-minted",
+                Who {
+                    role: Some(Role::Queen),
+                    subject: QUEEN,
+                    ticket: Some(id),
+                },
+            )
+            .num("expires", claims.expires),
+        );
+        Ok(&self.queen.text)
+    }
+
+    /// The engine, to inspect (sessions, msize, pending requests). Requests
+    /// go through [`Hive::handle`] so that control writes are run and
+    /// audited.
+    pub fn server(&self) -> &Server {
+        &self.server
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &HiveConfig {
+        &self.config
+    }
+
+    /// Opens a session (one per connection).
+    pub fn open_session(&mut self) -> SessionId {
+        self.server.open_session()
+    }
+
+    /// Closes a session: its fids are clunked and its forwarded requests
+    /// cancelled; returns their tokens (tell the bridge to drop them).
+    pub fn close_session(&mut self, session: SessionId) -> Vec<Token> {
+        self.server.close_session(session)
+    }
+
+    /// Handles one request frame of `session` at time `now` (unix seconds),
+    /// appending the reply, if one is due now, to `out`.
+    ///
+    /// A `/queen/ctl` write is run here and answered before this returns. A
+    /// `/gpu` request comes back as [`Handled::Forward`]. An `Err` means
+    /// the session is unknown or its framing is lost: close the connection.
+    pub fn handle(
+        &mut self,
+        session: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Handled, SessionError> {
+        self.now = now;
+        let outcome = self.server.handle(session, frame, now, out);
+        let held = log::take_held(&self.log);
+        match outcome? {
+            Outcome::Replied => {
+                if let Some(h) = held {
+                    // Every control file of the hive defers its writes, so
+                    // one answered at once was refused by the engine's
+                    // in-flight limit before it could be parked.
+                    log::append(
+                        &self.log,
+                        h.line("ctl-refused")
+                            .errno(FsError::Again)
+                            .why("in-flight request limit reached"),
+                    );
+                }
+                Ok(Handled::Replied)
+            }
+            Outcome::Deferred { token, node } if node == self.ctl => {
+                self.run_ctl(token, now, out);
+                Ok(Handled::Replied)
+            }
+            Outcome::Deferred { token, node } => {
+                let request = self
+                    .server
+                    .namespace_mut()
+                    .node_as::<GpuNode>(node)
+                    .and_then(|n| n.take(token));
+                match request {
+                    Some(request) => {
+                        if let GpuOp::Write { data, .. } = &request.op {
+                            let path = format!("/gpu/{}/{}", request.gpu, request.file.name());
+                            let who = Who {
+                                role: Some(request.role),
+                                subject: &request.subject,
+                                ticket: request.ticket,
+                            };
+                            log::append(
+                                &self.log,
+                                Line::new(now, "gpu-forward", who)
+                                    .field("path", &path)
+                                    .field("op", "write")
+                                    .num("bytes", data.len() as u64)
+                                    .num("token", request.token.0),
+                            );
+                        }
+                        Ok(Handled::Forward(request))
+                    }
+                    None => {
+                        // Only hive nodes defer; a token they did not park
+                        // cannot be forwarded, so fail it rather than hang.
+                        self.server
+                            .complete(token, Completion::Read(Err(FsError::Io)), out);
+                        Ok(Handled::Replied)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finishes a forwarded `/gpu` request with the bridge's answer, at time
+    /// `now`, appending the reply to `out`. Returns the session it belongs
+    /// to, or `None` if the request was flushed or its session closed (the
+    /// answer is then dropped). Completed writes are logged.
+    pub fn complete(
+        &mut self,
+        token: Token,
+        result: Completion,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<SessionId> {
+        self.now = now;
+        let write = match &result {
+            Completion::Write(r) => Some(*r),
+            Completion::Read(_) => None,
+        };
+        let session = self.server.complete(token, result, out);
+        if let Some(r) = write {
+            let line = Line::new(now, "gpu-complete", Who::NOBODY).num("token", token.0);
+            let line = match (session, r) {
+                (None, _) => line.field("result", "dropped"),
+                (Some(_), Ok(n)) => line.field("result", "ok").num("bytes", u64::from(n)),
+                (Some(_), Err(e)) => line.field("result", "refused").errno(e),
+            };
+            log::append(&self.log, line);
+        }
+        session
+    }
+
+    /// Installs `/gpu/<id>/{info,ctl,lease,job,status,stats}` for each
+    /// descriptor: `info` shows the descriptor, the others are forwarded
+    /// (see [`Handled::Forward`]). All or nothing: an invalid or duplicate
+    /// id installs none. Logged at the latest time the hive was given.
+    pub fn install_gpu_nodes(&mut self, descriptors: &[GpuDescriptor]) -> Result<(), HiveError> {
+        let mut seen = BTreeSet::new();
+        for d in descriptors {
+            if !valid_id(&d.id) {
+                return Err(HiveError::BadGpuId { id: d.id.clone() });
+            }
+            if self.gpus.contains(&d.id) || !seen.insert(d.id.as_str()) {
+                return Err(HiveError::GpuExists(d.id.clone()));
+            }
+        }
+        for d in descriptors {
+            let ns = self.server.namespace_mut();
+            let dir = ns.mkdir(self.gpu_dir, &d.id, 0o755)?;
+            let installed = ns
+                .add_file(dir, "info", Box::new(StaticFile::new(gpu::info_text(d))))
+                .and_then(|_| {
+                    GpuFile::ALL.iter().try_for_each(|file| {
+                        ns.add_file(dir, file.name(), Box::new(GpuNode::new(&d.id, *file)))
+                            .map(|_| ())
+                    })
+                });
+            if let Err(e) = installed {
+                // Leave no half-built GPU behind.
+                let _ = ns.remove(dir);
+                return Err(e.into());
+            }
+            self.gpus.insert(d.id.clone());
+            self.boot.lock().gpus.push(d.id.clone());
+            log::append(
+                &self.log,
+                Line::new(self.now, "gpu-installed", Who::NOBODY)
+                    .field("gpu", &d.id)
+                    .field("uuid", &d.uuid)
+                    .num("memory_mb", d.memory_mb),
+            );
+        }
+        Ok(())
+    }
+
+    /// The live workers, by id (no ticket text).
+    pub fn workers(&self) -> Vec<WorkerInfo> {
+        let ns = self.server.namespace();
+        let mut list = Vec::with_capacity(self.workers.len());
+        for (id, w) in &self.workers {
+            let telemetry = w.telemetry.and_then(|node| {
+                let node: &dyn Any = ns.node(node)?;
+                node.downcast_ref::<Telemetry>().map(Telemetry::usage)
+            });
+            list.push(WorkerInfo {
+                id: id.clone(),
+                role: w.role,
+                ticket: w.ticket,
+                expires: w.expires,
+                scope: w.scope.clone(),
+                telemetry,
+            });
+        }
+        list
+    }
+
+    /// How full `/log/queen.log` is.
+    pub fn log_usage(&self) -> RingUsage {
+        log::usage(&self.log)
+    }
+
+    /// Mints a ticket with a fresh id.
+    fn mint(&mut self, claims: &Claims) -> Result<(String, TicketId), MintError> {
+        for _ in 0..ID_TRIES {
+            let id = TicketId(self.ids.ticket_id());
+            let revoked = self.server.tickets().is_some_and(|t| t.is_revoked(&id));
+            let in_use = id == self.queen.id || self.workers.values().any(|w| w.ticket == id);
+            if revoked || in_use {
+                continue;
+            }
+            let text = self.minter.mint(id.0, claims).map_err(MintError::Ticket)?;
+            return Ok((text, id));
+        }
+        Err(MintError::IdReused)
+    }
+
+    /// Runs the `/queen/ctl` write parked under `token` and answers it.
+    fn run_ctl(&mut self, token: Token, now: u64, out: &mut Vec<u8>) {
+        let request = self
+            .server
+            .namespace_mut()
+            .node_as::<QueenCtl>(self.ctl)
+            .and_then(|c| c.take(token));
+        let Some(request) = request else {
+            self.server
+                .complete(token, Completion::Write(Err(FsError::Io)), out);
+            return;
+        };
+        let (result, reply) = self.execute(&request.principal, &request.data, now);
+        if let Some(c) = self.server.namespace_mut().node_as::<QueenCtl>(self.ctl) {
+            c.set_reply(request.open, reply);
+        }
+        let result =
+            result.and_then(|()| u32::try_from(request.data.len()).map_err(|_| FsError::TooBig));
+        self.server.complete(token, Completion::Write(result), out);
+    }
+
+    /// Runs the commands of one write: all lines are parsed first (a bad
+    /// line runs none), then run in order until one is refused. Returns the
+    /// write's result and the replies of the commands that ran.
+    fn execute(
+        &mut self,
+        who: &Principal,
+        data: &[u8],
+        now: u64,
+    ) -> (Result<(), FsError>, Vec<u8>) {
+        let mut reply = Vec::new();
+        let refuse = |hive: &Hive, cmd: Option<&str>, line: Option<usize>, r: &Refusal| {
+            let mut l = Line::new(now, "ctl-refused", Who::of(who)).field("path", "/queen/ctl");
+            if let Some(cmd) = cmd {
+                l = l.field("cmd", cmd);
+            }
+            if let Some(n) = line {
+                l = l.num("line", n as u64);
+            }
+            log::append(&hive.log, l.errno(r.errno).why(&r.why));
+            r.errno
+        };
+        if who.role != Role::Queen {
+            let r = Refusal::new(FsError::AccessDenied, "only the queen commands the hive");
+            return (Err(refuse(self, None, None, &r)), reply);
+        }
+        let mut commands = Vec::new();
+        for (n, line) in data.split(|b| *b == b'\n').map(trim).enumerate() {
+            if line.is_empty() {
+                continue;
+            }
+            match command::parse_line(line, self.config.max_ctl_line) {
+                Ok(c) => commands.push(c),
+                Err(r) => return (Err(refuse(self, None, Some(n + 1), &r)), reply),
+            }
+        }
+        if commands.is_empty() {
+            let r = Refusal::new(FsError::Invalid, "no command in write");
+            return (Err(refuse(self, None, None, &r)), reply);
+        }
+        for c in &commands {
+            match self.run(who, c, now) {
+                Ok(text) => {
+                    reply.extend_from_slice(&text);
+                    log::append(
+                        &self.log,
+                        Line::new(now, "ctl-accepted", Who::of(who))
+                            .field("path", "/queen/ctl")
+                            .field("cmd", c.name()),
+                    );
+                }
+                Err(r) => return (Err(refuse(self, Some(c.name()), None, &r)), reply),
+            }
+        }
+        (Ok(()), reply)
+    }
+
+    /// Runs one command; returns its reply line.
+    fn run(&mut self, who: &Principal, c: &Command, now: u64) -> Result<Vec<u8>, Refusal> {
+        match c {
+            Command::Spawn { role, id, gpu } => {
+                self.spawn(who, *role, id.as_deref(), gpu.as_deref(), now)
+            }
+            Command::Kill { id } => self.kill(who, id, now),
+            Command::Budget { ticket_ttl_s, ops } => self.set_budget(who, *ticket_ttl_s, *ops, now),
+        }
+    }
+
+    /// A fresh `w<N>` id.
+    fn fresh_id(&mut self) -> String {
+        loop {
+            let id = format!("w{}", self.next_worker);
+            self.next_worker = self.next_worker.wrapping_add(1);
+            if !self.workers.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        who: &Principal,
+        role: SpawnRole,
+        id: Option<&str>,
+        gpu: Option<&str>,
+        now: u64,
+    ) -> Result<Vec<u8>, Refusal> {
+        if self.workers.len() >= self.config.max_workers {
+            return Err(Refusal::new(
+                FsError::NoSpace,
+                format!("worker limit of {} reached", self.config.max_workers),
+            ));
+        }
+        let id = match id {
+            Some(id) if !valid_id(id) => {
+                return Err(Refusal::new(
+                    FsError::Invalid,
+                    format!(
+                        "worker id of {} bytes is not 1 to 64 of [A-Za-z0-9_-]",
+                        id.len()
+                    ),
+                ));
+            }
+            Some(id) if self.workers.contains_key(id) => {
+                return Err(Refusal::new(FsError::Exists, format!("worker {id} exists")));
+            }
+            Some(id) => id.to_owned(),
+            None => self.fresh_id(),
+        };
+        let (ticket_role, scope) = match (role, gpu) {
+            (SpawnRole::Heartbeat, None) => (Role::WorkerHeartbeat, format!("/worker/{id}")),
+            (SpawnRole::Heartbeat, Some(_)) => {
+                return Err(Refusal::new(
+                    FsError::Invalid,
+                    "a heartbeat worker takes no gpu",
+                ));
+            }
+            (SpawnRole::Gpu, None) => {
+                return Err(Refusal::new(FsError::Invalid, "a gpu worker needs a gpu"));
+            }
+            (SpawnRole::Gpu, Some(g)) if !self.gpus.contains(g) => {
+                let why = if valid_id(g) {
+                    format!("gpu {g} is not installed")
+                } else {
+                    String::from("gpu id is not a valid name")
+                };
+                return Err(Refusal::new(FsError::NotFound, why));
+            }
+            (SpawnRole::Gpu, Some(g)) => (Role::WorkerGpu, String::from(g)),
+        };
+        let claims = Claims {
+            role: ticket_role,
+            subject: id.clone(),
+            expires: now.saturating_add(self.budget.ticket_ttl_s),
+            scope,
+        };
+        // The files first: a ticket is minted only for a worker that exists.
+        let (dir, telemetry) = match ticket_role {
+            Role::WorkerHeartbeat => {
+                let node = Telemetry::new(
+                    self.config.telemetry_capacity,
+                    self.config.telemetry_max_write,
+                    self.budget.ops,
+                    self.log.clone(),
+                );
+                let ns = self.server.namespace_mut();
+                let dir = ns
+                    .mkdir(self.worker_dir, &id, 0o755)
+                    .map_err(|e| Refusal::new(e, "worker directory not created"))?;
+                match ns.add_file(dir, "telemetry", Box::new(node)) {
+                    Ok(t) => (Some(dir), Some(t)),
+                    Err(e) => {
+                        let _ = ns.remove(dir);
+                        return Err(Refusal::new(e, "telemetry file not created"));
+                    }
+                }
+            }
+            _ => (None, None),
+        };
+        let (text, ticket) = match self.mint(&claims) {
+            Ok(t) => t,
+            Err(e) => {
+                if let Some(dir) = dir {
+                    let _ = self.server.namespace_mut().remove(dir);
+                }
+                return Err(e.into());
+            }
+        };
+        let reply = reply_line(&SpawnReply {
+            spawned: &id,
+            role: ticket_role.name(),
+            ticket: &text,
+            ticket_id: format!("{ticket}"),
+            scope: &claims.scope,
+            expires: claims.expires,
+        });
+        let reply = match reply {
+            Ok(r) => r,
+            Err(r) => {
+                if let Some(dir) = dir {
+                    let _ = self.server.namespace_mut().remove(dir);
+                }
+                return Err(r);
+            }
+        };
+        log::append(
+            &self.log,
+            Line::new(now, "spawn", Who::of(who))
+                .field("worker", &id)
+                .field("worker-role", ticket_role.name())
+                .ticket("worker-ticket", ticket)
+                .field("scope", &claims.scope)
+                .num("expires", claims.expires),
+        );
+        self.workers.insert(
+            id,
+            Worker {
+                role: ticket_role,
+                ticket,
+                expires: claims.expires,
+                scope: claims.scope,
+                dir,
+                telemetry,
+            },
+        );
+        self.boot.lock().workers = self.workers.len();
+        Ok(reply)
+    }
+
+    fn kill(&mut self, who: &Principal, id: &str, now: u64) -> Result<Vec<u8>, Refusal> {
+        if !valid_id(id) {
+            return Err(Refusal::new(
+                FsError::Invalid,
+                format!(
+                    "worker id of {} bytes is not 1 to 64 of [A-Za-z0-9_-]",
+                    id.len()
+                ),
+            ));
+        }
+        let Some(worker) = self.workers.remove(id) else {
+            return Err(Refusal::new(FsError::NotFound, format!("no worker {id}")));
+        };
+        self.boot.lock().workers = self.workers.len();
+        let fids = self.server.revoke(worker.ticket, now);
+        if let Some(dir) = worker.dir {
+            // Fids of other principals (the Queen's) still naming the files
+            // now find nothing: node ids carry a generation.
+            let _ = self.server.namespace_mut().remove(dir);
+        }
+        log::append(
+            &self.log,
+            Line::new(now, "kill", Who::of(who))
+                .field("worker", id)
+                .ticket("worker-ticket", worker.ticket)
+                .num("fids", fids as u64),
+        );
+        reply_line(&KillReply {
+            killed: id,
+            fids_closed: fids,
+        })
+    }
+
+    fn set_budget(
+        &mut self,
+        who: &Principal,
+        ticket_ttl_s: Option<u64>,
+        ops: Option<u64>,
+        now: u64,
+    ) -> Result<Vec<u8>, Refusal> {
+        if ticket_ttl_s.is_none() && ops.is_none() {
+            return Err(Refusal::new(
+                FsError::Invalid,
+                "budget needs ticket_ttl_s or ops",
+            ));
+        }
+        let max = self.config.max_ticket_ttl_s;
+        if let Some(t) = ticket_ttl_s {
+            if t == 0 || t > max {
+                return Err(Refusal::new(
+                    FsError::Invalid,
+                    format!("ticket_ttl_s {t} outside 1..={max}"),
+                ));
+            }
+            self.budget.ticket_ttl_s = t;
+        }
+        if let Some(n) = ops {
+            self.budget.ops = (n != 0).then_some(n);
+        }
+        {
+            let mut boot = self.boot.lock();
+            boot.ticket_ttl_s = self.budget.ticket_ttl_s;
+            boot.ops = self.budget.ops;
+        }
+        let ops_shown = self.budget.ops.unwrap_or(0);
+        log::append(
+            &self.log,
+            Line::new(now, "budget", Who::of(who))
+                .num("ticket_ttl_s", self.budget.ticket_ttl_s)
+                .num("ops", ops_shown),
+        );
+        reply_line(&BudgetReply {
+            ticket_ttl_s: self.budget.ticket_ttl_s,
+            ops: ops_shown,
+        })
+    }
+}

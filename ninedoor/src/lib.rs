@@ -1,0 +1,36 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod audit;
+mod boot;
+mod command;
+mod config;
+mod ctl;
+mod error;
+mod gpu;
+mod hive;
+mod ids;
+mod log;
+mod policy;
+mod telemetry;
+mod worker;
+
+pub use command::{Command, SpawnRole};
+pub use config::{
+    DEFAULT_LOG_CAPACITY, DEFAULT_MAX_CTL_LINE, DEFAULT_MAX_TICKET_TTL_S, DEFAULT_MAX_WORKERS,
+    DEFAULT_QUEEN_TICKET_TTL_S, DEFAULT_TELEMETRY_CAPACITY, DEFAULT_TELEMETRY_MAX_WRITE,
+    DEFAULT_TICKET_TTL_S, HiveConfig, MAX_ID_LEN,
+};
+pub use error::HiveError;
+pub use gpu::{GpuDescriptor, GpuFile, GpuOp, GpuRequest};
+pub use hive::{Handled, Hive};
+pub use ids::IdSource;
+pub use policy::cohesix_policy;
+pub use worker::{RingUsage, WorkerInfo};
+
+/// The engine this crate serves with, re-exported so embedders need one dependency.
+pub use secure9p_core;

@@ -1,0 +1,391 @@
+//! The socket runners over real loopback sockets: file verbs end to end,
+//! pipelining, deferred replies answered out of order, flush, and every
+//! limit closing only the connection that broke it.
+
+use secure9p_core::codec::{self, Fid, LOpenFlags, Msg, Tag};
+use secure9p_core::{
+    AllowAll, Completion, FsError, Handle, Io, IoCtx, MemFile, Namespace, Node, NodeAttr, NodeKind,
+    Principal, Role, Server, ServerConfig, Token,
+};
+use secure9p_transport::client::{CallError, Connection, connect_tcp};
+use secure9p_transport::memfs;
+use secure9p_transport::server::{ServeConfig, Shared, serve};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const MSIZE: u32 = 64 * 1024;
+
+fn files() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("hello.txt", b"hello, world\n".to_vec()),
+        ("dir/nested.txt", b"nested\n".to_vec()),
+        (
+            "big.bin",
+            (0..300_000u32).map(|i| (i % 251) as u8).collect(),
+        ),
+    ]
+}
+
+async fn start(
+    config: ServeConfig,
+) -> (
+    std::net::SocketAddr,
+    Arc<Shared<Server>>,
+    secure9p_transport::server::Running,
+) {
+    let server = memfs::server("/srv", &files(), ServerConfig::default()).expect("tree");
+    let shared = Shared::new(server);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let running = serve(listener, shared.clone(), config);
+    (addr, shared, running)
+}
+
+async fn open(conn: &Connection, root: Fid, path: &str, flags: LOpenFlags) -> Fid {
+    let fid = conn.walk(root, path).await.expect("walk");
+    conn.lopen(fid, flags).await.expect("open");
+    fid
+}
+
+#[tokio::test]
+async fn file_verbs_over_tcp() {
+    let (addr, shared, running) = start(ServeConfig::default()).await;
+    let conn = connect_tcp(addr, MSIZE).await.expect("connect");
+    assert_eq!(conn.msize(), MSIZE);
+    let root = conn.attach("guest", "/srv").await.expect("attach");
+
+    let mut names: Vec<String> = {
+        let d = open(&conn, root, "", LOpenFlags::DIRECTORY).await;
+        conn.readdir(d)
+            .await
+            .expect("readdir")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
+    };
+    names.sort();
+    assert_eq!(names, ["big.bin", "dir", "hello.txt"]);
+
+    let f = open(&conn, root, "hello.txt", LOpenFlags::RDWR).await;
+    assert_eq!(
+        conn.read_to_end(f, 0).await.expect("read"),
+        b"hello, world\n"
+    );
+    assert_eq!(conn.write(f, 13, b"more\n").await.expect("write"), 5);
+    assert_eq!(conn.getattr(f).await.expect("getattr").size, 18);
+    conn.clunk(f).await.expect("clunk");
+
+    let big = open(&conn, root, "big.bin", LOpenFlags::empty()).await;
+    let data = conn.read_to_end(big, 0).await.expect("read big");
+    assert_eq!(data, files()[2].1);
+
+    assert!(matches!(
+        conn.walk(root, "missing").await,
+        Err(CallError::Fs(FsError::NotFound))
+    ));
+    let contents = shared.with_engine(|s| {
+        let id = s.namespace().resolve("/export/hello.txt").expect("file");
+        s.namespace_mut()
+            .node_as::<MemFile>(id)
+            .expect("memfile")
+            .data()
+            .to_vec()
+    });
+    assert_eq!(contents, b"hello, world\nmore\n");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn many_requests_in_flight_on_one_connection() {
+    let (addr, _shared, running) = start(ServeConfig::default()).await;
+    let conn = connect_tcp(addr, MSIZE).await.expect("connect");
+    let root = conn.attach("guest", "/srv").await.expect("attach");
+    let f = open(&conn, root, "big.bin", LOpenFlags::empty()).await;
+    let reads = (0..64u64).map(|i| {
+        let conn = conn.clone();
+        async move { (i, conn.read(f, i * 4096, 4096).await) }
+    });
+    let mut set = tokio::task::JoinSet::new();
+    for r in reads {
+        set.spawn(r);
+    }
+    let results = set.join_all().await;
+    let want = &files()[2].1;
+    for (i, r) in results {
+        let got = r.expect("read");
+        let start = (i * 4096) as usize;
+        assert_eq!(&got[..], &want[start..start + 4096], "chunk {i}");
+    }
+    running.shutdown().await;
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn file_verbs_over_unix_socket() {
+    let dir = std::env::temp_dir().join(format!("s9p-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("9p.sock");
+    let _ = std::fs::remove_file(&path);
+    let server = memfs::server("/srv", &files(), ServerConfig::default()).expect("tree");
+    let shared = Shared::new(server);
+    let listener = tokio::net::UnixListener::bind(&path).expect("bind");
+    let running = serve(listener, shared, ServeConfig::default());
+    let conn = secure9p_transport::client::connect_unix(&path, MSIZE)
+        .await
+        .expect("connect");
+    let root = conn.attach("guest", "/srv").await.expect("attach");
+    let f = open(&conn, root, "dir/nested.txt", LOpenFlags::empty()).await;
+    assert_eq!(conn.read_to_end(f, 0).await.expect("read"), b"nested\n");
+    running.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Connects, then waits until the server closes the socket; true if it did
+/// within `within`.
+async fn closed_by_server(stream: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 64];
+    matches!(
+        tokio::time::timeout(within, stream.read(&mut buf)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn connection_cap_refuses_only_the_extra_connection() {
+    let (addr, _shared, running) = start(ServeConfig {
+        max_connections: 2,
+        ..ServeConfig::default()
+    })
+    .await;
+    let a = connect_tcp(addr, MSIZE).await.expect("first");
+    let b = connect_tcp(addr, MSIZE).await.expect("second");
+    let mut third = TcpStream::connect(addr).await.expect("tcp connect");
+    assert!(
+        closed_by_server(&mut third, Duration::from_secs(5)).await,
+        "third connection closed"
+    );
+    assert_eq!(
+        running
+            .stats()
+            .refused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    for conn in [&a, &b] {
+        let root = conn.attach("guest", "/srv").await.expect("still served");
+        conn.clunk(root).await.expect("clunk");
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn idle_and_slow_sender_timeouts_close_only_the_offender() {
+    let config = ServeConfig {
+        idle_timeout: Duration::from_millis(300),
+        frame_timeout: Duration::from_millis(300),
+        ..ServeConfig::default()
+    };
+    let (addr, _shared, running) = start(config).await;
+    let mut idle = TcpStream::connect(addr).await.expect("idle");
+    let mut slow = TcpStream::connect(addr).await.expect("slow");
+    // Half a header, then nothing: a slow sender.
+    slow.write_all(&[0x13, 0, 0]).await.expect("partial");
+    let busy = connect_tcp(addr, MSIZE).await.expect("busy");
+    let root = busy.attach("guest", "/srv").await.expect("attach");
+    // Keep the good connection busy while the others time out.
+    let keep = async {
+        for _ in 0..10 {
+            busy.getattr(root).await.expect("busy connection served");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let (idle_closed, slow_closed, ()) = tokio::join!(
+        closed_by_server(&mut idle, Duration::from_secs(5)),
+        closed_by_server(&mut slow, Duration::from_secs(5)),
+        keep
+    );
+    assert!(idle_closed && slow_closed);
+    assert!(
+        running
+            .stats()
+            .timed_out
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= 2
+    );
+    busy.getattr(root)
+        .await
+        .expect("still served after the others closed");
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn oversized_frame_is_refused_from_its_header() {
+    let (addr, _shared, running) = start(ServeConfig::default()).await;
+    let good = connect_tcp(addr, MSIZE).await.expect("good");
+    let mut bad = TcpStream::connect(addr).await.expect("bad");
+    // A Tversion, then a header announcing a 100 MiB frame: nothing more is sent.
+    let mut v = vec![0u8; 64];
+    let n = codec::Frame::new(
+        Tag::NOTAG,
+        codec::Tversion {
+            msize: 8192,
+            version: "9P2000.L",
+        },
+    )
+    .encode(&mut v)
+    .expect("encode");
+    bad.write_all(&v[..n]).await.expect("version");
+    bad.write_all(&(100u32 << 20).to_le_bytes())
+        .await
+        .expect("header");
+    let mut reply = vec![0u8; 64];
+    let got = bad.read(&mut reply).await.expect("rversion");
+    assert!(got > 7, "Rversion came back");
+    assert!(
+        closed_by_server(&mut bad, Duration::from_secs(5)).await,
+        "closed without reading the body"
+    );
+    let root = good
+        .attach("guest", "/srv")
+        .await
+        .expect("other connection fine");
+    good.clunk(root).await.expect("clunk");
+    running.shutdown().await;
+}
+
+/// A file whose reads are answered later, by the test, through `Shared::complete`.
+#[derive(Default)]
+struct Slow {
+    tokens: Arc<Mutex<Vec<Token>>>,
+    cancelled: Arc<Mutex<Vec<Token>>>,
+}
+
+impl Node for Slow {
+    fn kind(&self) -> NodeKind {
+        NodeKind::ReadOnly
+    }
+    fn attr(&self) -> NodeAttr {
+        NodeAttr {
+            mode: 0o444,
+            ..NodeAttr::default()
+        }
+    }
+    fn read(&mut self, ctx: &IoCtx<'_>, _: &mut Handle, _: u64, _: u32, _: &mut Vec<u8>) -> Io<()> {
+        self.tokens.lock().expect("lock").push(ctx.token);
+        Io::Defer
+    }
+    fn cancel(&mut self, token: Token) {
+        self.cancelled.lock().expect("lock").push(token);
+    }
+}
+
+#[tokio::test]
+async fn deferred_replies_go_out_of_order_and_flush_waits_for_the_drop() {
+    let slow = Slow::default();
+    let (tokens, cancelled) = (slow.tokens.clone(), slow.cancelled.clone());
+    let mut ns = Namespace::new();
+    let root = ns.root();
+    ns.add_file(root, "slow", Box::new(slow)).expect("slow");
+    ns.add_file(root, "fast", Box::new(MemFile::new("fast", 64)))
+        .expect("fast");
+    let config = ServerConfig {
+        anonymous: Some(Principal::anonymous(Role::Anonymous, "t")),
+        ..ServerConfig::default()
+    };
+    let shared = Shared::new(Server::new(ns, AllowAll, config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let running = serve(listener, shared.clone(), ServeConfig::default());
+
+    let conn = connect_tcp(addr, MSIZE).await.expect("connect");
+    let r = conn.attach("t", "").await.expect("attach");
+    let s = open(&conn, r, "slow", LOpenFlags::empty()).await;
+    let f = open(&conn, r, "fast", LOpenFlags::empty()).await;
+
+    // Two slow reads in flight; a fast read is answered before either.
+    let first = conn
+        .start(codec::Tread {
+            fid: s,
+            offset: 0,
+            count: 10,
+        })
+        .await
+        .expect("send");
+    let second = conn
+        .start(codec::Tread {
+            fid: s,
+            offset: 0,
+            count: 10,
+        })
+        .await
+        .expect("send");
+    assert_eq!(&conn.read(f, 0, 10).await.expect("fast")[..], b"fast");
+    let (t1, t2) = {
+        let t = tokens.lock().expect("lock");
+        assert_eq!(t.len(), 2, "both slow reads deferred");
+        (t[0], t[1])
+    };
+
+    // Complete the second first: replies leave in completion order.
+    assert!(shared.complete(t2, Completion::Read(Ok(b"two".to_vec()))));
+    match second.wait().await.expect("second").result().expect("ok") {
+        Msg::Rread(r) => assert_eq!(r.data, b"two"),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // Flush the first: Rflush only after the engine dropped it; completing it
+    // later sends nothing.
+    let first_tag = first.tag;
+    conn.flush(first_tag).await.expect("flush");
+    assert_eq!(cancelled.lock().expect("lock").as_slice(), &[t1]);
+    assert!(!shared.complete(t1, Completion::Read(Ok(b"late".to_vec()))));
+    assert!(matches!(first.wait().await, Err(CallError::Closed)));
+
+    // The connection keeps working.
+    assert_eq!(&conn.read(f, 0, 10).await.expect("fast")[..], b"fast");
+    let _ = Fid::NOFID;
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_cancels_pending_work_and_closes_connections() {
+    let slow = Slow::default();
+    let cancelled = slow.cancelled.clone();
+    let mut ns = Namespace::new();
+    let root = ns.root();
+    ns.add_file(root, "slow", Box::new(slow)).expect("slow");
+    let config = ServerConfig {
+        anonymous: Some(Principal::anonymous(Role::Anonymous, "t")),
+        ..ServerConfig::default()
+    };
+    let shared = Shared::new(Server::new(ns, AllowAll, config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let running = serve(listener, shared.clone(), ServeConfig::default());
+    let conn = connect_tcp(addr, MSIZE).await.expect("connect");
+    let r = conn.attach("t", "").await.expect("attach");
+    let s = open(&conn, r, "slow", LOpenFlags::empty()).await;
+    let pending = conn
+        .start(codec::Tread {
+            fid: s,
+            offset: 0,
+            count: 10,
+        })
+        .await
+        .expect("send");
+    // Let the request reach the engine before stopping.
+    conn.getattr(r).await.expect("getattr");
+    running.shutdown().await;
+    assert_eq!(
+        cancelled.lock().expect("lock").len(),
+        1,
+        "pending read cancelled"
+    );
+    assert!(matches!(pending.wait().await, Err(CallError::Closed)));
+    assert_eq!(
+        shared.with_engine(|s| s.pending_count(secure9p_core::SessionId(1))),
+        0
+    );
+}
