@@ -109,9 +109,9 @@ pub struct StatWire {
     pub length: U64,
 }
 
-/// Size of [`HeaderWire`].
+/// Size of the frame header, `size[4] type[1] tag[2]`.
 pub const HEADER_LEN: usize = core::mem::size_of::<HeaderWire>();
-/// Size of [`QidWire`].
+/// Size of a qid on the wire, `type[1] version[4] path[8]`.
 pub const QID_LEN: usize = core::mem::size_of::<QidWire>();
 
 const _: () = assert!(HEADER_LEN == 7);
