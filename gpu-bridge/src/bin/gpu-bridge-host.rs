@@ -1,0 +1,233 @@
+//! `gpu-bridge-host`: discovers GPUs (NVML, or `--mock`), prints their
+//! descriptors (`--list`), runs the executor self-test (`--selftest`), or
+//! serves `/gpu/<id>/…` over Secure9P TCP (`--listen`) with one worker
+//! thread per GPU running jobs on its best executor.
+//!
+//! Exit status: 0 success, 1 a self-test case failed or serving failed, 2
+//! bad usage, 3 no NVML (or another discovery failure).
+
+use clap::Parser;
+use gpu_bridge::ServeOptions;
+use gpu_bridge::{
+    DiscoveryError, GpuBridge, GpuSource, MockSource, NvmlSource, SystemClock, best_executors,
+    fallback_executor, selftest,
+};
+use secure9p_core::TicketAuthority;
+use secure9p_transport::server::{ServeConfig, Shared, serve};
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// GPU bridge host for Cohesix: discovers GPUs, enforces leases, runs jobs
+/// and serves each GPU as files over Secure9P.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+#[command(group = clap::ArgGroup::new("mode").required(true).args(["list", "selftest", "listen"]))]
+struct Cli {
+    /// Use deterministic synthetic GPUs instead of NVML.
+    #[arg(long)]
+    mock: bool,
+    /// How many mock GPUs (with --mock).
+    #[arg(long, default_value_t = 1, requires = "mock")]
+    gpus: usize,
+    /// Print one JSON descriptor per GPU (what NineDoor installs) and exit.
+    #[arg(long)]
+    list: bool,
+    /// Run vadd, matmul and a PTX job through the best executor of each
+    /// GPU (CUDA where built in and present) and compare with the CPU
+    /// reference.
+    #[arg(long)]
+    selftest: bool,
+    /// Serve /gpu over Secure9P TCP on ADDR (host:port; port 0 picks one).
+    /// The address bound is printed as `listening on <addr>`.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Verify tickets with the 32-byte key in this file (64 hex digits).
+    #[arg(long, value_name = "PATH", requires = "listen")]
+    ticket_key_file: Option<std::path::PathBuf>,
+    /// Admit clients without a ticket, with the queen's rights (development
+    /// only).
+    #[arg(long, requires = "listen")]
+    anonymous: bool,
+    /// Stage a payload file as artefact NAME (repeatable).
+    #[arg(long, value_name = "NAME=PATH")]
+    stage: Vec<String>,
+}
+
+fn read_key(path: &std::path::Path) -> Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let hex = text.trim();
+    let mut key = [0u8; 32];
+    let pairs = hex.as_bytes().chunks(2);
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{}: expected 64 hex digits", path.display()));
+    }
+    for (slot, pair) in key.iter_mut().zip(pairs) {
+        let pair = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+        *slot = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
+    }
+    Ok(key)
+}
+
+fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
+    let tickets = match &cli.ticket_key_file {
+        Some(path) => match read_key(path) {
+            Ok(key) => Some(TicketAuthority::new(key)),
+            Err(e) => {
+                eprintln!("gpu-bridge-host: --ticket-key-file {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    if tickets.is_none() && !cli.anonymous {
+        eprintln!(
+            "gpu-bridge-host: no client could attach: give --ticket-key-file, or --anonymous for development"
+        );
+        return ExitCode::from(2);
+    }
+    let server = match gpu_bridge::server(
+        bridge,
+        ServeOptions {
+            tickets,
+            anonymous: cli.anonymous,
+        },
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gpu-bridge-host: building the namespace: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    bridge.set_log_sink(Box::new(|line| eprintln!("{line}")));
+    let (executors, notes) = best_executors(&bridge.descriptors(), cli.mock);
+    for note in &notes {
+        eprintln!("gpu-bridge-host: {note}");
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers = match bridge.spawn_workers(executors, stop.clone()) {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("gpu-bridge-host: starting workers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gpu-bridge-host: starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let served = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        println!("listening on {}", listener.local_addr()?);
+        let running = serve(listener, Shared::new(server), ServeConfig::default());
+        tokio::signal::ctrl_c().await?;
+        eprintln!("gpu-bridge-host: shutting down");
+        running.shutdown().await;
+        Ok::<(), std::io::Error>(())
+    });
+    stop.store(true, Ordering::Relaxed);
+    bridge.wake_workers();
+    for w in workers {
+        let _ = w.join();
+    }
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gpu-bridge-host: --listen {addr}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn discover(cli: &Cli) -> Result<Box<dyn GpuSource>, DiscoveryError> {
+    if cli.mock {
+        return Ok(Box::new(MockSource::new(cli.gpus)?));
+    }
+    Ok(Box::new(NvmlSource::open()?))
+}
+
+fn stage(bridge: &GpuBridge, specs: &[String]) -> Result<(), String> {
+    for spec in specs {
+        let (name, path) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("--stage {spec:?}: expected NAME=PATH"))?;
+        let bytes = std::fs::read(path).map_err(|e| format!("--stage {name}: {path}: {e}"))?;
+        bridge
+            .stage(name, bytes)
+            .map_err(|e| format!("--stage {name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn run_selftest(cli: &Cli, source: Result<Box<dyn GpuSource>, DiscoveryError>) -> ExitCode {
+    let (gpus, mock) = match source {
+        Ok(s) => (s.gpus().to_vec(), cli.mock),
+        Err(e) => {
+            eprintln!("gpu-bridge-host: {e}; self-testing the CPU executor only");
+            (Vec::new(), true)
+        }
+    };
+    let (mut executors, notes) = if gpus.is_empty() {
+        let (executor, note) = fallback_executor();
+        (vec![executor], vec![format!("no GPU discovered: {note}")])
+    } else {
+        best_executors(&gpus, mock)
+    };
+    for note in &notes {
+        println!("# {note}");
+    }
+    let mut passed = true;
+    for executor in &mut executors {
+        let report = selftest(executor.as_mut());
+        for line in &report.lines {
+            println!("{line}");
+        }
+        passed &= report.passed;
+    }
+    println!("selftest {}", if passed { "PASSED" } else { "FAILED" });
+    if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let source = discover(&cli);
+    if cli.selftest {
+        return run_selftest(&cli, source);
+    }
+    let source = match source {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gpu-bridge-host: {e}");
+            if matches!(e, DiscoveryError::NoNvml(_)) {
+                eprintln!("gpu-bridge-host: use --mock for synthetic GPUs");
+            }
+            return ExitCode::from(3);
+        }
+    };
+    let bridge = GpuBridge::new(source, Arc::new(SystemClock));
+    if let Err(e) = stage(&bridge, &cli.stage) {
+        eprintln!("gpu-bridge-host: {e}");
+        return ExitCode::from(2);
+    }
+    if let Some(addr) = &cli.listen {
+        return listen(&cli, addr, &bridge);
+    }
+    let mut out = std::io::stdout().lock();
+    for d in bridge.descriptors() {
+        if writeln!(out, "{}", d.to_json()).is_err() {
+            return ExitCode::from(1);
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,63 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(not(feature = "cuda"), forbid(unsafe_code))]
+#![cfg_attr(feature = "cuda", deny(unsafe_code))]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
+
+mod artefact;
+mod bridge;
+mod clock;
+mod command;
+mod cpu;
+#[cfg(feature = "cuda")]
+mod cuda;
+mod descriptor;
+mod discovery;
+mod error;
+mod executor;
+mod gpu;
+mod job;
+mod lease;
+pub mod limits;
+mod log;
+mod nodes;
+pub mod ptx;
+mod selftest;
+mod serve;
+mod sm_count;
+mod status;
+mod workload;
+
+pub use artefact::{Artefacts, MAX_ARTEFACTS};
+pub use bridge::{BridgeState, GpuBridge, GpuContext, WORKER_TICK};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use command::{Command, Renewal};
+pub use cpu::CpuExecutor;
+#[cfg(feature = "cuda")]
+pub use cuda::{CudaExecutor, CudaUnavailable};
+pub use descriptor::{GpuDescriptor, GpuSample, valid_id};
+pub use discovery::{
+    DiscoveryError, GpuSource, MAX_MOCK_GPUS, MockSource, NVML_LIBRARIES, NvmlSource,
+};
+pub use error::{BridgeError, EDQUOT};
+pub use executor::{ExecError, ExecOutput, Executor, TOLERANCE, compare};
+pub use gpu::{
+    Dispatch, GpuState, JobResult, JobSummary, MAX_RESULT_VALUES, RunTicket, Totals, describe,
+};
+pub use job::{DEFAULT_TIMEOUT_MS, JobDescriptor, Launch, ValidatedJob, sha256_hex, validate};
+pub use lease::{ActiveLease, GpuLease, Grant, Handover, LeaseBook, LeaseEnd, LeaseRequest};
+pub use log::{Actor, EventLog, LogSink};
+pub use nodes::{GpuFile, GpuNode};
+pub use selftest::{SelftestReport, best_executors, fallback_executor, selftest};
+pub use serve::{BridgeAudit, ServeOptions, policy, server};
+pub use sm_count::{SmCounts, format_uuid};
+pub use status::{BadStatusLine, StatusLine};
+pub use workload::{Check, Kernel, Workload, check_ptx, matmul, output_bytes, vadd};
