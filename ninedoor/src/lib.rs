@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
-#![no_std]
+// `no_std` + `alloc` unless the host side (`std` feature) is built.
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -13,6 +14,8 @@ mod ctl;
 mod error;
 mod gpu;
 mod hive;
+#[cfg(feature = "std")]
+pub mod host;
 mod ids;
 mod log;
 mod policy;

@@ -74,10 +74,8 @@ impl Node for Telemetry {
             return Io::Ready(Err(FsError::NoSpace));
         }
         let io = self.ring.write(ctx, handle, offset, data);
-        if matches!(io, Io::Ready(Ok(_))) {
-            if let Some(left) = self.ops_left.as_mut() {
-                *left = left.saturating_sub(1);
-            }
+        if let (Io::Ready(Ok(_)), Some(left)) = (&io, self.ops_left.as_mut()) {
+            *left = left.saturating_sub(1);
         }
         io
     }

@@ -127,7 +127,7 @@ macro_rules! messages {
 impl MsgType {
     /// Whether this is a request (T-message): type numbers are even.
     pub const fn is_request(self) -> bool {
-        (self as u8) % 2 == 0
+        (self as u8).is_multiple_of(2)
     }
 
     /// The reply type that answers this request (`None` for a reply).

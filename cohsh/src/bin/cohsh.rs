@@ -1,0 +1,5 @@
+//! `cohsh`: see [`cohsh::shell`].
+
+fn main() -> std::process::ExitCode {
+    cohsh::shell::main()
+}

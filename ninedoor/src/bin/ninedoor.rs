@@ -1,0 +1,150 @@
+//! `ninedoor`: serves the Cohesix hive over Secure9P on TCP (and optionally
+//! a Unix socket) until Ctrl-C or SIGTERM.
+//!
+//! The first stdout line is `ninedoor listening on tcp <addr>` with the
+//! address really bound (scripts and tests start it with `--listen
+//! 127.0.0.1:0` and read the port from there); then where the Queen's
+//! ticket file is. Exit status: 0 after a clean stop, 1 for a usage or
+//! config error, 2 when it could not start (address in use, unwritable
+//! ticket file, unusable key).
+
+use clap::Parser;
+use ninedoor::host::{Host, HostConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Serve the Cohesix hive (/proc, /queen/ctl, /log/queen.log, /worker, /gpu)
+/// over Secure9P.
+#[derive(Debug, Parser)]
+#[command(name = "ninedoor", version, after_help = AFTER_HELP)]
+struct Cli {
+    /// TOML config file (flags given here override it).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// TCP address to serve on; port 0 picks a free one [default: 127.0.0.1:5640].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Also serve on this Unix socket (mode 0600, removed at exit).
+    #[arg(long, value_name = "PATH")]
+    unix: Option<PathBuf>,
+    /// Where to write the Queen's ticket (mode 0600)
+    /// [default: $XDG_RUNTIME_DIR/cohesix/queen.ticket, else ~/.cohesix/queen.ticket].
+    #[arg(long, value_name = "PATH")]
+    ticket_file: Option<PathBuf>,
+    /// The hive key: 32 bytes or 64 hex digits, mode 0600 [default: 32 random bytes].
+    #[arg(long, value_name = "FILE")]
+    key_file: Option<PathBuf>,
+    /// Lifetime of spawned workers' tickets, seconds (the Queen's `budget`
+    /// command changes it later).
+    #[arg(long, value_name = "SECONDS")]
+    ticket_ttl_s: Option<u64>,
+    /// Print the configuration in force as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+}
+
+const AFTER_HELP: &str = "\
+Examples:
+  ninedoor                                  # 127.0.0.1:5640, ticket in $XDG_RUNTIME_DIR/cohesix/
+  ninedoor --listen 127.0.0.1:0 --ticket-file ./queen.ticket
+  ninedoor --config /etc/cohesix/ninedoor.toml --unix /run/cohesix/ninedoor.sock
+Then drive it with cohsh, e.g. `cohsh ls /` or `cohsh spawn heartbeat w1`.";
+
+/// Usage or config errors.
+const EXIT_USAGE: u8 = 1;
+/// The host could not start.
+const EXIT_START: u8 = 2;
+
+fn config(cli: &Cli) -> Result<HostConfig, String> {
+    let mut config = match &cli.config {
+        Some(path) => HostConfig::load(path).map_err(|e| e.to_string())?,
+        None => HostConfig::default(),
+    };
+    if let Some(listen) = cli.listen {
+        config.listen = listen;
+    }
+    if let Some(unix) = &cli.unix {
+        config.unix = Some(unix.clone());
+    }
+    if let Some(path) = &cli.ticket_file {
+        config.ticket_file = Some(path.clone());
+    }
+    if let Some(path) = &cli.key_file {
+        config.key_file = Some(path.clone());
+    }
+    if let Some(ttl) = cli.ticket_ttl_s {
+        config.hive.ticket_ttl_s = ttl;
+    }
+    Ok(config)
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+async fn stop_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    let config = match config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ninedoor: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    if cli.print_config {
+        print!("{}", config.to_toml());
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ninedoor: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_START);
+        }
+    };
+    runtime.block_on(async {
+        let host = match Host::start(&config).await {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("ninedoor: {e}");
+                return ExitCode::from(EXIT_START);
+            }
+        };
+        println!("ninedoor listening on tcp {}", host.tcp_addr());
+        if let Some(path) = host.unix_path() {
+            println!("ninedoor listening on unix {}", path.display());
+        }
+        println!(
+            "ninedoor queen ticket in {} (mode 0600, expires {}, renewed at half-life)",
+            host.ticket_path().display(),
+            host.queen_ticket_expires()
+        );
+        println!("ninedoor serving until Ctrl-C or SIGTERM");
+        stop_signal().await;
+        println!("ninedoor stopping");
+        host.shutdown().await;
+        ExitCode::SUCCESS
+    })
+}

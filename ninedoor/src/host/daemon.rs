@@ -1,0 +1,193 @@
+//! [`Host`]: a hive served on TCP (and optionally a Unix socket) by the
+//! transport's runners, with its Queen ticket written to a file only its
+//! owner can read and renewed at half its lifetime. It owns the sockets and
+//! files it created and removes them at [`Host::shutdown`].
+
+use crate::Hive;
+use crate::host::engine::{GpuForward, HiveEngine, NoBridge};
+use crate::host::error::HostError;
+use crate::host::key::{OsIds, load_key, random_key};
+use crate::host::settings::HostConfig;
+use crate::host::ticket_file::{default_ticket_path, remove_if_holds, write_ticket};
+use secure9p_transport::server::{Running, Shared, serve};
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The real clock, unix seconds (what the hive is given as `now`).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A running NineDoor host.
+#[derive(Debug)]
+pub struct Host {
+    shared: Arc<Shared<HiveEngine>>,
+    tcp: Running,
+    tcp_addr: SocketAddr,
+    unix: Option<(Running, PathBuf)>,
+    ticket_path: PathBuf,
+    renew: tokio::task::JoinHandle<()>,
+}
+
+impl Host {
+    /// Starts serving with no GPU bridge (`/gpu` requests fail with
+    /// `EHOSTUNREACH`). Must be called inside a tokio runtime.
+    pub async fn start(config: &HostConfig) -> Result<Host, HostError> {
+        Host::start_with(config, NoBridge).await
+    }
+
+    /// Starts serving, forwarding `/gpu` requests to `bridge`: builds the
+    /// hive (key from `key_file` or the OS), binds the listeners, and only
+    /// then writes the Queen's ticket file, so a failed start leaves none.
+    pub async fn start_with(
+        config: &HostConfig,
+        bridge: impl GpuForward,
+    ) -> Result<Host, HostError> {
+        let ticket_path = match &config.ticket_file {
+            Some(p) => p.clone(),
+            None => default_ticket_path().ok_or(HostError::NoTicketPath)?,
+        };
+        let key = match &config.key_file {
+            Some(p) => load_key(p)?,
+            None => random_key()?,
+        };
+        let hive = Hive::new(
+            config.hive.to_hive_config(),
+            key,
+            OsIds::default(),
+            unix_now(),
+        )?;
+        let ticket = hive.queen_ticket().to_owned();
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| HostError::bind(config.listen, e))?;
+        let tcp_addr = listener
+            .local_addr()
+            .map_err(|e| HostError::bind(config.listen, e))?;
+        let unix = match &config.unix {
+            Some(path) => Some((bind_unix(path)?, path.clone())),
+            None => None,
+        };
+        if let Err(e) = write_ticket(&ticket_path, &ticket) {
+            if let Some((_, path)) = &unix {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+        let shared = Shared::new(HiveEngine::new(hive, bridge));
+        let serve_config = config.serve.to_serve_config();
+        let tcp = serve(listener, shared.clone(), serve_config.clone());
+        let unix = unix.map(|(l, path)| (serve(l, shared.clone(), serve_config), path));
+        let renew = tokio::spawn(renew_queen(
+            shared.clone(),
+            ticket_path.clone(),
+            config.hive.queen_ticket_ttl_s,
+        ));
+        Ok(Host {
+            shared,
+            tcp,
+            tcp_addr,
+            unix,
+            ticket_path,
+            renew,
+        })
+    }
+
+    /// The TCP address bound (the real port when `listen` asked for port 0).
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp_addr
+    }
+
+    /// The Unix socket served, if any.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix.as_ref().map(|(_, p)| p.as_path())
+    }
+
+    /// The Queen's ticket file.
+    pub fn ticket_path(&self) -> &Path {
+        &self.ticket_path
+    }
+
+    /// The Queen's current ticket (for an in-process Queen; others read the file).
+    pub fn queen_ticket(&self) -> String {
+        self.shared
+            .with_engine(|e| e.hive().queen_ticket().to_owned())
+    }
+
+    /// When the Queen's current ticket expires, unix seconds.
+    pub fn queen_ticket_expires(&self) -> u64 {
+        self.shared.with_engine(|e| e.hive().queen_ticket_expires())
+    }
+
+    /// The engine every connection shares: to inspect or change the hive
+    /// (`with_engine`), or to finish forwarded `/gpu` requests (`complete`).
+    pub fn shared(&self) -> &Arc<Shared<HiveEngine>> {
+        &self.shared
+    }
+
+    /// Stops accepting, closes every connection (pending work cancelled),
+    /// and removes the Unix socket and the ticket file (if it still holds
+    /// this hive's ticket: the key dies with the process, so would the ticket).
+    pub async fn shutdown(self) {
+        self.renew.abort();
+        let ticket = self.queen_ticket();
+        self.tcp.shutdown().await;
+        if let Some((running, path)) = self.unix {
+            running.shutdown().await;
+            let _ = std::fs::remove_file(path);
+        }
+        remove_if_holds(&self.ticket_path, &ticket);
+    }
+}
+
+/// Binds a Unix socket at `path`, mode 0600. A socket file left by a server
+/// that died is replaced; a live server's socket, or anything that is not a
+/// socket, is left alone and refused.
+fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, HostError> {
+    let addr = path.display().to_string();
+    let bind_err = |e| HostError::Bind {
+        addr: addr.clone(),
+        source: e,
+    };
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            return Err(bind_err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a socket",
+            )));
+        }
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(HostError::SocketInUse(path.to_path_buf()));
+        }
+        std::fs::remove_file(path).map_err(bind_err)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path).map_err(bind_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    Ok(listener)
+}
+
+/// Renews the Queen's ticket at half its lifetime and rewrites the file, so
+/// a long-running hive never locks its operator out.
+async fn renew_queen(shared: Arc<Shared<HiveEngine>>, path: PathBuf, ttl_s: u64) {
+    let period = Duration::from_secs((ttl_s / 2).max(1));
+    loop {
+        tokio::time::sleep(period).await;
+        let renewed = shared.with_engine(|e| {
+            e.hive_mut()
+                .renew_queen_ticket(unix_now())
+                .map(str::to_owned)
+        });
+        let written = match renewed {
+            Ok(ticket) => write_ticket(&path, &ticket).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = written {
+            eprintln!("ninedoor: renewing the queen ticket failed: {e}");
+        }
+    }
+}

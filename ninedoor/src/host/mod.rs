@@ -1,0 +1,22 @@
+//! The host side of NineDoor (feature `std`): the hive served over TCP and
+//! Unix sockets by `secure9p-transport`'s runners, with the real clock, the
+//! OS random number generator, a config file, the hive key and the Queen's
+//! ticket file. The `ninedoor` binary is a thin command line over
+//! [`Host::start`]; `cohsh`'s demo starts the same host in-process.
+//!
+//! This module only moves frames and files; the hive logic stays in the
+//! `no_std` library so a protection domain runs exactly the same code.
+
+mod daemon;
+mod engine;
+mod error;
+mod key;
+mod settings;
+mod ticket_file;
+
+pub use daemon::{Host, unix_now};
+pub use engine::{GpuForward, HiveEngine, NoBridge};
+pub use error::HostError;
+pub use key::{OsIds, load_key, random_key};
+pub use settings::{DEFAULT_LISTEN, HiveSettings, HostConfig, ServeSettings};
+pub use ticket_file::{TICKET_ENV, default_ticket_path, read_ticket, write_ticket};
