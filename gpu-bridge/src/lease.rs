@@ -101,10 +101,10 @@ impl LeaseRequest {
 
     /// The lease these fields ask for on `gpu`, checked against its limits.
     pub fn terms(&self, gpu: &GpuDescriptor) -> Result<GpuLease, BridgeError> {
-        if let Some(id) = &self.gpu_id {
-            if *id != gpu.id {
-                return Err(bad(format!("gpu_id {id} written to gpu {}", gpu.id)));
-            }
+        if let Some(id) = &self.gpu_id
+            && *id != gpu.id
+        {
+            return Err(bad(format!("gpu_id {id} written to gpu {}", gpu.id)));
         }
         if !valid_id(&self.holder) {
             return Err(bad(format!(

@@ -271,7 +271,7 @@ fn requests_are_even_and_name_their_reply() {
         let Some(ty) = MsgType::from_u8(byte) else {
             continue;
         };
-        assert_eq!(ty.is_request(), byte % 2 == 0, "{ty:?}");
+        assert_eq!(ty.is_request(), byte.is_multiple_of(2), "{ty:?}");
         match ty.reply() {
             Some(reply) => {
                 assert_eq!(reply as u8, byte + 1, "{ty:?}");

@@ -415,11 +415,13 @@ impl Server {
             reply_error(out, ctx, FsError::Protocol);
             return Ok(Outcome::Replied);
         }
-        if let Some(session) = self.sessions.get(&sid) {
-            if session.pending.contains_key(&ctx.tag) {
-                reply_error(out, ctx, FsError::Invalid);
-                return Ok(Outcome::Replied);
-            }
+        if self
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.pending.contains_key(&ctx.tag))
+        {
+            reply_error(out, ctx, FsError::Invalid);
+            return Ok(Outcome::Replied);
         }
         let start = out.len();
         match self.dispatch(ctx, decoded.msg, out) {
@@ -472,10 +474,8 @@ impl Server {
     fn fid(&self, ctx: Ctx, fid: Fid) -> Result<&FidEntry, FsError> {
         let s = self.sessions.get(&ctx.sid).ok_or(FsError::Protocol)?;
         let f = s.fids.get(&fid).ok_or(FsError::BadFid)?;
-        if let Some(exp) = f.principal.expires {
-            if ctx.now >= exp {
-                return Err(FsError::TicketExpired);
-            }
+        if f.principal.expires.is_some_and(|exp| ctx.now >= exp) {
+            return Err(FsError::TicketExpired);
         }
         Ok(f)
     }
@@ -757,7 +757,13 @@ impl Server {
     fn walk(&mut self, ctx: Ctx, m: codec::Twalk<'_>, out: &mut Vec<u8>) -> Result<(), FsError> {
         let (start, root, start_path, principal) = {
             let f = self.fid(ctx, m.fid)?;
-            if f.open.is_some() || f.auth.is_some() {
+            // walk(5) says an opened fid may not be walked, but diod and
+            // QEMU allow it to a new fid, and diod's own tools rely on that
+            // (`diodls -l` walks each name from the directory it reads).
+            // The new fid starts unopened and the open one keeps its handle,
+            // so nothing is shared. Walking an open fid onto itself would
+            // drop its handle, so that stays refused.
+            if f.auth.is_some() || (f.open.is_some() && m.newfid == m.fid) {
                 return Err(FsError::BadFid);
             }
             (f.node, f.root, f.path.clone(), f.principal.clone())
@@ -773,6 +779,11 @@ impl Server {
                 Err(FsError::NotDir)
             } else if name.contains('/') || name.is_empty() {
                 Err(FsError::Invalid)
+            } else if *name == "." {
+                // Readdir lists ".", so a client that walks each listed name
+                // (`diodls -l`) must find it: it names the directory itself,
+                // as on diod and any POSIX-backed server.
+                Ok((node, path.clone()))
             } else if *name == ".." {
                 if node == root {
                     Ok((node, path.clone()))
