@@ -1,5 +1,5 @@
 //! `connect`: a pipelined 9P client over TCP or Unix sockets, driving the
-//! sans-IO [`Client`](secure9p_core::Client) engine. Many requests may be in
+//! sans-IO `secure9p_core::Client` engine. Many requests may be in
 //! flight at once; a reader task hands each reply to the caller waiting on
 //! its tag. File verbs (`attach`, `walk`, `open`, `read`, `write`, `readdir`,
 //! ...) are thin wrappers over [`Connection::call`].
@@ -242,8 +242,20 @@ impl Connection {
         }
     }
 
-    /// Attaches a new fid to the tree `aname` as `uname`.
+    /// Attaches a new fid to the tree `aname` as `uname` (no numeric uid).
     pub async fn attach(&self, uname: &str, aname: &str) -> Result<Fid, CallError> {
+        self.attach_as(uname, aname, u32::MAX).await
+    }
+
+    /// Attaches a new fid to the tree `aname` as `uname` with the numeric
+    /// uid `n_uname` (`u32::MAX` for none): servers that map users, such as
+    /// diod, go by the number.
+    pub async fn attach_as(
+        &self,
+        uname: &str,
+        aname: &str,
+        n_uname: u32,
+    ) -> Result<Fid, CallError> {
         let fid = self.alloc_fid();
         let r = self
             .call(codec::Tattach {
@@ -251,7 +263,7 @@ impl Connection {
                 afid: Fid::NOFID,
                 uname,
                 aname,
-                n_uname: Some(u32::MAX),
+                n_uname: Some(n_uname),
             })
             .await;
         self.expect_fid(fid, r, |m| matches!(m, Msg::Rattach(_)))
@@ -354,7 +366,10 @@ impl Connection {
 
     /// Reads the whole file from `offset` to its end.
     pub async fn read_to_end(&self, fid: Fid, mut offset: u64) -> Result<Vec<u8>, CallError> {
-        let chunk = self.msize().saturating_sub(codec::RREAD_HEADER_LEN as u32);
+        // msize - IOHDRSZ (24), not msize - the 11-byte Rread header: diod
+        // refuses with EIO a count above msize - IOHDRSZ, and the Linux
+        // client never asks for more either.
+        let chunk = self.msize().saturating_sub(codec::IOHDRSZ);
         let mut all = Vec::new();
         loop {
             let data = self.read(fid, offset, chunk).await?;
@@ -380,7 +395,8 @@ impl Connection {
 
     /// Lists a directory opened for reading: (name, qid) pairs without `.` and `..`.
     pub async fn readdir(&self, fid: Fid) -> Result<Vec<(String, Qid)>, CallError> {
-        let count = self.msize().saturating_sub(codec::RREAD_HEADER_LEN as u32);
+        // Same bound as `read_to_end`, which every server accepts.
+        let count = self.msize().saturating_sub(codec::IOHDRSZ);
         let mut offset = 0;
         let mut all = Vec::new();
         loop {
