@@ -156,6 +156,11 @@ impl Namespace {
         Ok(())
     }
 
+    /// Whether any export was set with [`Namespace::set_mount`].
+    pub fn has_mounts(&self) -> bool {
+        !self.mounts.is_empty()
+    }
+
     /// The directory exported under `aname`, if any.
     pub fn mount(&self, aname: &str) -> Option<NodeId> {
         self.mounts

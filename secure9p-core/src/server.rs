@@ -717,10 +717,19 @@ impl Server {
             });
             return Err(error);
         };
-        let root = self
-            .ns
-            .mount(m.aname)
-            .unwrap_or_else(|| self.ns.root_for(principal.role));
+        // An aname that names an export lands there. On a server with
+        // exports, any other path-like aname is refused as diod refuses an
+        // unexported one; an empty aname, "/" or a ticket takes the role's root.
+        let root = match self.ns.mount(m.aname) {
+            Some(dir) => dir,
+            None if self.ns.has_mounts()
+                && !matches!(m.aname, "" | "/")
+                && !TicketAuthority::looks_like_ticket(m.aname) =>
+            {
+                return Err(FsError::NotFound);
+            }
+            None => self.ns.root_for(principal.role),
+        };
         let path = self.ns.path_of(root).ok_or(FsError::NotFound)?;
         self.check(ctx, &principal, Op::Walk, &path)?;
         let qid = self.ns.qid(root).ok_or(FsError::NotFound)?;

@@ -1205,3 +1205,39 @@ fn the_in_flight_limit_refuses_with_eagain() {
     let (_, t3) = deferred_read(&mut w, 10);
     assert_eq!(w.server().pending(t3).map(|p| p.0), Some(w.sid));
 }
+
+#[test]
+fn an_open_directory_can_be_walked_to_a_new_fid_but_not_onto_itself() {
+    // diod's `diodls -l` walks each listed name from the directory it reads.
+    let mut w = attached();
+    open(&mut w, 1, &["dir"], rdonly()).unwrap();
+    let qids = w.walk(1, 2, &["e3"]).unwrap();
+    assert_eq!(qids.len(), 1);
+    w.lopen(2, rdonly()).unwrap();
+    assert_eq!(w.read(2, 0, 10).unwrap(), b"e3");
+    // The open fid keeps its handle: it still reads its directory.
+    assert!(readdir(&mut w, 1, 0, 4096).is_ok());
+    assert_eq!(w.walk(1, 1, &["e3"]), Err(FsError::BadFid));
+}
+
+#[test]
+fn dot_names_the_directory_itself() {
+    let mut w = attached();
+    let dir = w.walk(0, 1, &["dir"]).unwrap()[0];
+    let qids = w.walk(1, 2, &["."]).unwrap();
+    assert_eq!(qids, vec![dir]);
+}
+
+#[test]
+fn an_aname_that_names_no_export_is_refused_where_exports_exist() {
+    let (mut ns, ids) = tree();
+    ns.set_mount("/srv", ids.dir).unwrap();
+    let mut w = Wire::connect(Server::new(ns, AllowAll, anonymous()), 8192, Dialect::Linux);
+    assert_eq!(w.attach(0, "/nope"), Err(FsError::NotFound));
+    // The export lands in its directory; an empty aname takes the role's root.
+    let srv = w.attach(1, "/srv").unwrap();
+    assert!(srv.ty.contains(QidType::DIR));
+    assert_eq!(w.walk(1, 2, &["e0"]).unwrap().len(), 1);
+    w.attach(3, "").unwrap();
+    assert_eq!(w.walk(3, 4, &["hello"]).unwrap().len(), 1);
+}
