@@ -13,7 +13,7 @@ use secure9p_core::codec::{
 use secure9p_core::{Client, ClientError, FsError};
 use std::collections::HashMap;
 use std::io;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::Decoder;
@@ -160,7 +160,7 @@ impl Connection {
             waiters: Mutex::new(HashMap::new()),
             tx,
         });
-        tokio::spawn(read_loop(rd, inner.clone(), msize));
+        tokio::spawn(read_loop(rd, Arc::downgrade(&inner), msize));
         let conn = Connection { inner };
         let mut out = Vec::new();
         let tag = lock(&conn.inner.client).version(dialect, &mut out)?;
@@ -443,10 +443,17 @@ impl Connection {
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, inner: Arc<Inner>, msize: u32) {
+/// Reads replies and hands each to its waiter. It holds the connection only
+/// weakly: when the last `Connection` (and `PendingReply`) is dropped, the
+/// writer task ends and shuts the socket's write half, the server closes, and
+/// this loop ends, so a dropped connection does not linger.
+async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, weak: Weak<Inner>, msize: u32) {
     let mut codec = NinePCodec::new(msize);
     let mut buf = BytesMut::with_capacity(64 * 1024);
     'outer: loop {
+        let Some(inner) = weak.upgrade() else {
+            break;
+        };
         loop {
             let frame = match codec.decode(&mut buf) {
                 Ok(Some(f)) => f,
@@ -467,11 +474,14 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, inner: Arc<Inner>, msize: u3
                 let _ = w.send(frame);
             }
         }
+        drop(inner);
         match rd.read_buf(&mut buf).await {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
     }
     // Wake every waiter: the connection is gone.
-    lock(&inner.waiters).clear();
+    if let Some(inner) = weak.upgrade() {
+        lock(&inner.waiters).clear();
+    }
 }

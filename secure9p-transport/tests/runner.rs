@@ -389,3 +389,21 @@ async fn shutdown_cancels_pending_work_and_closes_connections() {
         0
     );
 }
+
+#[tokio::test]
+async fn dropping_the_last_connection_handle_closes_the_socket() {
+    let (addr, _shared, running) = start(ServeConfig::default()).await;
+    let conn = connect_tcp(addr, MSIZE).await.expect("connect");
+    let root = conn.attach("guest", "/srv").await.expect("attach");
+    conn.getattr(root).await.expect("served");
+    let open_now = || running.stats().open.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(open_now(), 1);
+    drop(conn);
+    // The server sees the close and ends the session without an idle timeout.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while open_now() != 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(open_now(), 0, "connection closed after the handle was dropped");
+    running.shutdown().await;
+}

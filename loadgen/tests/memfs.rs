@@ -1,0 +1,70 @@
+//! s9p-load's whole run against the example memfs server over real TCP on
+//! 127.0.0.1: every operation of the mix completes, nothing errs. No timing
+//! is asserted (performance lives in RESULTS.md, not in tests).
+
+use s9p_load::LoadConfig;
+use s9p_load::mix::Op;
+use secure9p_core::ServerConfig;
+use secure9p_transport::memfs;
+use secure9p_transport::server::{ServeConfig, Shared, serve};
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_run_against_memfs_completes_every_operation_without_errors() {
+    let large: Vec<u8> = (0..1_000_000u32).map(|i| i as u8).collect();
+    let files = [("small", vec![7u8; 4096]), ("dir/large", large)];
+    let server = memfs::server("/srv", &files, ServerConfig::default()).expect("tree");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let running = serve(listener, Shared::new(server), ServeConfig::default());
+
+    let mut cfg = LoadConfig::new(addr, "/srv");
+    cfg.connections = 4;
+    cfg.pipeline = 4;
+    cfg.duration = Duration::from_secs(1);
+    cfg.msize = 65536;
+    cfg.small_file = Some("small".into());
+    cfg.large_file = Some("dir/large".into());
+    cfg.server_pid = Some(std::process::id());
+    cfg.validate().unwrap();
+    let report = s9p_load::run(cfg).await;
+
+    assert_eq!(report.errors, Default::default(), "{report}");
+    assert_eq!(report.connected, 4, "{report}");
+    assert_eq!(report.connections_lost, 0, "{report}");
+    assert_eq!(report.msize, 65536);
+    assert_eq!(report.ops.len(), Op::ALL.len());
+    for op in &report.ops {
+        assert!(op.requests > 0, "{} never completed: {report}", op.op);
+    }
+    let small = &report.ops[Op::SmallRead.index()];
+    assert_eq!(small.bytes, small.requests * 4096, "small reads are whole");
+    let large = &report.ops[Op::LargeRead.index()];
+    assert!(large.bytes > 0 && large.bytes <= large.requests * (65536 - 11));
+    assert!(report.server_memory.is_some_and(|m| m.peak_rss_kib > 0));
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_missing_file_is_counted_as_a_setup_error_not_a_hang() {
+    let server =
+        memfs::server("/srv", &[("small", vec![1; 10])], ServerConfig::default()).expect("tree");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let running = serve(listener, Shared::new(server), ServeConfig::default());
+
+    let mut cfg = LoadConfig::new(addr, "/srv");
+    cfg.connections = 2;
+    cfg.duration = Duration::from_millis(100);
+    cfg.mix = "small-read=1".parse().unwrap();
+    cfg.small_file = Some("nope/small".into());
+    let report = s9p_load::run(cfg).await;
+
+    assert_eq!(report.connected, 0);
+    assert_eq!(report.requests, 0);
+    assert_eq!(
+        report.errors.into_iter().collect::<Vec<_>>(),
+        [("walk: errno 2 (file does not exist)".to_string(), 2)]
+    );
+    running.shutdown().await;
+}
