@@ -396,7 +396,12 @@ async fn dropping_the_last_connection_handle_closes_the_socket() {
     let conn = connect_tcp(addr, MSIZE).await.expect("connect");
     let root = conn.attach("guest", "/srv").await.expect("attach");
     conn.getattr(root).await.expect("served");
-    let open_now = || running.stats().open.load(std::sync::atomic::Ordering::Relaxed);
+    let open_now = || {
+        running
+            .stats()
+            .open
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
     assert_eq!(open_now(), 1);
     drop(conn);
     // The server sees the close and ends the session without an idle timeout.
@@ -404,6 +409,10 @@ async fn dropping_the_last_connection_handle_closes_the_socket() {
     while open_now() != 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(open_now(), 0, "connection closed after the handle was dropped");
+    assert_eq!(
+        open_now(),
+        0,
+        "connection closed after the handle was dropped"
+    );
     running.shutdown().await;
 }
