@@ -27,7 +27,7 @@ pub use frame::{
 pub use msg::*;
 pub use stat::{Stat, Stats};
 pub use types::{Dialect, Fid, Qid, Tag};
-pub use walk::{MAX_WALK_ELEMENTS, WalkNames, WalkQids};
+pub use walk::{MAX_WALK_ELEMENTS, WalkNames, WalkNamesIter, WalkQids};
 
 /// The smallest msize a server may negotiate: the Linux client refuses less.
 pub const MIN_MSIZE: u32 = 4096;

@@ -560,9 +560,9 @@ messages! {
         wnames: WalkNames<'a>,
     }
     /// Qids of the names walked (fewer than asked: a partial walk).
-    Rwalk = 111 plain {
+    Rwalk<'a> = 111 plain {
         /// One qid per name walked.
-        wqids: WalkQids,
+        wqids: WalkQids<'a>,
     }
     /// Opens a fid (9P2000).
     Topen = 112 plain {

@@ -21,6 +21,11 @@ impl<'a> Reader<'a> {
         Reader { buf, dialect }
     }
 
+    /// The bytes not yet read.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        self.buf
+    }
+
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len()
     }

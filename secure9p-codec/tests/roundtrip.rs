@@ -107,19 +107,15 @@ impl<'a> Draw<'a> {
     fn data(&self) -> &'a [u8] {
         &self.pool.data
     }
+    // The walk lists borrow their elements; a test may leak the small
+    // backing vectors so they live as long as the pool's borrow.
     fn names(&mut self) -> WalkNames<'a> {
-        let mut w = WalkNames::new(&[]).expect("empty walk");
-        for _ in 0..self.pool.nwalk {
-            w.push(self.str()).expect("at most 16 names");
-        }
-        w
+        let names: Vec<&'a str> = (0..self.pool.nwalk).map(|_| self.str()).collect();
+        WalkNames::new(Box::leak(names.into_boxed_slice())).expect("at most 16 names")
     }
-    fn qids(&mut self) -> WalkQids {
-        let mut w = WalkQids::default();
-        for _ in 0..self.pool.nwalk {
-            w.push(self.qid()).expect("at most 16 qids");
-        }
-        w
+    fn qids(&mut self) -> WalkQids<'a> {
+        let qids: Vec<Qid> = (0..self.pool.nwalk).map(|_| self.qid()).collect();
+        WalkQids::new(Box::leak(qids.into_boxed_slice())).expect("at most 16 qids")
     }
     fn stat(&mut self) -> Stat<'a> {
         Stat {

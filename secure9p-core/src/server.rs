@@ -782,18 +782,20 @@ impl Server {
         }
         let mut node = start;
         let mut path = start_path;
-        let mut qids = WalkQids::default();
-        for (i, name) in m.wnames.as_slice().iter().enumerate() {
+        // The codec caps a walk at 16 names, so the qids fit this array.
+        let mut qids = [Qid::default(); codec::MAX_WALK_ELEMENTS];
+        let mut walked = 0usize;
+        for (i, name) in m.wnames.iter().enumerate() {
             let step = if !self.ns.is_dir(node) {
                 Err(FsError::NotDir)
             } else if name.contains('/') || name.is_empty() {
                 Err(FsError::Invalid)
-            } else if *name == "." {
+            } else if name == "." {
                 // Readdir lists ".", so a client that walks each listed name
                 // (`diodls -l`) must find it: it names the directory itself,
                 // as on diod and any POSIX-backed server.
                 Ok((node, path.clone()))
-            } else if *name == ".." {
+            } else if name == ".." {
                 if node == root {
                     Ok((node, path.clone()))
                 } else {
@@ -812,12 +814,15 @@ impl Server {
                 Ok((next, next_path)) => {
                     node = next;
                     path = next_path;
-                    qids.push(self.ns.qid(node).ok_or(FsError::NotFound)?)
-                        .map_err(|_| FsError::Invalid)?;
+                    let slot = qids.get_mut(walked).ok_or(FsError::Invalid)?;
+                    *slot = self.ns.qid(node).ok_or(FsError::NotFound)?;
+                    walked += 1;
                 }
                 Err(e) if i == 0 => return Err(e),
                 Err(_) => {
-                    encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids: qids }));
+                    let wqids = WalkQids::new(qids.get(..walked).unwrap_or(&[]))
+                        .map_err(|_| FsError::Invalid)?;
+                    encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids }));
                     return Ok(());
                 }
             }
@@ -836,7 +841,9 @@ impl Server {
         } else {
             self.bind_fid(ctx, m.newfid, entry)?;
         }
-        encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids: qids }));
+        let wqids =
+            WalkQids::new(qids.get(..walked).unwrap_or(&[])).map_err(|_| FsError::Invalid)?;
+        encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids }));
         Ok(())
     }
 

@@ -286,7 +286,7 @@ impl Wire {
             wnames: WalkNames::new(names).expect("at most 16 names"),
         });
         match r.result()? {
-            Msg::Rwalk(w) => Ok(w.wqids.as_slice().to_vec()),
+            Msg::Rwalk(w) => Ok(w.wqids.iter().collect()),
             other => panic!("unexpected {other:?}"),
         }
     }
