@@ -125,6 +125,13 @@ pub trait Node: Any + Send {
         Io::Ready(Err(FsError::AccessDenied))
     }
 
+    /// Truncates or extends the file to `size` bytes (`Tsetattr` with a
+    /// size); files that cannot change size refuse with `EPERM`.
+    fn set_size(&mut self, size: u64, now: u64) -> Result<(), FsError> {
+        let _ = (size, now);
+        Err(FsError::NotPermitted)
+    }
+
     /// Called when the fid is clunked or removed, or its session closes.
     fn clunk(&mut self, handle: &mut Handle) {
         let _ = handle;

@@ -334,6 +334,16 @@ impl Node for MemFile {
     fn kind(&self) -> NodeKind {
         NodeKind::File
     }
+    fn set_size(&mut self, size: u64, now: u64) -> Result<(), FsError> {
+        let size = usize::try_from(size).map_err(|_| FsError::TooBig)?;
+        if size > self.max_len {
+            return Err(FsError::TooBig);
+        }
+        self.data.resize(size, 0);
+        self.version = self.version.wrapping_add(1);
+        self.mtime = now;
+        Ok(())
+    }
     fn attr(&self) -> NodeAttr {
         NodeAttr {
             mode: 0o644,

@@ -595,24 +595,7 @@ impl Server {
                 replied
             }
             Msg::Tremove(m) => self.remove(ctx, m.fid, out).and(replied),
-            Msg::Tsetattr(m) => {
-                // Synthetic files have no settable attributes; truncating an
-                // append-only or control file (what `echo >` asks) is a no-op.
-                let f = self.fid(ctx, m.fid)?;
-                let settable = codec::SetattrValid::SIZE
-                    | codec::SetattrValid::ATIME
-                    | codec::SetattrValid::MTIME
-                    | codec::SetattrValid::CTIME;
-                let kind = self.ns.node(f.node).map(|n| n.kind());
-                if settable.contains(m.valid)
-                    && matches!(kind, Some(NodeKind::Append | NodeKind::Control))
-                {
-                    encode_into(out, ctx.tag, Msg::Rsetattr(codec::Rsetattr {}));
-                    replied
-                } else {
-                    Err(FsError::NotPermitted)
-                }
-            }
+            Msg::Tsetattr(m) => self.setattr(ctx, m, out).and(replied),
             Msg::Tfsync(m) => {
                 self.fid(ctx, m.fid)?;
                 encode_into(out, ctx.tag, Msg::Rfsync(codec::Rfsync {}));
@@ -1197,6 +1180,37 @@ impl Server {
         }
         let data = w.finish();
         encode_into(out, ctx.tag, Msg::Rreaddir(codec::Rreaddir { data }));
+        Ok(())
+    }
+
+    /// Only sizes and times can be set. Times are accepted and ignored (the
+    /// nodes keep their own); a size goes to the node's `set_size` after the
+    /// policy's write check. Truncating an append-only or control file (what
+    /// `echo >` asks) is a no-op.
+    fn setattr(&mut self, ctx: Ctx, m: codec::Tsetattr, out: &mut Vec<u8>) -> Result<(), FsError> {
+        let (node, path, principal) = {
+            let f = self.fid(ctx, m.fid)?;
+            (f.node, f.path.clone(), f.principal.clone())
+        };
+        let settable = codec::SetattrValid::SIZE
+            | codec::SetattrValid::ATIME
+            | codec::SetattrValid::MTIME
+            | codec::SetattrValid::CTIME
+            | codec::SetattrValid::ATIME_SET
+            | codec::SetattrValid::MTIME_SET;
+        if !settable.contains(m.valid) || self.ns.is_dir(node) {
+            return Err(FsError::NotPermitted);
+        }
+        if m.valid.contains(codec::SetattrValid::SIZE) {
+            self.check(ctx, &principal, Op::Write, &path)?;
+            let n = self.ns.node_mut(node).ok_or(FsError::NotFound)?;
+            match n.kind() {
+                NodeKind::Append | NodeKind::Control => {}
+                NodeKind::ReadOnly => return Err(FsError::AccessDenied),
+                NodeKind::File => n.set_size(m.size, ctx.now)?,
+            }
+        }
+        encode_into(out, ctx.tag, Msg::Rsetattr(codec::Rsetattr {}));
         Ok(())
     }
 

@@ -1241,3 +1241,46 @@ fn an_aname_that_names_no_export_is_refused_where_exports_exist() {
     w.attach(3, "").unwrap();
     assert_eq!(w.walk(3, 4, &["hello"]).unwrap().len(), 1);
 }
+
+#[test]
+fn setattr_size_truncates_plain_files_and_is_refused_on_read_only_ones() {
+    let (mut ns, _) = tree();
+    let root = ns.root();
+    ns.add_file(
+        root,
+        "mem",
+        Box::new(secure9p_core::MemFile::new("abcdef", 64)),
+    )
+    .unwrap();
+    let mut w = Wire::connect(Server::new(ns, AllowAll, anonymous()), 8192, Dialect::Linux);
+    w.attach(0, "").unwrap();
+    let setattr = |fid: u32, size: u64| codec::Tsetattr {
+        fid: Fid(fid),
+        valid: codec::SetattrValid::SIZE | codec::SetattrValid::MTIME,
+        mode: 0,
+        uid: 0,
+        gid: 0,
+        size,
+        atime_sec: 0,
+        atime_nsec: 0,
+        mtime_sec: 0,
+        mtime_nsec: 0,
+    };
+    w.walk(0, 1, &["mem"]).unwrap();
+    assert!(w.call(setattr(1, 2)).result().is_ok());
+    assert_eq!(w.getattr(1).unwrap().2, 2);
+    w.lopen(1, rdonly()).unwrap();
+    assert_eq!(w.read(1, 0, 64).unwrap(), b"ab");
+    assert_eq!(
+        w.call(setattr(1, 65)).result().unwrap_err(),
+        FsError::TooBig
+    );
+    w.walk(0, 2, &["hello"]).unwrap();
+    assert_eq!(
+        w.call(setattr(2, 0)).result().unwrap_err(),
+        FsError::AccessDenied
+    );
+    // Truncating an append-only file is accepted and changes nothing.
+    w.walk(0, 3, &["log"]).unwrap();
+    assert!(w.call(setattr(3, 0)).result().is_ok());
+}
