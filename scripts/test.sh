@@ -14,5 +14,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== no_std builds (aarch64-unknown-none)"
 cargo build -p secure9p-codec --no-default-features --target aarch64-unknown-none
 cargo build -p secure9p-core --target aarch64-unknown-none
+echo "== Microkit system: .system rules, PD cross-builds, ELF checks"
+cargo xtask check
 echo "== tests"
 cargo test --workspace

@@ -1,0 +1,141 @@
+//! The device PD: carries 9P between the host and NineDoor. Bytes from the
+//! [`HostPort`] (the virtio console on hardware, a pipe in the simulator)
+//! are cut into frames and pushed into the ring to NineDoor; frames NineDoor
+//! pushes back are written to the port. It never interprets a frame beyond
+//! its size prefix, and it holds at most one ring's worth of backlog before
+//! it stops reading the host (the host then sees flow control, not loss).
+
+use crate::frames::FrameAssembler;
+use crate::link::{Link, LinkError};
+use crate::wiring::{self, MSIZE};
+use alloc::format;
+use alloc::vec::Vec;
+use cohesix_abi::{Channel, Context, Handler, Regions};
+
+/// Bytes read from the host per port call.
+const CHUNK: usize = 512;
+
+/// The host side of the device PD: a byte stream, polled.
+pub trait HostPort {
+    /// Reads what has arrived (at most `buf.len()` bytes) without waiting;
+    /// 0 when nothing has.
+    fn read(&mut self, buf: &mut [u8]) -> usize;
+    /// Writes all of `data` to the host.
+    fn write(&mut self, data: &[u8]);
+    /// Called when the port's IRQ fires, before reading: acknowledge the
+    /// device (the PD then acknowledges the IRQ with the kernel).
+    fn interrupt(&mut self) {}
+}
+
+/// The device protection domain.
+pub struct DevicePd<P: HostPort> {
+    port: P,
+    link: Link,
+    inbound: FrameAssembler,
+    frame: Vec<u8>,
+    chunk: [u8; CHUNK],
+}
+
+impl<P: HostPort> core::fmt::Debug for DevicePd<P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("DevicePd")
+            .field("link", &self.link)
+            .field("pending", &self.inbound.pending())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: HostPort> DevicePd<P> {
+    /// The PD over `port` and the regions the `.system` file maps into it.
+    pub fn new(port: P, regions: &dyn Regions) -> Result<DevicePd<P>, LinkError> {
+        let spec = wiring::device::NINEDOOR;
+        let rx = regions
+            .region(spec.rx)
+            .ok_or(LinkError::NoRegion(spec.rx))?;
+        let tx = regions
+            .region(spec.tx)
+            .ok_or(LinkError::NoRegion(spec.tx))?;
+        Ok(DevicePd {
+            port,
+            link: Link::new(spec.channel, rx, tx),
+            inbound: FrameAssembler::new(MSIZE as usize),
+            frame: Vec::new(),
+            chunk: [0; CHUNK],
+        })
+    }
+
+    /// The port (for the simulator's tests).
+    pub fn port(&self) -> &P {
+        &self.port
+    }
+
+    /// Host → NineDoor: reads the port while the ring takes frames.
+    fn pump_in(&mut self, ctx: &mut dyn Context) {
+        if !self.link.is_attached() {
+            return;
+        }
+        while !self.link.congested() {
+            match self.inbound.next_frame() {
+                Ok(Some(frame)) => {
+                    if let Err(e) = self.link.send(&frame) {
+                        ctx.debug(&format!("device: frame dropped: {e}\n"));
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    ctx.debug(&format!("device: host stream: {e}; bytes dropped\n"));
+                    continue;
+                }
+            }
+            let n = self.port.read(&mut self.chunk);
+            if n == 0 {
+                break;
+            }
+            self.inbound.push(&self.chunk[..n]);
+        }
+    }
+
+    /// NineDoor → host.
+    fn pump_out(&mut self, ctx: &mut dyn Context) {
+        loop {
+            match self.link.recv(&mut self.frame) {
+                Ok(true) => self.port.write(&self.frame),
+                Ok(false) => break,
+                Err(e) => {
+                    ctx.debug(&format!("device: {e}\n"));
+                    break;
+                }
+            }
+        }
+    }
+
+    fn pump(&mut self, ctx: &mut dyn Context) {
+        match self.link.attach() {
+            Ok(_) => {}
+            Err(e) => ctx.debug(&format!("device: {e}\n")),
+        }
+        if let Err(e) = self.link.flush() {
+            ctx.debug(&format!("device: {e}\n"));
+        }
+        self.pump_out(ctx);
+        self.pump_in(ctx);
+        self.link.signal(ctx);
+    }
+}
+
+impl<P: HostPort> Handler for DevicePd<P> {
+    fn init(&mut self, ctx: &mut dyn Context) {
+        self.pump(ctx);
+    }
+
+    fn notified(&mut self, ch: Channel, ctx: &mut dyn Context) {
+        if ch == wiring::device::IRQ {
+            self.port.interrupt();
+            self.pump(ctx);
+            ctx.irq_ack(ch);
+        } else if ch == self.link.channel() {
+            self.pump(ctx);
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! The Cohesix protection domains, as [`Handler`](cohesix_abi::Handler)s
+//! that run unchanged on seL4 (through `cohesix-rt`) and in the hosted
+//! simulator (`cohesix-sim`):
+//!
+//! - [`NineDoorPd`]: the hive (`ninedoor::Hive`), serving 9P frames from
+//!   the device PD's ring pair and from each worker's; at boot it spawns
+//!   the heartbeat workers through its own `/queen/ctl` and hands each its
+//!   ticket by protected call;
+//! - [`HeartbeatPd`]: a heartbeat worker: fetches its ticket, attaches over
+//!   its rings, appends boot and heartbeat lines to its telemetry, and
+//!   checks that another worker's telemetry is refused to it;
+//! - [`DevicePd`]: carries 9P frames between a [`HostPort`] (the virtio
+//!   console on hardware, a pipe in the simulator) and NineDoor.
+//!
+//! The fixed wiring the `.system` file must match (channel ids, region
+//! symbols, worker ids) is in [`wiring`]. No `unsafe`; `no_std` + `alloc`.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+extern crate alloc;
+
+mod device;
+mod frames;
+mod link;
+mod ninedoor;
+mod seed;
+mod ticket;
+pub mod wiring;
+mod worker;
+
+pub use device::{DevicePd, HostPort};
+pub use frames::{FrameAssembler, FrameError};
+pub use link::{Link, LinkError};
+pub use ninedoor::NineDoorPd;
+pub use seed::SeedIds;
+pub use worker::HeartbeatPd;

@@ -1,0 +1,56 @@
+//! Handing a worker its id and ticket by protected call: the bytes
+//! `<id>\n<ticket>` travel in message registers, MR0 the byte count and
+//! eight bytes per register after it, little-endian.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use cohesix_abi::microkit::MSG_MAX_LENGTH;
+use cohesix_abi::{Context, MsgInfo};
+
+use crate::wiring::call;
+
+/// The most bytes a reply can carry.
+pub const MAX_BYTES: usize = (MSG_MAX_LENGTH - 1) * 8;
+
+/// Writes `bytes` into the reply registers; `None` if they do not fit.
+pub fn put(ctx: &mut dyn Context, bytes: &[u8]) -> Option<MsgInfo> {
+    if bytes.len() > MAX_BYTES {
+        return None;
+    }
+    ctx.set_mr(0, bytes.len() as u64);
+    let mut n = 1;
+    for chunk in bytes.chunks(8) {
+        let mut word = [0u8; 8];
+        word[..chunk.len()].copy_from_slice(chunk);
+        ctx.set_mr(n, u64::from_le_bytes(word));
+        n += 1;
+    }
+    Some(MsgInfo::new(call::OK, n))
+}
+
+/// Reads the bytes of a reply `info`; `None` if it is malformed.
+pub fn get(ctx: &dyn Context, info: MsgInfo) -> Option<Vec<u8>> {
+    if info.count() == 0 {
+        return None;
+    }
+    let len = usize::try_from(ctx.mr(0)).ok()?;
+    if len > (info.count() - 1) * 8 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(len);
+    for i in 0..len.div_ceil(8) {
+        out.extend_from_slice(&ctx.mr(1 + i).to_le_bytes());
+    }
+    out.truncate(len);
+    Some(out)
+}
+
+/// `<id>\n<ticket>` split, if both parts are non-empty UTF-8.
+pub fn parse(bytes: &[u8]) -> Option<(String, String)> {
+    let text = core::str::from_utf8(bytes).ok()?;
+    let (id, ticket) = text.split_once('\n')?;
+    if id.is_empty() || ticket.is_empty() {
+        return None;
+    }
+    Some((String::from(id), String::from(ticket)))
+}

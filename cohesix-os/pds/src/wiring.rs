@@ -1,0 +1,114 @@
+//! The names and numbers the PDs and `cohesix-os/cohesix.system` share.
+//! Change one, change the other: `cargo xtask check` builds every image and
+//! compares its symbols with the system file, and the simulator's tests
+//! boot that same file.
+
+use cohesix_abi::Channel;
+
+/// The largest 9P message in the system. The Linux client needs at least
+/// 4096; 8 KiB lets a whole telemetry page through in one read. Every ring
+/// must hold a frame this large ([`RING_MIN_BYTES`]).
+pub const MSIZE: u32 = 8192;
+
+/// The smallest ring region: a frame of [`MSIZE`] twice over plus the
+/// ring's control block, rounded up to pages (four pages).
+pub const RING_MIN_BYTES: usize = 0x4000;
+
+/// Worker ids NineDoor spawns, in the order of its worker links.
+pub const WORKER_IDS: [&str; 2] = ["w1", "w2"];
+
+/// Heartbeat lines a worker appends after its boot line.
+pub const HEARTBEATS: u32 = 3;
+
+/// The line NineDoor prints once every worker has appended all its
+/// heartbeats: what `cargo xtask run` waits for on the serial console.
+pub const PASS_MARKER: &str = "cohesix: pass: hive up, workers heartbeating";
+
+/// One end of a ring pair as a PD sees it: the channel to its peer and the
+/// `setvar_vaddr` symbols of the region it consumes (`rx`) and the one it
+/// produces into (`tx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkSpec {
+    /// The channel to the peer.
+    pub channel: Channel,
+    /// Symbol of the region this side pops from.
+    pub rx: &'static str,
+    /// Symbol of the region this side pushes into.
+    pub tx: &'static str,
+}
+
+/// NineDoor's side.
+pub mod ninedoor {
+    use super::LinkSpec;
+    use cohesix_abi::Channel;
+
+    /// The link to the device PD.
+    pub const DEVICE: LinkSpec = LinkSpec {
+        channel: Channel::fixed(0),
+        rx: "dev_rx",
+        tx: "dev_tx",
+    };
+    /// The links to the workers, in [`WORKER_IDS`](super::WORKER_IDS) order.
+    pub const WORKERS: [LinkSpec; 2] = [
+        LinkSpec {
+            channel: Channel::fixed(1),
+            rx: "w1_rx",
+            tx: "w1_tx",
+        },
+        LinkSpec {
+            channel: Channel::fixed(2),
+            rx: "w2_rx",
+            tx: "w2_tx",
+        },
+    ];
+    /// The read-only page of boot entropy (`prefill_path`): the hive key
+    /// and the seed of its ticket ids.
+    pub const SEED: &str = "seed";
+    /// Region symbols, for the image's patched variables.
+    pub const REGIONS: [&str; 7] = [
+        "dev_rx", "dev_tx", "w1_rx", "w1_tx", "w2_rx", "w2_tx", "seed",
+    ];
+}
+
+/// A heartbeat worker's side (both workers run the same image).
+pub mod worker {
+    use super::LinkSpec;
+    use cohesix_abi::Channel;
+
+    /// The link to NineDoor; its channel also carries the ticket call.
+    pub const NINEDOOR: LinkSpec = LinkSpec {
+        channel: Channel::fixed(0),
+        rx: "rx",
+        tx: "tx",
+    };
+    /// Region symbols.
+    pub const REGIONS: [&str; 2] = ["rx", "tx"];
+}
+
+/// The device PD's side.
+pub mod device {
+    use super::LinkSpec;
+    use cohesix_abi::Channel;
+
+    /// The link to NineDoor.
+    pub const NINEDOOR: LinkSpec = LinkSpec {
+        channel: Channel::fixed(0),
+        rx: "rx",
+        tx: "tx",
+    };
+    /// The host port's interrupt (the virtio console's IRQ on hardware).
+    pub const IRQ: Channel = Channel::fixed(1);
+    /// Region symbols the PD logic uses (the image adds its device ones).
+    pub const REGIONS: [&str; 2] = ["rx", "tx"];
+}
+
+/// Protected-call labels on a worker's channel to NineDoor.
+pub mod call {
+    /// A worker asks for its id and ticket.
+    pub const TICKET: u64 = 1;
+    /// Reply: MR0 is the byte length, then the bytes `<id>\n<ticket>`.
+    pub const OK: u64 = 0;
+    /// Reply: the hive has no ticket for this channel yet; ask again after
+    /// NineDoor's next notification.
+    pub const NOT_READY: u64 = 2;
+}

@@ -1,0 +1,80 @@
+//! The whole hive in the simulator: `cohesix.system` with NineDoor, the two
+//! heartbeat workers and the device PD, the device's console replaced by a
+//! [`HostPipe`], and the hive seed region filled from the caller's bytes.
+
+use crate::pipe::HostPipe;
+use crate::sim::{Factory, SimError, SimHandler, Simulator};
+use crate::system::System;
+use crate::{COHESIX_SYSTEM, PdEnv};
+use cohesix_pds::wiring::device::IRQ;
+use cohesix_pds::{DevicePd, HeartbeatPd, NineDoorPd};
+use std::collections::BTreeMap;
+
+/// Deliveries allowed before a boot or an exchange counts as a livelock.
+pub const MAX_STEPS: usize = 10_000;
+
+/// The prefill file name of the seed region in `cohesix.system`.
+pub const SEED_FILE: &str = "hive_seed.bin";
+
+/// A booted hive and the host end of its device PD.
+#[derive(Debug)]
+pub struct HiveSim {
+    /// The simulator.
+    pub sim: Simulator,
+    /// The host end of the device PD's console.
+    pub host: HostPipe,
+}
+
+fn boxed<T: SimHandler, E: std::fmt::Display>(
+    r: Result<T, E>,
+) -> Result<Box<dyn SimHandler>, String> {
+    r.map(|h| Box::new(h) as Box<dyn SimHandler>)
+        .map_err(|e| e.to_string())
+}
+
+/// The PD factories of `cohesix.system`, the device PD on `host`.
+pub fn factories(host: &HostPipe) -> BTreeMap<String, Factory> {
+    let mut f: BTreeMap<String, Factory> = BTreeMap::new();
+    f.insert(
+        "ninedoor.elf".into(),
+        Box::new(|env: &PdEnv<'_>| boxed(NineDoorPd::new(env))),
+    );
+    f.insert(
+        "worker.elf".into(),
+        Box::new(|env: &PdEnv<'_>| boxed(HeartbeatPd::new(env))),
+    );
+    let port = host.clone();
+    f.insert(
+        "device.elf".into(),
+        Box::new(move |env: &PdEnv<'_>| boxed(DevicePd::new(port.clone(), env))),
+    );
+    f
+}
+
+impl HiveSim {
+    /// Parses `cohesix.system`, builds every PD and boots them, with `seed`
+    /// as the hive's boot entropy.
+    pub fn boot(seed: [u8; 64]) -> Result<HiveSim, Box<dyn std::error::Error>> {
+        let system = System::parse(COHESIX_SYSTEM)?;
+        let host = HostPipe::default();
+        let prefill = BTreeMap::from([(SEED_FILE.to_owned(), seed.to_vec())]);
+        let mut sim = Simulator::new(system, &factories(&host), &prefill)?;
+        sim.boot(MAX_STEPS)?;
+        Ok(HiveSim { sim, host })
+    }
+
+    /// The Queen's ticket, from the hive inside the NineDoor PD.
+    pub fn queen_ticket(&self) -> Option<String> {
+        let nd = self.sim.handler::<NineDoorPd>("ninedoor")?;
+        Some(nd.hive()?.queen_ticket().to_owned())
+    }
+
+    /// Sends `frames` from the host, raises the console IRQ, runs the
+    /// system until idle and returns what came back.
+    pub fn exchange(&mut self, frames: &[u8]) -> Result<Vec<u8>, SimError> {
+        self.host.send(frames);
+        self.sim.raise_irq("device", IRQ.id())?;
+        self.sim.run_until_idle(MAX_STEPS)?;
+        Ok(self.host.take())
+    }
+}

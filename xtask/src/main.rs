@@ -1,0 +1,70 @@
+//! `cargo xtask check`: validates `cohesix-os/cohesix.system` with the
+//! simulator's checker, cross-builds every PD image for
+//! `aarch64-unknown-none` (release) and checks each ELF: an entry point at
+//! `_start`, and every `microkit_*` and setvar symbol the system file makes
+//! the Microkit tool patch, initialised in `.data` with the size the tool
+//! writes.
+//!
+//! `MICROKIT_SDK=<sdk> cargo xtask run`: the above, then checks the
+//! runtime's ABI constants against the SDK's own files, builds the image
+//! with the SDK's `microkit` tool for `qemu_virt_aarch64` (`debug`), boots
+//! it in `qemu-system-aarch64` with the device PD's virtio console on a
+//! Unix socket, and waits for NineDoor's pass marker. Exit codes: 0 pass,
+//! 1 failure, 2 something needed is missing (the message says what).
+
+mod check;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where the PD images and the Microkit image are staged.
+fn out_dir() -> PathBuf {
+    workspace().join("target").join("cohesix-os")
+}
+
+fn workspace() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+/// A failure with its exit code.
+pub struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    fn missing(message: impl Into<String>) -> Failure {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask check
+       MICROKIT_SDK=<path to microkit-sdk-2.3.0> cargo xtask run [--timeout SECONDS]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("check") if args.len() == 1 => check::check().map(|_| ()),
+        Some("run") => run::run(&args[1..]),
+        _ => Err(Failure::missing(USAGE)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("xtask: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
