@@ -136,6 +136,13 @@ pub fn fs_failure(e: FsError, path: &str, op: Op, who: Option<&TicketInfo>) -> F
             Exit::Ticket,
             "ticket refused: the hive admits only clients with a valid ticket",
         ),
+        FsError::NotPermitted if path.starts_with("/gpu/") && op == Op::Write => Failure::new(
+            Exit::Permission,
+            format!(
+                "permission denied: {path}: the GPU bridge refused it: this ticket's worker holds \
+                 no active lease of the GPU (never granted, expired, released or preempted) (EPERM)"
+            ),
+        ),
         FsError::AccessDenied | FsError::NotPermitted => {
             Failure::new(Exit::Permission, permission(path, op, who))
         }
@@ -171,7 +178,10 @@ pub fn fs_failure(e: FsError, path: &str, op: Op, who: Option<&TicketInfo>) -> F
         ),
         FsError::Unreachable => Failure::new(
             Exit::Other,
-            format!("{path}: no GPU bridge is attached to this hive (EHOSTUNREACH)"),
+            format!(
+                "{path}: the GPU bridge is unreachable: none is attached to this hive, or it is \
+                 down and ninedoor is reconnecting (EHOSTUNREACH)"
+            ),
         ),
         _ => Failure::new(
             Exit::Other,
@@ -235,10 +245,12 @@ pub fn errno_name(e: FsError) -> &'static str {
         28 => "ENOSPC",
         36 => "ENAMETOOLONG",
         71 => "EPROTO",
+        74 => "EBADMSG",
         90 => "EMSGSIZE",
         95 => "EOPNOTSUPP",
         110 => "ETIMEDOUT",
         113 => "EHOSTUNREACH",
+        122 => "EDQUOT",
         125 => "ECANCELED",
         127 => "EKEYEXPIRED",
         128 => "EKEYREVOKED",

@@ -2,7 +2,8 @@
 //! hive: the heartbeat worker and the one-command hive demo.
 //!
 //! - `cohsh` ([`shell`]): file verbs (`ls`, `cat`, `echo`/`write`, `tail -f`,
-//!   `stat`) and hive verbs (`spawn`, `kill`, `workers`, `budget`) over
+//!   `stat`) and hive verbs (`spawn`, `kill`, `workers`, `budget`, and
+//!   [`gpu`]'s `gpu list|lease|release|submit|status|result`) over
 //!   Secure9P, with exit codes a script can test ([`exit::Exit`]).
 //! - `worker-heartbeat` ([`heartbeat`]): a heartbeat worker that appends to
 //!   its `/worker/<id>/telemetry` until its ticket is revoked or expires.
@@ -17,6 +18,7 @@
 
 pub mod demo;
 pub mod exit;
+pub mod gpu;
 pub mod heartbeat;
 pub mod session;
 pub mod shell;

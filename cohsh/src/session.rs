@@ -21,6 +21,10 @@ use std::time::Duration;
 /// read or two, small enough for any 9P server.
 pub const MSIZE: u32 = 128 * 1024;
 
+/// The msize asked for to submit GPU jobs: a job descriptor travels in one
+/// write, and the bridge takes up to 1 MiB.
+pub const JOB_MSIZE: u32 = 1024 * 1024 + 24;
+
 /// The default hive address (the `ninedoor` default).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:5640";
 
@@ -97,11 +101,21 @@ impl Session {
         ticket: &Presented,
         timeout: Duration,
     ) -> Result<Session, Failure> {
+        Session::connect_with(target, ticket, timeout, MSIZE).await
+    }
+
+    /// [`Session::connect`], asking for `msize`.
+    pub async fn connect_with(
+        target: &Target,
+        ticket: &Presented,
+        timeout: Duration,
+        msize: u32,
+    ) -> Result<Session, Failure> {
         let who = TicketInfo::parse(&ticket.text);
         let connect = async {
             match target {
-                Target::Tcp(a) => connect_tcp(a.as_str(), MSIZE).await,
-                Target::Unix(p) => connect_unix(p, MSIZE).await,
+                Target::Tcp(a) => connect_tcp(a.as_str(), msize).await,
+                Target::Unix(p) => connect_unix(p, msize).await,
             }
         };
         let conn = match tokio::time::timeout(timeout, connect).await {
@@ -316,12 +330,56 @@ impl Session {
         result
     }
 
-    /// Runs one `/queen/ctl` command and returns its JSON reply.
+    /// Writes `data` to a file that answers each write (a ctl file, a GPU's
+    /// `job`) through one read-write fid, and reads the answer back, which
+    /// the file keeps for that fid whether the write succeeded or not.
+    /// Returns the answer, or the failure and the answer (empty if none).
+    pub async fn exchange(&self, path: &str, data: &[u8]) -> Result<Vec<u8>, (Failure, Vec<u8>)> {
+        let most = self.conn.msize().saturating_sub(23) as usize;
+        if data.len() > most {
+            let f = Failure::new(
+                exit::Exit::Other,
+                format!(
+                    "{path}: {} bytes exceed one write of {most} bytes",
+                    data.len()
+                ),
+            );
+            return Err((f, Vec::new()));
+        }
+        let fid = self
+            .open(path, LOpenFlags::RDWR)
+            .await
+            .map_err(|f| (f, Vec::new()))?;
+        let written = self
+            .timed(path, Op::Write, self.conn.write(fid, 0, data))
+            .await;
+        let reply = self
+            .timed(path, Op::Read, self.conn.read_to_end(fid, 0))
+            .await;
+        self.clunk(fid).await;
+        match (written, reply) {
+            (Ok(_), Ok(reply)) => Ok(reply),
+            (Ok(_), Err(f)) => Err((f, Vec::new())),
+            (Err(f), reply) => Err((f, reply.unwrap_or_default())),
+        }
+    }
+
+    /// Runs one `/queen/ctl` command and returns its JSON reply. A command
+    /// a GPU bridge refused says what the bridge answered.
     pub async fn command(&self, command: &ninedoor::Command) -> Result<serde_json::Value, Failure> {
         let mut line = serde_json::to_vec(command)
             .map_err(|e| Failure::new(exit::Exit::Other, format!("command not encodable: {e}")))?;
         line.push(b'\n');
-        let reply = self.write("/queen/ctl", &line).await?.unwrap_or_default();
+        let reply = match self.exchange("/queen/ctl", &line).await {
+            Ok(reply) => reply,
+            Err((mut f, reply)) => {
+                let refused: serde_json::Value = serde_json::from_slice(&reply).unwrap_or_default();
+                if let Some(bridge) = refused["bridge"].as_str().filter(|b| !b.is_empty()) {
+                    f.message = format!("{}; the GPU bridge answered: {bridge}", f.message);
+                }
+                return Err(f);
+            }
+        };
         serde_json::from_slice(&reply).map_err(|e| {
             Failure::new(
                 exit::Exit::Other,

@@ -7,6 +7,7 @@
 //! line on stderr and an exit code from [`Exit`].
 
 use crate::exit::{Exit, Failure};
+use crate::gpu::GpuVerb;
 use crate::heartbeat::stop_signal;
 use crate::session::{Session, TargetArgs};
 use crate::ticket::TicketArgs;
@@ -26,7 +27,7 @@ pub struct Cli {
     target: TargetArgs,
     #[command(flatten)]
     ticket: TicketArgs,
-    /// JSON output (ls, stat, workers, spawn, kill, budget).
+    /// JSON output (ls, stat, workers, spawn, kill, budget, gpu list/lease/release).
     #[arg(long, global = true)]
     json: bool,
     #[command(subcommand)]
@@ -42,6 +43,11 @@ Examples (as the Queen, with the ticket file ninedoor writes):
   cohsh tail -f /worker/w1/telemetry
   cohsh echo '{\"cmd\":\"budget\",\"ops\":100}' '>' /queen/ctl
   cohsh kill w1
+  cohsh gpu list                           # GPUs mirrored from the bridges
+  G=$(cohsh gpu lease 0 --mem-mb 512 --ttl-s 60 --worker g1)
+  cohsh --ticket $G gpu submit 0 job.json
+  cohsh --ticket $G gpu status 0 -f       # until the job's OK or ERR
+  cohsh gpu release 0
 
 The ticket: --ticket, else --ticket-file, else COHESIX_TICKET, else the Queen's
 ticket file ninedoor writes ($XDG_RUNTIME_DIR/cohesix/queen.ticket, or
@@ -113,6 +119,12 @@ enum Verb {
     },
     /// List the workers under /worker.
     Workers,
+    /// GPUs: list, lease and release (as the Queen); submit jobs and
+    /// follow their status (as the lease's GPU worker).
+    Gpu {
+        #[command(subcommand)]
+        what: GpuVerb,
+    },
     /// Set the defaults of later spawns.
     Budget {
         /// Lifetime of later workers' tickets, seconds.
@@ -253,6 +265,7 @@ impl Cli {
                 Ok(())
             }
             Verb::Workers => workers(&session, json).await,
+            Verb::Gpu { what } => crate::gpu::run(what, session, &target, &ticket, json).await,
             Verb::Budget { ticket_ttl_s, ops } => {
                 if ticket_ttl_s.is_none() && ops.is_none() {
                     return Err(Failure::usage("budget: give --ticket-ttl-s and/or --ops"));

@@ -459,10 +459,13 @@ impl GpuState {
             .active()
             .ok_or_else(|| BridgeError::NoLease(self.desc.id.clone()))?;
         let holder_ok = match actor.role {
-            // A GPU worker acts for itself only.
+            // A GPU worker acts for itself only. NineDoor forwards each
+            // worker's requests under a ticket with that worker's own
+            // subject (signed with the key shared with this bridge), so
+            // this check holds through NineDoor too.
             Role::WorkerGpu => actor.subject == active.lease.holder,
-            // The queen, and NineDoor's forwarding (which attaches as the
-            // queen or as configured), act for the holder.
+            // The queen, and ticketless development clients (`--anonymous`),
+            // act for the holder.
             Role::Queen | Role::Anonymous => true,
             _ => false,
         };

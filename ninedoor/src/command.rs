@@ -47,6 +47,39 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ops: Option<u64>,
     },
+    /// Leases a GPU on its bridge to a new GPU worker: writes `LEASE
+    /// holder=<worker> …` to the bridge's `/gpu/<gpu>/ctl` and, when the
+    /// bridge grants (or queues) it, spawns the worker with a ticket scoped
+    /// to the GPU. The reply carries the ticket (as `spawn`'s does) and the
+    /// bridge's answer. Runs alone in its write.
+    Lease {
+        /// The installed GPU.
+        gpu: String,
+        /// The new worker's id, the lease's holder; generated as `w<N>` when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<String>,
+        /// Memory cap of the holder's jobs, MiB (at most the GPU's memory).
+        mem_mb: u32,
+        /// Stream cap (the bridge's default, 1, when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        streams: Option<u32>,
+        /// The lease's lifetime, seconds (the holder renews it through `lease`).
+        ttl_s: u32,
+        /// Priority against other leases (the bridge's default, 0, when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        priority: Option<u8>,
+    },
+    /// Ends a GPU's active lease (`RELEASE` on the bridge), or withdraws
+    /// `worker`'s waiting request; a GPU worker the hive spawned for the
+    /// lease ended is killed (its ticket revoked). Runs alone in its write.
+    Release {
+        /// The GPU.
+        gpu: String,
+        /// Withdraw this holder's lease or waiting request rather than
+        /// whichever lease is active.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        worker: Option<String>,
+    },
 }
 
 /// The role a spawned worker gets.
@@ -101,6 +134,14 @@ impl Command {
             Command::Spawn { .. } => "spawn",
             Command::Kill { .. } => "kill",
             Command::Budget { .. } => "budget",
+            Command::Lease { .. } => "lease",
+            Command::Release { .. } => "release",
         }
+    }
+
+    /// Whether the command runs on a GPU bridge (and so alone in its write:
+    /// its answer comes back later).
+    pub const fn on_bridge(&self) -> bool {
+        matches!(self, Command::Lease { .. } | Command::Release { .. })
     }
 }

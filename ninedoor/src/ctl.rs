@@ -9,7 +9,7 @@
 //! kept under the serial, readable through that fid only, and dropped when
 //! the fid is clunked or the next write starts.
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use secure9p_core::{
     FsError, Handle, Io, IoCtx, Node, NodeAttr, NodeKind, Principal, Token, slice_at,
@@ -33,6 +33,10 @@ pub(crate) struct QueenCtl {
     /// Open serial → the reply to its last write.
     replies: BTreeMap<u64, Vec<u8>>,
     pending: BTreeMap<Token, CtlRequest>,
+    /// Writes taken by the hive and waiting for a GPU bridge.
+    on_bridge: BTreeSet<Token>,
+    /// Of those, the ones flushed (or whose session closed) meanwhile.
+    cancelled: BTreeSet<Token>,
 }
 
 fn serial(h: &Handle) -> Option<u64> {
@@ -45,6 +49,24 @@ impl QueenCtl {
     /// Takes the write parked under `token`.
     pub(crate) fn take(&mut self, token: Token) -> Option<CtlRequest> {
         self.pending.remove(&token)
+    }
+
+    /// Notes that the write taken under `token` waits for a bridge, so a
+    /// flush meanwhile is remembered (see [`QueenCtl::was_cancelled`]).
+    pub(crate) fn on_bridge(&mut self, token: Token) {
+        self.on_bridge.insert(token);
+    }
+
+    /// Whether the bridge-bound write under `token` was flushed or its
+    /// session closed; forgets it either way.
+    pub(crate) fn was_cancelled(&mut self, token: Token) -> bool {
+        self.on_bridge.remove(&token);
+        self.cancelled.remove(&token)
+    }
+
+    /// Whether the fid with serial `open` is still open.
+    pub(crate) fn is_open(&self, open: u64) -> bool {
+        self.replies.contains_key(&open)
     }
 
     /// Sets the reply the fid with serial `open` reads next (if still open).
@@ -115,5 +137,8 @@ impl Node for QueenCtl {
 
     fn cancel(&mut self, token: Token) {
         self.pending.remove(&token);
+        if self.on_bridge.remove(&token) {
+            self.cancelled.insert(token);
+        }
     }
 }

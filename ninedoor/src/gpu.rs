@@ -5,12 +5,19 @@
 //! [`GpuRequest`] to send to the bridge and finish with
 //! [`Hive::complete`](crate::Hive::complete). NineDoor enforces roles; the
 //! bridge enforces leases and hardware policy.
+//!
+//! Every open of a forwarded file gets a number unique in the hive
+//! ([`GpuOrigin::Fid`]), so an embedder can give each open its own fid on
+//! the bridge (snapshots taken at open, the reply to a fid's last write)
+//! and close it when the hive's fid is clunked ([`GpuClosed`]).
 
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use secure9p_core::{FsError, Handle, Io, IoCtx, Node, NodeAttr, NodeKind, Role, TicketId, Token};
 use serde::{Deserialize, Serialize};
+use spin::Mutex;
 
 /// A GPU as the bridge describes it (`gpu-bridge-host --mock --list`
 /// prints these); `info` shows it as one JSON line.
@@ -26,8 +33,9 @@ pub struct GpuDescriptor {
     pub uuid: String,
     /// Memory, MiB.
     pub memory_mb: u64,
-    /// Streaming multiprocessors.
-    pub sm_count: u32,
+    /// Streaming multiprocessors; `None` (`null`) where the bridge could
+    /// not ask CUDA.
+    pub sm_count: Option<u32>,
     /// The driver version.
     pub driver_version: String,
     /// The CUDA runtime version.
@@ -47,16 +55,19 @@ pub enum GpuFile {
     Status,
     /// `stats`: utilisation and recent job summaries.
     Stats,
+    /// `result`: one JSON line per recent job result, with the full output.
+    Result,
 }
 
 impl GpuFile {
     /// Every forwarded file, in the order they are listed.
-    pub const ALL: [GpuFile; 5] = [
+    pub const ALL: [GpuFile; 6] = [
         GpuFile::Ctl,
         GpuFile::Lease,
         GpuFile::Job,
         GpuFile::Status,
         GpuFile::Stats,
+        GpuFile::Result,
     ];
 
     /// The file's name.
@@ -67,14 +78,20 @@ impl GpuFile {
             GpuFile::Job => "job",
             GpuFile::Status => "status",
             GpuFile::Stats => "stats",
+            GpuFile::Result => "result",
         }
+    }
+
+    /// Whether the file is only read (writes are refused here, never forwarded).
+    pub const fn read_only(self) -> bool {
+        matches!(self, GpuFile::Status | GpuFile::Stats | GpuFile::Result)
     }
 
     const fn kind(self) -> NodeKind {
         match self {
             GpuFile::Ctl | GpuFile::Lease => NodeKind::Control,
             GpuFile::Job => NodeKind::Append,
-            GpuFile::Status | GpuFile::Stats => NodeKind::ReadOnly,
+            GpuFile::Status | GpuFile::Stats | GpuFile::Result => NodeKind::ReadOnly,
         }
     }
 
@@ -82,7 +99,7 @@ impl GpuFile {
         match self {
             GpuFile::Ctl | GpuFile::Lease => 0o600,
             GpuFile::Job => 0o644,
-            GpuFile::Status | GpuFile::Stats => 0o444,
+            GpuFile::Status | GpuFile::Stats | GpuFile::Result => 0o444,
         }
     }
 }
@@ -106,8 +123,46 @@ pub enum GpuOp {
     },
 }
 
+/// Where a forwarded request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GpuOrigin {
+    /// A read or write through an open fid of the file. `open` is unique in
+    /// the hive: every request of one open carries it, in the order the
+    /// client sent them, until a [`GpuClosed`] with it says the fid was
+    /// clunked. Give each open one fid on the bridge, so that what the
+    /// bridge keeps per fid (a snapshot taken at open, the reply to the
+    /// fid's last write) means the same through NineDoor.
+    Fid {
+        /// The open's number.
+        open: u64,
+    },
+    /// A `/queen/ctl` command (`lease`, `release`) the hive runs on the
+    /// bridge as the Queen: write `op`'s bytes through a fresh fid, read
+    /// that fid's reply back, hand it to
+    /// [`Hive::set_gpu_reply`](crate::Hive::set_gpu_reply), then complete
+    /// the write as usual.
+    Command,
+}
+
+/// An open of a forwarded file that was clunked (or whose session closed):
+/// its bridge fid, if it has one, can go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GpuClosed {
+    /// The GPU's id.
+    pub gpu: String,
+    /// The file.
+    pub file: GpuFile,
+    /// The open, as in [`GpuOrigin::Fid`].
+    pub open: u64,
+}
+
 /// A request for the bridge: forward it, then finish it with
 /// [`Hive::complete`](crate::Hive::complete) and `token`.
+///
+/// The requester's claims (role, subject, scope, expiry, ticket id) come
+/// with it, so a forwarder can act on the bridge as exactly that principal
+/// (NineDoor's host side re-mints them as a bridge ticket) and the bridge
+/// can enforce its leases by subject.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GpuRequest {
     /// The completion token.
@@ -124,6 +179,28 @@ pub struct GpuRequest {
     pub subject: String,
     /// The requester's ticket id.
     pub ticket: Option<TicketId>,
+    /// The requester's ticket scope (a GPU worker's: its GPU's id).
+    pub scope: String,
+    /// When the requester's ticket expires, unix seconds.
+    pub expires: Option<u64>,
+    /// Which open it came through, or the hive's own command.
+    pub origin: GpuOrigin,
+}
+
+/// The open numbers of every forwarded file and the opens clunked since the
+/// embedder last asked, shared by the hive's GPU nodes.
+#[derive(Debug, Default)]
+pub(crate) struct GpuOpens {
+    next: u64,
+    closed: Vec<GpuClosed>,
+}
+
+/// [`GpuOpens`], shared.
+pub(crate) type SharedOpens = Arc<Mutex<GpuOpens>>;
+
+/// Takes the opens clunked since the last call.
+pub(crate) fn take_closed(opens: &SharedOpens) -> Vec<GpuClosed> {
+    core::mem::take(&mut opens.lock().closed)
 }
 
 /// A forwarded file's node.
@@ -131,15 +208,27 @@ pub struct GpuRequest {
 pub(crate) struct GpuNode {
     gpu: String,
     file: GpuFile,
+    opens: SharedOpens,
+    /// Opens that forwarded something: only their clunks are reported.
+    forwarded: BTreeSet<u64>,
     pending: BTreeMap<Token, GpuRequest>,
+}
+
+/// The open number kept in a handle.
+fn open_of(h: &Handle) -> Option<u64> {
+    <[u8; 8]>::try_from(h.data.as_slice())
+        .ok()
+        .map(u64::from_le_bytes)
 }
 
 impl GpuNode {
     /// The node of `file` of GPU `gpu`.
-    pub(crate) fn new(gpu: &str, file: GpuFile) -> Self {
+    pub(crate) fn new(gpu: &str, file: GpuFile, opens: SharedOpens) -> Self {
         GpuNode {
             gpu: String::from(gpu),
             file,
+            opens,
+            forwarded: BTreeSet::new(),
             pending: BTreeMap::new(),
         }
     }
@@ -149,7 +238,12 @@ impl GpuNode {
         self.pending.remove(&token)
     }
 
-    fn park(&mut self, ctx: &IoCtx<'_>, op: GpuOp) {
+    fn park(&mut self, ctx: &IoCtx<'_>, handle: &Handle, op: GpuOp) -> Io<()> {
+        let Some(open) = open_of(handle) else {
+            return Io::Ready(Err(FsError::BadFid));
+        };
+        self.forwarded.insert(open);
+        let p = ctx.principal;
         self.pending.insert(
             ctx.token,
             GpuRequest {
@@ -157,11 +251,15 @@ impl GpuNode {
                 gpu: self.gpu.clone(),
                 file: self.file,
                 op,
-                role: ctx.principal.role,
-                subject: ctx.principal.subject.clone(),
-                ticket: ctx.principal.ticket,
+                role: p.role,
+                subject: p.subject.clone(),
+                ticket: p.ticket,
+                scope: p.scope.clone(),
+                expires: p.expires,
+                origin: GpuOrigin::Fid { open },
             },
         );
+        Io::Defer
     }
 }
 
@@ -177,30 +275,47 @@ impl Node for GpuNode {
         }
     }
 
+    fn open(&mut self, _: &IoCtx<'_>, handle: &mut Handle) -> Result<(), FsError> {
+        let mut opens = self.opens.lock();
+        let open = opens.next;
+        opens.next = opens.next.wrapping_add(1);
+        handle.data = Vec::from(open.to_le_bytes());
+        Ok(())
+    }
+
     fn read(
         &mut self,
         ctx: &IoCtx<'_>,
-        _: &mut Handle,
+        handle: &mut Handle,
         offset: u64,
         count: u32,
         _: &mut Vec<u8>,
     ) -> Io<()> {
-        self.park(ctx, GpuOp::Read { offset, count });
-        Io::Defer
+        self.park(ctx, handle, GpuOp::Read { offset, count })
     }
 
-    fn write(&mut self, ctx: &IoCtx<'_>, _: &mut Handle, offset: u64, data: &[u8]) -> Io<u32> {
-        if matches!(self.file, GpuFile::Status | GpuFile::Stats) {
+    fn write(&mut self, ctx: &IoCtx<'_>, handle: &mut Handle, offset: u64, data: &[u8]) -> Io<u32> {
+        if self.file.read_only() {
             return Io::Ready(Err(FsError::AccessDenied));
         }
-        self.park(
-            ctx,
-            GpuOp::Write {
-                offset,
-                data: Vec::from(data),
-            },
-        );
-        Io::Defer
+        let op = GpuOp::Write {
+            offset,
+            data: Vec::from(data),
+        };
+        match self.park(ctx, handle, op) {
+            Io::Defer => Io::Defer,
+            Io::Ready(r) => Io::Ready(r.map(|()| 0)),
+        }
+    }
+
+    fn clunk(&mut self, handle: &mut Handle) {
+        if let Some(open) = open_of(handle).filter(|o| self.forwarded.remove(o)) {
+            self.opens.lock().closed.push(GpuClosed {
+                gpu: self.gpu.clone(),
+                file: self.file,
+                open,
+            });
+        }
     }
 
     fn cancel(&mut self, token: Token) {

@@ -4,7 +4,9 @@
 //!
 //! `/queen/ctl` writes are deferred by their node and run here, with the
 //! whole server at hand, before [`Hive::handle`] returns; `/gpu` requests
-//! come out as [`Handled::Forward`] for the embedder to send to a bridge.
+//! come out as [`Handled::Forward`] for the embedder to send to a bridge,
+//! and so do the `lease` and `release` commands, which finish when the
+//! bridge answers (see [`crate::lease`]'s module docs).
 //! Nothing here panics on input, and no ticket text reaches the log.
 
 use crate::audit::AuditSink;
@@ -13,8 +15,11 @@ use crate::command::{self, Command, Refusal, SpawnRole};
 use crate::config::HiveConfig;
 use crate::ctl::QueenCtl;
 use crate::error::HiveError;
-use crate::gpu::{self, GpuDescriptor, GpuFile, GpuNode, GpuOp, GpuRequest};
+use crate::gpu::{
+    self, GpuClosed, GpuDescriptor, GpuFile, GpuNode, GpuOp, GpuOrigin, GpuRequest, SharedOpens,
+};
 use crate::ids::IdSource;
+use crate::lease::{self, BridgeAction, BridgeCommand, RefusedReply, ReleaseReply};
 use crate::log::{self, Line, LogNode, SharedLog, Who};
 use crate::policy::cohesix_policy;
 use crate::telemetry::Telemetry;
@@ -47,8 +52,9 @@ pub enum Handled {
     /// The reply was appended to `out` (a `/queen/ctl` write included: it
     /// was run and answered before `handle` returned).
     Replied,
-    /// A `/gpu` request for the bridge: nothing was appended; forward it
-    /// and finish it with [`Hive::complete`].
+    /// A request for the bridge (a `/gpu` read or write, or a `lease` or
+    /// `release` command): nothing was appended; forward it and finish it
+    /// with [`Hive::complete`].
     Forward(GpuRequest),
 }
 
@@ -112,7 +118,12 @@ pub struct Hive {
     boot: SharedBoot,
     queen: HeldTicket,
     workers: BTreeMap<String, Worker>,
+    /// Ids of GPU workers whose lease the bridge has not answered yet.
+    reserved: BTreeSet<String>,
     gpus: BTreeSet<String>,
+    gpu_opens: SharedOpens,
+    /// `lease`/`release` commands waiting for their bridge, by token.
+    bridge_commands: BTreeMap<Token, BridgeCommand>,
     ctl: NodeId,
     worker_dir: NodeId,
     gpu_dir: NodeId,
@@ -141,6 +152,25 @@ struct SpawnReply<'a> {
     ticket_id: String,
     scope: &'a str,
     expires: u64,
+    /// For a worker spawned by `lease`: its GPU and the bridge's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gpu: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lease: Option<&'a str>,
+}
+
+/// What a `/queen/ctl` write came to.
+enum Executed {
+    /// Run: the write's result and the replies of the commands that ran.
+    Done(Result<(), FsError>, Vec<u8>),
+    /// A command for a bridge, to forward.
+    Bridge(Box<(GpuRequest, BridgeCommand)>),
+}
+
+/// A GPU worker to spawn for a lease.
+struct Leased<'a> {
+    gpu: &'a str,
+    answer: &'a str,
 }
 
 #[derive(Serialize)]
@@ -238,7 +268,10 @@ impl Hive {
                 expires: 0,
             },
             workers: BTreeMap::new(),
+            reserved: BTreeSet::new(),
             gpus: BTreeSet::new(),
+            gpu_opens: SharedOpens::default(),
+            bridge_commands: BTreeMap::new(),
             ctl,
             worker_dir,
             gpu_dir,
@@ -358,8 +391,10 @@ impl Hive {
                 Ok(Handled::Replied)
             }
             Outcome::Deferred { token, node } if node == self.ctl => {
-                self.run_ctl(token, now, out);
-                Ok(Handled::Replied)
+                Ok(match self.run_ctl(token, now, out) {
+                    Some(request) => Handled::Forward(request),
+                    None => Handled::Replied,
+                })
             }
             Outcome::Deferred { token, node } => {
                 let request = self
@@ -399,10 +434,16 @@ impl Hive {
         }
     }
 
-    /// Finishes a forwarded `/gpu` request with the bridge's answer, at time
+    /// Finishes a forwarded request with the bridge's answer, at time
     /// `now`, appending the reply to `out`. Returns the session it belongs
     /// to, or `None` if the request was flushed or its session closed (the
-    /// answer is then dropped). Completed writes are logged.
+    /// answer is then dropped). Completed writes are logged. Every
+    /// forwarded request must be completed once (a `lease` holds its
+    /// worker's id until then).
+    ///
+    /// A [`GpuOrigin::Command`] is completed with the result of its write
+    /// (`Completion::Write`), after [`Hive::set_gpu_reply`] gave the
+    /// bridge's reply.
     pub fn complete(
         &mut self,
         token: Token,
@@ -411,6 +452,9 @@ impl Hive {
         out: &mut Vec<u8>,
     ) -> Option<SessionId> {
         self.now = now;
+        if let Some(command) = self.bridge_commands.remove(&token) {
+            return self.finish_bridge_command(token, command, result, now, out);
+        }
         let write = match &result {
             Completion::Write(r) => Some(*r),
             Completion::Read(_) => None,
@@ -428,7 +472,23 @@ impl Hive {
         session
     }
 
-    /// Installs `/gpu/<id>/{info,ctl,lease,job,status,stats}` for each
+    /// Gives a forwarded [`GpuOrigin::Command`] the bridge's reply to its
+    /// write (what the bridge's `ctl` fid reads back after it, success or
+    /// not): call before [`Hive::complete`]. Only its first line is kept.
+    pub fn set_gpu_reply(&mut self, token: Token, reply: &[u8]) {
+        if let Some(c) = self.bridge_commands.get_mut(&token) {
+            c.reply = Vec::from(reply.get(..lease::MAX_BRIDGE_REPLY).unwrap_or(reply));
+        }
+    }
+
+    /// The opens of forwarded files clunked since the last call (tell the
+    /// bridge's forwarder, so it closes their fids on the bridge). Call
+    /// after every [`Hive::handle`] and [`Hive::close_session`].
+    pub fn take_gpu_closed(&mut self) -> Vec<GpuClosed> {
+        gpu::take_closed(&self.gpu_opens)
+    }
+
+    /// Installs `/gpu/<id>/{info,ctl,lease,job,status,stats,result}` for each
     /// descriptor: `info` shows the descriptor, the others are forwarded
     /// (see [`Handled::Forward`]). All or nothing: an invalid or duplicate
     /// id installs none. Logged at the latest time the hive was given.
@@ -449,8 +509,8 @@ impl Hive {
                 .add_file(dir, "info", Box::new(StaticFile::new(gpu::info_text(d))))
                 .and_then(|_| {
                     GpuFile::ALL.iter().try_for_each(|file| {
-                        ns.add_file(dir, file.name(), Box::new(GpuNode::new(&d.id, *file)))
-                            .map(|_| ())
+                        let node = GpuNode::new(&d.id, *file, self.gpu_opens.clone());
+                        ns.add_file(dir, file.name(), Box::new(node)).map(|_| ())
                     })
                 });
             if let Err(e) = installed {
@@ -487,6 +547,7 @@ impl Hive {
                 expires: w.expires,
                 scope: w.scope.clone(),
                 telemetry,
+                lease: w.lease.clone(),
             });
         }
         list
@@ -512,8 +573,10 @@ impl Hive {
         Err(MintError::IdReused)
     }
 
-    /// Runs the `/queen/ctl` write parked under `token` and answers it.
-    fn run_ctl(&mut self, token: Token, now: u64, out: &mut Vec<u8>) {
+    /// Runs the `/queen/ctl` write parked under `token` and answers it, or,
+    /// for a command that runs on a bridge, parks it and returns the
+    /// request to forward.
+    fn run_ctl(&mut self, token: Token, now: u64, out: &mut Vec<u8>) -> Option<GpuRequest> {
         let request = self
             .server
             .namespace_mut()
@@ -522,26 +585,39 @@ impl Hive {
         let Some(request) = request else {
             self.server
                 .complete(token, Completion::Write(Err(FsError::Io)), out);
-            return;
+            return None;
         };
-        let (result, reply) = self.execute(&request.principal, &request.data, now);
-        if let Some(c) = self.server.namespace_mut().node_as::<QueenCtl>(self.ctl) {
-            c.set_reply(request.open, reply);
-        }
+        let (result, reply) = match self.execute(&request.principal, &request.data, token, now) {
+            Executed::Done(result, reply) => (result, reply),
+            Executed::Bridge(parked) => {
+                let (forward, mut command) = *parked;
+                command.open = request.open;
+                command.len = request.data.len();
+                self.bridge_commands.insert(token, command);
+                if let Some(c) = self.server.namespace_mut().node_as::<QueenCtl>(self.ctl) {
+                    c.on_bridge(token);
+                }
+                return Some(forward);
+            }
+        };
+        self.set_ctl_reply(request.open, reply);
         let result =
             result.and_then(|()| u32::try_from(request.data.len()).map_err(|_| FsError::TooBig));
         self.server.complete(token, Completion::Write(result), out);
+        None
+    }
+
+    fn set_ctl_reply(&mut self, open: u64, reply: Vec<u8>) {
+        if let Some(c) = self.server.namespace_mut().node_as::<QueenCtl>(self.ctl) {
+            c.set_reply(open, reply);
+        }
     }
 
     /// Runs the commands of one write: all lines are parsed first (a bad
-    /// line runs none), then run in order until one is refused. Returns the
-    /// write's result and the replies of the commands that ran.
-    fn execute(
-        &mut self,
-        who: &Principal,
-        data: &[u8],
-        now: u64,
-    ) -> (Result<(), FsError>, Vec<u8>) {
+    /// line runs none), then run in order until one is refused. A command
+    /// that runs on a bridge must be alone in its write and comes back as
+    /// [`Executed::Bridge`].
+    fn execute(&mut self, who: &Principal, data: &[u8], token: Token, now: u64) -> Executed {
         let mut reply = Vec::new();
         let refuse = |hive: &Hive, cmd: Option<&str>, line: Option<usize>, r: &Refusal| {
             let mut l = Line::new(now, "ctl-refused", Who::of(who)).field("path", "/queen/ctl");
@@ -556,7 +632,7 @@ impl Hive {
         };
         if who.role != Role::Queen {
             let r = Refusal::new(FsError::AccessDenied, "only the queen commands the hive");
-            return (Err(refuse(self, None, None, &r)), reply);
+            return Executed::Done(Err(refuse(self, None, None, &r)), reply);
         }
         let mut commands = Vec::new();
         for (n, line) in data.split(|b| *b == b'\n').map(trim).enumerate() {
@@ -565,12 +641,25 @@ impl Hive {
             }
             match command::parse_line(line, self.config.max_ctl_line) {
                 Ok(c) => commands.push(c),
-                Err(r) => return (Err(refuse(self, None, Some(n + 1), &r)), reply),
+                Err(r) => return Executed::Done(Err(refuse(self, None, Some(n + 1), &r)), reply),
             }
         }
         if commands.is_empty() {
             let r = Refusal::new(FsError::Invalid, "no command in write");
-            return (Err(refuse(self, None, None, &r)), reply);
+            return Executed::Done(Err(refuse(self, None, None, &r)), reply);
+        }
+        if let Some(c) = commands.iter().find(|c| c.on_bridge()) {
+            if commands.len() > 1 {
+                let r = Refusal::new(
+                    FsError::Invalid,
+                    "lease and release run alone in their write",
+                );
+                return Executed::Done(Err(refuse(self, Some(c.name()), None, &r)), reply);
+            }
+            return match self.start_bridge_command(who, c, token, now) {
+                Ok(parked) => Executed::Bridge(Box::new(parked)),
+                Err(r) => Executed::Done(Err(refuse(self, Some(c.name()), None, &r)), reply),
+            };
         }
         for c in &commands {
             match self.run(who, c, now) {
@@ -583,20 +672,26 @@ impl Hive {
                             .field("cmd", c.name()),
                     );
                 }
-                Err(r) => return (Err(refuse(self, Some(c.name()), None, &r)), reply),
+                Err(r) => {
+                    return Executed::Done(Err(refuse(self, Some(c.name()), None, &r)), reply);
+                }
             }
         }
-        (Ok(()), reply)
+        Executed::Done(Ok(()), reply)
     }
 
     /// Runs one command; returns its reply line.
     fn run(&mut self, who: &Principal, c: &Command, now: u64) -> Result<Vec<u8>, Refusal> {
         match c {
             Command::Spawn { role, id, gpu } => {
-                self.spawn(who, *role, id.as_deref(), gpu.as_deref(), now)
+                self.spawn(who, *role, id.as_deref(), gpu.as_deref(), None, now)
             }
             Command::Kill { id } => self.kill(who, id, now),
             Command::Budget { ticket_ttl_s, ops } => self.set_budget(who, *ticket_ttl_s, *ops, now),
+            Command::Lease { .. } | Command::Release { .. } => Err(Refusal::new(
+                FsError::Invalid,
+                "lease and release run alone in their write",
+            )),
         }
     }
 
@@ -605,10 +700,268 @@ impl Hive {
         loop {
             let id = format!("w{}", self.next_worker);
             self.next_worker = self.next_worker.wrapping_add(1);
-            if !self.workers.contains_key(&id) {
+            if !self.workers.contains_key(&id) && !self.reserved.contains(&id) {
                 return id;
             }
         }
+    }
+
+    /// Refuses a GPU that is not installed.
+    fn installed_gpu(&self, gpu: &str) -> Result<(), Refusal> {
+        if self.gpus.contains(gpu) {
+            return Ok(());
+        }
+        let why = if valid_id(gpu) {
+            format!("gpu {gpu} is not installed")
+        } else {
+            String::from("gpu id is not a valid name")
+        };
+        Err(Refusal::new(FsError::NotFound, why))
+    }
+
+    /// Checks a new worker's id (or draws one) and that there is room for it.
+    fn new_worker_id(&mut self, id: Option<&str>) -> Result<String, Refusal> {
+        if self.workers.len() + self.reserved.len() >= self.config.max_workers {
+            return Err(Refusal::new(
+                FsError::NoSpace,
+                format!("worker limit of {} reached", self.config.max_workers),
+            ));
+        }
+        match id {
+            Some(id) if !valid_id(id) => Err(Refusal::new(
+                FsError::Invalid,
+                format!(
+                    "worker id of {} bytes is not 1 to 64 of [A-Za-z0-9_-]",
+                    id.len()
+                ),
+            )),
+            Some(id) if self.workers.contains_key(id) || self.reserved.contains(id) => {
+                Err(Refusal::new(FsError::Exists, format!("worker {id} exists")))
+            }
+            Some(id) => Ok(id.to_owned()),
+            None => Ok(self.fresh_id()),
+        }
+    }
+
+    /// Checks a `lease` or `release` and builds the request that runs it on
+    /// the bridge (a `lease` reserves its worker's id until the answer).
+    fn start_bridge_command(
+        &mut self,
+        who: &Principal,
+        c: &Command,
+        token: Token,
+        now: u64,
+    ) -> Result<(GpuRequest, BridgeCommand), Refusal> {
+        let (gpu, line, action) = match c {
+            Command::Lease {
+                gpu,
+                worker,
+                mem_mb,
+                streams,
+                ttl_s,
+                priority,
+            } => {
+                self.installed_gpu(gpu)?;
+                let worker = self.new_worker_id(worker.as_deref())?;
+                let line = lease::lease_line(&worker, *mem_mb, *streams, *ttl_s, *priority);
+                (gpu, line, BridgeAction::Lease { worker })
+            }
+            Command::Release { gpu, worker } => {
+                self.installed_gpu(gpu)?;
+                if let Some(w) = worker.as_deref().filter(|w| !valid_id(w)) {
+                    return Err(Refusal::new(
+                        FsError::Invalid,
+                        format!(
+                            "worker id of {} bytes is not 1 to 64 of [A-Za-z0-9_-]",
+                            w.len()
+                        ),
+                    ));
+                }
+                let line = lease::release_line(worker.as_deref());
+                let worker = worker.clone();
+                (gpu, line, BridgeAction::Release { worker })
+            }
+            _ => {
+                return Err(Refusal::new(FsError::Invalid, "not a command for a bridge"));
+            }
+        };
+        if let BridgeAction::Lease { worker } = &action {
+            self.reserved.insert(worker.clone());
+        }
+        let mut forward = Line::new(now, "gpu-forward", Who::of(who))
+            .field("path", &format!("/gpu/{gpu}/ctl"))
+            .field("op", c.name())
+            .num("token", token.0);
+        if let BridgeAction::Lease { worker } = &action {
+            forward = forward.field("worker", worker);
+        }
+        log::append(&self.log, forward);
+        let request = GpuRequest {
+            token,
+            gpu: gpu.clone(),
+            file: GpuFile::Ctl,
+            op: GpuOp::Write {
+                offset: 0,
+                data: line,
+            },
+            role: who.role,
+            subject: who.subject.clone(),
+            ticket: who.ticket,
+            scope: who.scope.clone(),
+            expires: who.expires,
+            origin: GpuOrigin::Command,
+        };
+        let command = BridgeCommand {
+            open: 0,
+            principal: who.clone(),
+            gpu: gpu.clone(),
+            action,
+            len: 0,
+            reply: Vec::new(),
+        };
+        Ok((request, command))
+    }
+
+    /// Finishes a `lease` or `release` with its bridge's answer: spawns or
+    /// kills the holder, sets the `/queen/ctl` fid's reply and answers the
+    /// write.
+    fn finish_bridge_command(
+        &mut self,
+        token: Token,
+        command: BridgeCommand,
+        result: Completion,
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Option<SessionId> {
+        let BridgeCommand {
+            open,
+            principal: who,
+            gpu,
+            action,
+            len,
+            reply,
+        } = command;
+        if let BridgeAction::Lease { worker } = &action {
+            self.reserved.remove(worker);
+        }
+        let answer = lease::bridge_text(&reply);
+        let name = match action {
+            BridgeAction::Lease { .. } => "lease",
+            BridgeAction::Release { .. } => "release",
+        };
+        let bridge_result = match result {
+            Completion::Write(r) => r.map(|_| ()),
+            Completion::Read(r) => r.map(|_| ()),
+        };
+        let waiting = self
+            .server
+            .namespace_mut()
+            .node_as::<QueenCtl>(self.ctl)
+            .is_some_and(|c| !c.was_cancelled(token) && c.is_open(open));
+        let ran = match bridge_result {
+            Err(e) => {
+                let why = if answer.is_empty() {
+                    format!("bridge: {e}")
+                } else {
+                    format!("bridge: {answer}")
+                };
+                let refused = reply_line(&RefusedReply {
+                    refused: name,
+                    gpu: &gpu,
+                    error: format!("{e}"),
+                    bridge: &answer,
+                })
+                .unwrap_or_default();
+                self.set_ctl_reply(open, refused);
+                Err(Refusal::new(e, why))
+            }
+            // The write was flushed or its fid closed: nobody is left to
+            // read a new worker's ticket, so spawn none (a lease the bridge
+            // granted anyway runs out on its TTL).
+            Ok(()) if !waiting => Err(Refusal::new(
+                FsError::Cancelled,
+                "the /queen/ctl write was flushed or its fid closed before the bridge answered",
+            )),
+            Ok(()) => match action {
+                BridgeAction::Lease { worker } => {
+                    let leased = Leased {
+                        gpu: &gpu,
+                        answer: &answer,
+                    };
+                    self.spawn(
+                        &who,
+                        SpawnRole::Gpu,
+                        Some(&worker),
+                        Some(&gpu),
+                        Some(leased),
+                        now,
+                    )
+                }
+                BridgeAction::Release { worker } => {
+                    self.released(&who, &gpu, worker.as_deref(), &answer, now)
+                }
+            },
+        };
+        let result = match ran {
+            Ok(text) => {
+                self.set_ctl_reply(open, text);
+                log::append(
+                    &self.log,
+                    Line::new(now, "ctl-accepted", Who::of(&who))
+                        .field("path", "/queen/ctl")
+                        .field("cmd", name),
+                );
+                u32::try_from(len).map_err(|_| FsError::TooBig)
+            }
+            Err(r) => {
+                log::append(
+                    &self.log,
+                    Line::new(now, "ctl-refused", Who::of(&who))
+                        .field("path", "/queen/ctl")
+                        .field("cmd", name)
+                        .field("gpu", &gpu)
+                        .errno(r.errno)
+                        .why(&r.why),
+                );
+                Err(r.errno)
+            }
+        };
+        self.server.complete(token, Completion::Write(result), out)
+    }
+
+    /// A release the bridge accepted: kills the holder it ended if the hive
+    /// spawned that worker for a lease of this GPU.
+    fn released(
+        &mut self,
+        who: &Principal,
+        gpu: &str,
+        worker: Option<&str>,
+        answer: &str,
+        now: u64,
+    ) -> Result<Vec<u8>, Refusal> {
+        let holder = worker
+            .or_else(|| lease::released_holder(answer))
+            .map(String::from);
+        let ours = holder.filter(|h| {
+            self.workers
+                .get(h)
+                .is_some_and(|w| w.lease.as_deref() == Some(gpu))
+        });
+        log::append(
+            &self.log,
+            Line::new(now, "release", Who::of(who))
+                .field("gpu", gpu)
+                .field("holder", ours.as_deref().unwrap_or("-"))
+                .why(answer),
+        );
+        if let Some(h) = &ours {
+            self.kill(who, h, now)?;
+        }
+        reply_line(&ReleaseReply {
+            released: gpu,
+            bridge: answer,
+            killed: ours.as_deref(),
+        })
     }
 
     fn spawn(
@@ -617,30 +970,10 @@ impl Hive {
         role: SpawnRole,
         id: Option<&str>,
         gpu: Option<&str>,
+        leased: Option<Leased<'_>>,
         now: u64,
     ) -> Result<Vec<u8>, Refusal> {
-        if self.workers.len() >= self.config.max_workers {
-            return Err(Refusal::new(
-                FsError::NoSpace,
-                format!("worker limit of {} reached", self.config.max_workers),
-            ));
-        }
-        let id = match id {
-            Some(id) if !valid_id(id) => {
-                return Err(Refusal::new(
-                    FsError::Invalid,
-                    format!(
-                        "worker id of {} bytes is not 1 to 64 of [A-Za-z0-9_-]",
-                        id.len()
-                    ),
-                ));
-            }
-            Some(id) if self.workers.contains_key(id) => {
-                return Err(Refusal::new(FsError::Exists, format!("worker {id} exists")));
-            }
-            Some(id) => id.to_owned(),
-            None => self.fresh_id(),
-        };
+        let id = self.new_worker_id(id)?;
         let (ticket_role, scope) = match (role, gpu) {
             (SpawnRole::Heartbeat, None) => (Role::WorkerHeartbeat, format!("/worker/{id}")),
             (SpawnRole::Heartbeat, Some(_)) => {
@@ -652,15 +985,10 @@ impl Hive {
             (SpawnRole::Gpu, None) => {
                 return Err(Refusal::new(FsError::Invalid, "a gpu worker needs a gpu"));
             }
-            (SpawnRole::Gpu, Some(g)) if !self.gpus.contains(g) => {
-                let why = if valid_id(g) {
-                    format!("gpu {g} is not installed")
-                } else {
-                    String::from("gpu id is not a valid name")
-                };
-                return Err(Refusal::new(FsError::NotFound, why));
+            (SpawnRole::Gpu, Some(g)) => {
+                self.installed_gpu(g)?;
+                (Role::WorkerGpu, String::from(g))
             }
-            (SpawnRole::Gpu, Some(g)) => (Role::WorkerGpu, String::from(g)),
         };
         let claims = Claims {
             role: ticket_role,
@@ -707,6 +1035,8 @@ impl Hive {
             ticket_id: format!("{ticket}"),
             scope: &claims.scope,
             expires: claims.expires,
+            gpu: leased.as_ref().map(|l| l.gpu),
+            lease: leased.as_ref().map(|l| l.answer),
         });
         let reply = match reply {
             Ok(r) => r,
@@ -717,15 +1047,25 @@ impl Hive {
                 return Err(r);
             }
         };
-        log::append(
-            &self.log,
-            Line::new(now, "spawn", Who::of(who))
-                .field("worker", &id)
-                .field("worker-role", ticket_role.name())
-                .ticket("worker-ticket", ticket)
-                .field("scope", &claims.scope)
-                .num("expires", claims.expires),
-        );
+        let mut line = Line::new(now, "spawn", Who::of(who))
+            .field("worker", &id)
+            .field("worker-role", ticket_role.name())
+            .ticket("worker-ticket", ticket)
+            .field("scope", &claims.scope)
+            .num("expires", claims.expires);
+        if let Some(l) = &leased {
+            line = line
+                .field(
+                    "lease",
+                    if lease::granted(l.answer) {
+                        "granted"
+                    } else {
+                        "queued"
+                    },
+                )
+                .why(l.answer);
+        }
+        log::append(&self.log, line);
         self.workers.insert(
             id,
             Worker {
@@ -735,6 +1075,7 @@ impl Hive {
                 scope: claims.scope,
                 dir,
                 telemetry,
+                lease: leased.map(|l| String::from(l.gpu)),
             },
         );
         self.boot.lock().workers = self.workers.len();

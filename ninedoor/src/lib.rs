@@ -17,6 +17,7 @@ mod hive;
 #[cfg(feature = "std")]
 pub mod host;
 mod ids;
+mod lease;
 mod log;
 mod policy;
 mod telemetry;
@@ -29,7 +30,7 @@ pub use config::{
     DEFAULT_TICKET_TTL_S, HiveConfig, MAX_ID_LEN,
 };
 pub use error::HiveError;
-pub use gpu::{GpuDescriptor, GpuFile, GpuOp, GpuRequest};
+pub use gpu::{GpuClosed, GpuDescriptor, GpuFile, GpuOp, GpuOrigin, GpuRequest};
 pub use hive::{Handled, Hive};
 pub use ids::IdSource;
 pub use policy::cohesix_policy;

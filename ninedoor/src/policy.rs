@@ -17,9 +17,9 @@ use secure9p_core::{Ops, Role, RulePolicy};
 /// | Queen | `/gpu/**` | read |
 /// | Queen | `/gpu/*/ctl` | write |
 /// | heartbeat worker | `/worker/{subject}/telemetry` | write (append) |
-/// | GPU worker | `/gpu/{scope}/info`, `status`, `stats` | read |
+/// | GPU worker | `/gpu/{scope}/info`, `status`, `stats`, `result` | read |
 /// | GPU worker | `/gpu/{scope}/lease` | read, write (renew) |
-/// | GPU worker | `/gpu/{scope}/job` | write (append) |
+/// | GPU worker | `/gpu/{scope}/job` | write (append), and read (the bridge's reply to its own last job) |
 ///
 /// Nothing else is granted: no role creates or removes files (the hive
 /// itself adds and removes workers and GPUs), and nobody writes the log.
@@ -39,10 +39,11 @@ pub fn cohesix_policy() -> RulePolicy {
         .allow(Role::WorkerGpu, "/gpu/{scope}/info", Ops::READ)
         .allow(Role::WorkerGpu, "/gpu/{scope}/status", Ops::READ)
         .allow(Role::WorkerGpu, "/gpu/{scope}/stats", Ops::READ)
+        .allow(Role::WorkerGpu, "/gpu/{scope}/result", Ops::READ)
         .allow(
             Role::WorkerGpu,
             "/gpu/{scope}/lease",
             Ops::READ | Ops::WRITE,
         )
-        .allow(Role::WorkerGpu, "/gpu/{scope}/job", Ops::WRITE)
+        .allow(Role::WorkerGpu, "/gpu/{scope}/job", Ops::READ | Ops::WRITE)
 }

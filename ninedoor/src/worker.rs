@@ -31,6 +31,8 @@ pub struct WorkerInfo {
     pub scope: String,
     /// Its telemetry ring, for a heartbeat worker.
     pub telemetry: Option<RingUsage>,
+    /// The GPU it holds a lease of, for a GPU worker spawned by `lease`.
+    pub lease: Option<String>,
 }
 
 /// The registry record of a worker.
@@ -44,6 +46,8 @@ pub(crate) struct Worker {
     pub(crate) dir: Option<NodeId>,
     /// `/worker/<id>/telemetry`, if it has one.
     pub(crate) telemetry: Option<NodeId>,
+    /// The GPU whose lease it was spawned for, if any.
+    pub(crate) lease: Option<String>,
 }
 
 /// Whether `id` may name a worker or a GPU: a path segment and a ticket

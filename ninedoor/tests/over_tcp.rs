@@ -517,7 +517,7 @@ fn gpu0() -> ninedoor::GpuDescriptor {
         name: "Mock GPU".into(),
         uuid: "GPU-00000000-0000-0000-0000-000000000000".into(),
         memory_mb: 1024,
-        sm_count: 8,
+        sm_count: Some(8),
         driver_version: "mock".into(),
         runtime_version: "mock".into(),
     }

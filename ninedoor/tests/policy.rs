@@ -32,13 +32,15 @@ const TABLE: &[(&str, &str, &str, &str)] = &[
     ("/gpu/GPU-0/info", "wr", "", "wr"),
     ("/gpu/GPU-0/ctl", "wrx", "", ""),
     ("/gpu/GPU-0/lease", "wr", "", "wrx"),
-    ("/gpu/GPU-0/job", "wr", "", "wx"),
+    ("/gpu/GPU-0/job", "wr", "", "wrx"),
     ("/gpu/GPU-0/status", "wr", "", "wr"),
     ("/gpu/GPU-0/stats", "wr", "", "wr"),
+    ("/gpu/GPU-0/result", "wr", "", "wr"),
     ("/gpu/GPU-1", "wr", "", ""),
     ("/gpu/GPU-1/info", "wr", "", ""),
     ("/gpu/GPU-1/ctl", "wrx", "", ""),
     ("/gpu/GPU-1/job", "wr", "", ""),
+    ("/gpu/GPU-1/result", "wr", "", ""),
 ];
 
 fn letter(op: Op) -> char {

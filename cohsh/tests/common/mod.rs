@@ -1,9 +1,9 @@
 //! Running the real binaries: `cohsh`, `worker-heartbeat` and
-//! `cohesix-hive` are this crate's (`CARGO_BIN_EXE_*`); `ninedoor` is the
-//! `ninedoor` crate's, so it is built on first use with the same cargo,
-//! target directory and profile (a no-op when it is fresh), then found
-//! beside this crate's binaries. Every child is killed when its handle
-//! drops, and every wait has a deadline.
+//! `cohesix-hive` are this crate's (`CARGO_BIN_EXE_*`); `ninedoor` and
+//! `gpu-bridge-host` are other crates', so they are built on first use with
+//! the same cargo, target directory and profile (a no-op when they are
+//! fresh), then found beside this crate's binaries. Every child is killed
+//! when its handle drops, and every wait has a deadline.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -16,28 +16,56 @@ use std::time::{Duration, Instant};
 /// How long any one child may take.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
+/// Builds binary `bin` of workspace package `package` (with `features`)
+/// beside this crate's binaries and returns its path.
+fn workspace_bin(package: &str, bin: &str, features: &[&str]) -> PathBuf {
+    let cohsh = Path::new(env!("CARGO_BIN_EXE_cohsh"));
+    let profile_dir = cohsh.parent().expect("binary directory");
+    let target_dir = profile_dir.parent().expect("target directory");
+    let mut build = Command::new(env!("CARGO"));
+    build.args(["build", "--quiet", "-p", package]);
+    for f in features {
+        build.args(["--features", f]);
+    }
+    build
+        .args(["--bin", bin, "--target-dir"])
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        build.arg("--release");
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "building {bin} failed: {status}");
+    let path = profile_dir.join(bin);
+    assert!(path.exists(), "no {bin} binary at {}", path.display());
+    path
+}
+
 /// The `ninedoor` binary, built for this test run if needed.
 pub fn ninedoor_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let cohsh = Path::new(env!("CARGO_BIN_EXE_cohsh"));
-        let profile_dir = cohsh.parent().expect("binary directory");
-        let target_dir = profile_dir.parent().expect("target directory");
-        let mut build = Command::new(env!("CARGO"));
-        build
-            .args(["build", "--quiet", "-p", "ninedoor", "--features", "std"])
-            .args(["--bin", "ninedoor", "--target-dir"])
-            .arg(target_dir)
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        if profile_dir.file_name().is_some_and(|n| n == "release") {
-            build.arg("--release");
-        }
-        let status = build.status().expect("cargo runs");
-        assert!(status.success(), "building ninedoor failed: {status}");
-        let bin = profile_dir.join("ninedoor");
-        assert!(bin.exists(), "no ninedoor binary at {}", bin.display());
-        bin
-    })
+    BIN.get_or_init(|| workspace_bin("ninedoor", "ninedoor", &["std"]))
+}
+
+/// The `gpu-bridge-host` binary, built for this test run if needed.
+pub fn gpu_bridge_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("gpu-bridge", "gpu-bridge-host", &[]))
+}
+
+/// Reads `proc`'s first stdout line (within [`DEADLINE`]) and keeps
+/// draining the rest, so the child never blocks on a full pipe.
+fn first_line(proc: &mut Proc, what: &str) -> String {
+    let stdout = proc.child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let first = lines.next().and_then(Result::ok).unwrap_or_default();
+        let _ = tx.send(first);
+        for _ in lines {}
+    });
+    rx.recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("{what} prints its address"))
 }
 
 /// A child process, killed when dropped.
@@ -127,18 +155,7 @@ impl NineDoor {
                 .arg(&ticket_file)
                 .args(extra),
         );
-        let stdout = proc.child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next().and_then(Result::ok).unwrap_or_default();
-            let _ = tx.send(first);
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let first = rx
-            .recv_timeout(DEADLINE)
-            .expect("ninedoor prints its address");
+        let first = first_line(&mut proc, "ninedoor");
         let addr = first
             .strip_prefix("ninedoor listening on tcp ")
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
@@ -166,6 +183,31 @@ impl NineDoor {
         run(Command::new(env!("CARGO_BIN_EXE_cohsh"))
             .args(["--addr", &self.addr, "--ticket", ticket])
             .args(args))
+    }
+}
+
+/// A `gpu-bridge-host --mock` serving on TCP, verifying tickets with a key file.
+pub struct Bridge {
+    pub proc: Proc,
+    pub addr: String,
+}
+
+impl Bridge {
+    /// Starts it on `listen` (`127.0.0.1:0`, or the address of a bridge
+    /// that stopped) and reads the bound address from its first line.
+    pub fn start(listen: &str, key: &Path) -> Bridge {
+        let mut proc = Proc::spawn(
+            Command::new(gpu_bridge_bin())
+                .args(["--mock", "--listen", listen, "--ticket-key-file"])
+                .arg(key),
+        );
+        let first = first_line(&mut proc, "gpu-bridge-host");
+        let addr = first
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+            .trim()
+            .to_owned();
+        Bridge { proc, addr }
     }
 }
 

@@ -43,7 +43,8 @@ struct Cli {
     /// The address bound is printed as `listening on <addr>`.
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
-    /// Verify tickets with the 32-byte key in this file (64 hex digits).
+    /// Verify tickets with the 32-byte key in this file (32 bytes or 64
+    /// hex digits, mode 0600): the key NineDoor's --gpu-bridge-key names.
     #[arg(long, value_name = "PATH", requires = "listen")]
     ticket_key_file: Option<std::path::PathBuf>,
     /// Admit clients without a ticket, with the queen's rights (development
@@ -55,13 +56,33 @@ struct Cli {
     stage: Vec<String>,
 }
 
+/// Reads the ticket key: 32 bytes, or 64 hex digits. Like NineDoor (and ssh
+/// with private keys), a file group or others may read is refused:
+/// whoever reads it can mint tickets this bridge accepts.
 fn read_key(path: &std::path::Path) -> Result<[u8; 32], String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{}: readable by group or others (mode {mode:04o}); chmod 600 it",
+            path.display()
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice()) {
+        return Ok(key);
+    }
+    let text = String::from_utf8(bytes)
+        .map_err(|_| format!("{}: expected 32 bytes or 64 hex digits", path.display()))?;
     let hex = text.trim();
     let mut key = [0u8; 32];
     let pairs = hex.as_bytes().chunks(2);
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!("{}: expected 64 hex digits", path.display()));
+        return Err(format!(
+            "{}: expected 32 bytes or 64 hex digits",
+            path.display()
+        ));
     }
     for (slot, pair) in key.iter_mut().zip(pairs) {
         let pair = std::str::from_utf8(pair).map_err(|e| e.to_string())?;

@@ -6,7 +6,8 @@
 //! 127.0.0.1:0` and read the port from there); then where the Queen's
 //! ticket file is. Exit status: 0 after a clean stop, 1 for a usage or
 //! config error, 2 when it could not start (address in use, unwritable
-//! ticket file, unusable key).
+//! ticket file, unusable key or GPU bridge settings). GPU bridges are
+//! connected in the background; their state goes to stderr.
 
 use clap::Parser;
 use ninedoor::host::{Host, HostConfig};
@@ -39,6 +40,15 @@ struct Cli {
     /// command changes it later).
     #[arg(long, value_name = "SECONDS")]
     ticket_ttl_s: Option<u64>,
+    /// Mirror this GPU bridge's GPUs under /gpu (repeatable; replaces the
+    /// config file's list). PREFIX=HOST:PORT installs its GPU <id> as
+    /// PREFIX-<id>.
+    #[arg(long = "gpu-bridge", value_name = "[PREFIX=]HOST:PORT")]
+    gpu_bridge: Vec<String>,
+    /// The key shared with the GPU bridges (their --ticket-key-file): 32
+    /// bytes or 64 hex digits, mode 0600. Not the hive key.
+    #[arg(long, value_name = "FILE")]
+    gpu_bridge_key: Option<PathBuf>,
     /// Print the configuration in force as TOML and exit.
     #[arg(long)]
     print_config: bool,
@@ -49,7 +59,8 @@ Examples:
   ninedoor                                  # 127.0.0.1:5640, ticket in $XDG_RUNTIME_DIR/cohesix/
   ninedoor --listen 127.0.0.1:0 --ticket-file ./queen.ticket
   ninedoor --config /etc/cohesix/ninedoor.toml --unix /run/cohesix/ninedoor.sock
-Then drive it with cohsh, e.g. `cohsh ls /` or `cohsh spawn heartbeat w1`.";
+  ninedoor --gpu-bridge 127.0.0.1:5650 --gpu-bridge-key /etc/cohesix/bridge.key
+Then drive it with cohsh, e.g. `cohsh ls /`, `cohsh spawn heartbeat w1` or `cohsh gpu list`.";
 
 /// Usage or config errors.
 const EXIT_USAGE: u8 = 1;
@@ -75,6 +86,12 @@ fn config(cli: &Cli) -> Result<HostConfig, String> {
     }
     if let Some(ttl) = cli.ticket_ttl_s {
         config.hive.ticket_ttl_s = ttl;
+    }
+    if !cli.gpu_bridge.is_empty() {
+        config.gpu.bridges = cli.gpu_bridge.clone();
+    }
+    if let Some(path) = &cli.gpu_bridge_key {
+        config.gpu.key_file = Some(path.clone());
     }
     Ok(config)
 }

@@ -6,6 +6,7 @@
 use crate::Hive;
 use crate::host::engine::{GpuForward, HiveEngine, NoBridge};
 use crate::host::error::HostError;
+use crate::host::forward::Bridges;
 use crate::host::key::{OsIds, load_key, random_key};
 use crate::host::settings::HostConfig;
 use crate::host::ticket_file::{default_ticket_path, remove_if_holds, write_ticket};
@@ -32,16 +33,27 @@ pub struct Host {
     unix: Option<(Running, PathBuf)>,
     ticket_path: PathBuf,
     renew: tokio::task::JoinHandle<()>,
+    bridges: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Host {
-    /// Starts serving with no GPU bridge (`/gpu` requests fail with
-    /// `EHOSTUNREACH`). Must be called inside a tokio runtime.
+    /// Starts serving, with the GPU bridges of `config.gpu` (each connected
+    /// in the background, reconnected when it goes away; its GPUs appear
+    /// under `/gpu` once it answers), or with none (`/gpu` requests fail
+    /// with `EHOSTUNREACH`). Must be called inside a tokio runtime.
     pub async fn start(config: &HostConfig) -> Result<Host, HostError> {
-        Host::start_with(config, NoBridge).await
+        match Bridges::plan(&config.gpu)? {
+            Some((bridges, forward)) => {
+                let mut host = Host::start_with(config, forward).await?;
+                host.bridges = bridges.start(&host.shared);
+                Ok(host)
+            }
+            None => Host::start_with(config, NoBridge).await,
+        }
     }
 
-    /// Starts serving, forwarding `/gpu` requests to `bridge`: builds the
+    /// Starts serving, forwarding `/gpu` requests to `bridge` (and ignoring
+    /// `config.gpu`): builds the
     /// hive (key from `key_file` or the OS), binds the listeners, and only
     /// then writes the Queen's ticket file, so a failed start leaves none.
     pub async fn start_with(
@@ -95,6 +107,7 @@ impl Host {
             unix,
             ticket_path,
             renew,
+            bridges: Vec::new(),
         })
     }
 
@@ -135,6 +148,9 @@ impl Host {
     /// this hive's ticket: the key dies with the process, so would the ticket).
     pub async fn shutdown(self) {
         self.renew.abort();
+        for link in &self.bridges {
+            link.abort();
+        }
         let ticket = self.queen_ticket();
         self.tcp.shutdown().await;
         if let Some((running, path)) = self.unix {

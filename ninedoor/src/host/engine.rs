@@ -4,7 +4,7 @@
 //! answers later through [`Shared::complete`](secure9p_transport::server::Shared::complete).
 
 use crate::host::daemon::unix_now;
-use crate::{GpuRequest, Handled, Hive};
+use crate::{GpuClosed, GpuRequest, Handled, Hive};
 use secure9p_core::{Completion, FsError, Outcome, SessionError, SessionId, Token};
 use secure9p_transport::server::Engine;
 
@@ -22,6 +22,12 @@ pub trait GpuForward: Send + 'static {
     /// should drop; their answers would be discarded anyway.
     fn cancel(&mut self, tokens: &[Token]) {
         let _ = tokens;
+    }
+
+    /// Opens of forwarded files that were clunked: whatever the hook holds
+    /// for them on the bridge (a fid) can go once their requests are done.
+    fn closed(&mut self, closed: &[GpuClosed]) {
+        let _ = closed;
     }
 }
 
@@ -76,6 +82,14 @@ impl HiveEngine {
     pub fn set_bridge(&mut self, bridge: impl GpuForward) {
         self.bridge = Box::new(bridge);
     }
+
+    /// Tells the hook which forwarded opens were clunked.
+    fn report_closed(&mut self) {
+        let closed = self.hive.take_gpu_closed();
+        if !closed.is_empty() {
+            self.bridge.closed(&closed);
+        }
+    }
 }
 
 impl Engine for HiveEngine {
@@ -88,6 +102,7 @@ impl Engine for HiveEngine {
         if !tokens.is_empty() {
             self.bridge.cancel(&tokens);
         }
+        self.report_closed();
     }
 
     fn handle(
@@ -97,7 +112,9 @@ impl Engine for HiveEngine {
         now: u64,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, SessionError> {
-        let request = match self.hive.handle(sid, frame, now, out)? {
+        let handled = self.hive.handle(sid, frame, now, out);
+        self.report_closed();
+        let request = match handled? {
             Handled::Replied => return Ok(Outcome::Replied),
             Handled::Forward(request) => request,
         };

@@ -52,6 +52,9 @@ pub enum HostError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The GPU bridge settings cannot work.
+    #[error("gpu bridge: {0}")]
+    Bridge(String),
     /// No ticket file path was given and none can be derived (neither
     /// `XDG_RUNTIME_DIR` nor `HOME` is set).
     #[error("no ticket file path: set --ticket-file, XDG_RUNTIME_DIR or HOME")]

@@ -4,19 +4,30 @@
 //! ticket file. The `ninedoor` binary is a thin command line over
 //! [`Host::start`]; `cohsh`'s demo starts the same host in-process.
 //!
+//! With GPU bridges configured ([`GpuSettings`]), `/gpu` is mirrored from
+//! them over Secure9P TCP by [`BridgeForward`]: see `forward`, `link`,
+//! `remote` and `mirror` (how the requester's identity reaches the bridge).
+//!
 //! This module only moves frames and files; the hive logic stays in the
 //! `no_std` library so a protection domain runs exactly the same code.
 
 mod daemon;
 mod engine;
 mod error;
+mod forward;
 mod key;
+mod link;
+mod mirror;
+mod remote;
 mod settings;
 mod ticket_file;
 
 pub use daemon::{Host, unix_now};
 pub use engine::{GpuForward, HiveEngine, NoBridge};
 pub use error::HostError;
+pub use forward::{BridgeForward, BridgeTarget};
 pub use key::{OsIds, load_key, random_key};
-pub use settings::{DEFAULT_LISTEN, HiveSettings, HostConfig, ServeSettings};
+pub use settings::{
+    DEFAULT_BRIDGE_TIMEOUT_S, DEFAULT_LISTEN, GpuSettings, HiveSettings, HostConfig, ServeSettings,
+};
 pub use ticket_file::{TICKET_ENV, default_ticket_path, read_ticket, write_ticket};

@@ -16,6 +16,10 @@
 //! [serve]
 //! max_connections = 1024
 //! idle_timeout_s = 300
+//!
+//! [gpu]
+//! bridges = ["127.0.0.1:5650"]        # or "PREFIX=HOST:PORT", repeatable
+//! key_file = "/etc/cohesix/bridge.key" # shared with each bridge's --ticket-key-file
 //! ```
 //!
 //! `ninedoor --print-config` prints every key with its value in force.
@@ -53,6 +57,8 @@ pub struct HostConfig {
     pub hive: HiveSettings,
     /// The socket runners' limits.
     pub serve: ServeSettings,
+    /// The GPU bridges whose GPUs the hive mirrors under `/gpu`.
+    pub gpu: GpuSettings,
 }
 
 impl Default for HostConfig {
@@ -64,6 +70,39 @@ impl Default for HostConfig {
             key_file: None,
             hive: HiveSettings::default(),
             serve: ServeSettings::default(),
+            gpu: GpuSettings::default(),
+        }
+    }
+}
+
+/// Default deadline of one call to a GPU bridge: a bridge answers in
+/// microseconds; one that takes this long is treated as gone. Shorter than
+/// `cohsh`'s own 10 s, so a client hears `ETIMEDOUT` rather than nothing.
+pub const DEFAULT_BRIDGE_TIMEOUT_S: u64 = 5;
+
+/// The GPU bridges NineDoor forwards `/gpu` to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GpuSettings {
+    /// Bridges as `HOST:PORT`, or `PREFIX=HOST:PORT` to install their GPU
+    /// `<id>` as `PREFIX-<id>` (for several bridges that number GPUs alike).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bridges: Vec<String>,
+    /// The bridge key: 32 bytes or 64 hex digits, mode 0600; the file each
+    /// bridge is started with (`--ticket-key-file`), never the hive key.
+    /// NineDoor signs a bridge ticket per forwarded principal with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    /// Deadline of one call to a bridge, seconds.
+    pub timeout_s: u64,
+}
+
+impl Default for GpuSettings {
+    fn default() -> Self {
+        GpuSettings {
+            bridges: Vec::new(),
+            key_file: None,
+            timeout_s: DEFAULT_BRIDGE_TIMEOUT_S,
         }
     }
 }
