@@ -237,32 +237,5 @@ impl Cli {
 
 /// `cohesix-hive`'s entry point.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                Exit::Ok.code()
-            };
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cohesix-hive: cannot start the runtime: {e}");
-            return Exit::Other.code();
-        }
-    };
-    match runtime.block_on(cli.run()) {
-        Ok(()) => Exit::Ok.code(),
-        Err(f) => {
-            eprintln!("cohesix-hive: {f}");
-            f.exit.code()
-        }
-    }
+    crate::exit::entry("cohesix-hive", Cli::run)
 }

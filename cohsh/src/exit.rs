@@ -259,6 +259,46 @@ pub fn errno_name(e: FsError) -> &'static str {
     }
 }
 
+/// What every binary of this crate does in `main`: parse `C` (usage errors
+/// exit [`Exit::Usage`], `--help` exits 0), start a current-thread tokio
+/// runtime, run `body` on it and turn its outcome into the exit code, with
+/// failures printed as `<name>: <failure>`.
+pub fn entry<C, F, Fut>(name: &str, body: F) -> ExitCode
+where
+    C: clap::Parser,
+    F: FnOnce(C) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Failure>>,
+{
+    let cli = match C::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Ok.code()
+            };
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            return Exit::Other.code();
+        }
+    };
+    match runtime.block_on(body(cli)) {
+        Ok(()) => Exit::Ok.code(),
+        Err(f) => {
+            eprintln!("{name}: {f}");
+            f.exit.code()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -459,34 +459,7 @@ async fn workers(session: &Session, json: bool) -> Result<(), Failure> {
 
 /// `cohsh`'s entry point.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                Exit::Ok.code()
-            };
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cohsh: cannot start the runtime: {e}");
-            return Exit::Other.code();
-        }
-    };
-    match runtime.block_on(cli.run()) {
-        Ok(()) => Exit::Ok.code(),
-        Err(f) => {
-            eprintln!("cohsh: {f}");
-            f.exit.code()
-        }
-    }
+    crate::exit::entry("cohsh", Cli::run)
 }
 
 #[cfg(test)]
