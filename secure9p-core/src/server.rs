@@ -93,6 +93,8 @@ struct Pending {
     token: Token,
     node: NodeId,
     kind: PendingKind,
+    /// The ticket the request was made under: revoking it cancels the request.
+    ticket: Option<TicketId>,
 }
 
 struct Session {
@@ -337,7 +339,17 @@ impl Server {
             t.revoke(id);
         }
         let mut closed = Vec::new();
+        let mut cancelled = Vec::new();
         for session in self.sessions.values_mut() {
+            // Deferred requests made under the ticket are dropped too: no
+            // reply goes out for them after the revocation.
+            session.pending.retain(|_, p| {
+                let keep = p.ticket != Some(id);
+                if !keep {
+                    cancelled.push((p.token, p.node));
+                }
+                keep
+            });
             let doomed: Vec<Fid> = session
                 .fids
                 .iter()
@@ -351,6 +363,12 @@ impl Server {
             }
         }
         let n = closed.len();
+        for (token, node) in cancelled {
+            self.tokens.remove(&token);
+            if let Some(node) = self.ns.node_mut(node) {
+                node.cancel(token);
+            }
+        }
         for f in closed {
             self.release_fid(f);
         }
@@ -902,6 +920,7 @@ impl Server {
         node: NodeId,
         token: Token,
         kind: PendingKind,
+        ticket: Option<TicketId>,
     ) -> Result<Outcome, FsError> {
         self.next_token += 1;
         let max = self.config.max_inflight;
@@ -912,7 +931,15 @@ impl Server {
             }
             return Err(FsError::Again);
         }
-        s.pending.insert(ctx.tag, Pending { token, node, kind });
+        s.pending.insert(
+            ctx.tag,
+            Pending {
+                token,
+                node,
+                kind,
+                ticket,
+            },
+        );
         self.tokens.insert(token, (ctx.sid, ctx.tag));
         Ok(Outcome::Deferred { token, node })
     }
@@ -1004,7 +1031,13 @@ impl Server {
             }
             Io::Defer => {
                 out.truncate(start);
-                self.defer(ctx, node, token, PendingKind::Read { count })
+                self.defer(
+                    ctx,
+                    node,
+                    token,
+                    PendingKind::Read { count },
+                    principal.ticket,
+                )
             }
         }
     }
@@ -1109,7 +1142,7 @@ impl Server {
                 Ok(Outcome::Replied)
             }
             Io::Ready(Err(e)) => Err(e),
-            Io::Defer => self.defer(ctx, node, token, PendingKind::Write),
+            Io::Defer => self.defer(ctx, node, token, PendingKind::Write, principal.ticket),
         }
     }
 

@@ -554,3 +554,42 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn revoking_a_ticket_cancels_its_deferred_requests() {
+    let mut ns = namespace();
+    let q = ns.resolve("/queen").unwrap();
+    let slow = ns
+        .add_file(q, "slow", Box::<common::Slow>::default())
+        .unwrap();
+    let policy = policy().allow(Role::Queen, "/queen/slow", Ops::READ);
+    let server =
+        Server::new(ns, policy, ServerConfig::default()).with_tickets(TicketAuthority::new(KEY));
+    let mut w = Wire::connect(server, 8192, Dialect::Linux);
+    w.now = NOW;
+    w.attach(0, &mint(9, &queen(NOW + 100))).unwrap();
+    w.walk(0, 1, &["queen", "slow"]).unwrap();
+    w.lopen(1, LOpenFlags::empty()).unwrap();
+    let (_, outcome, frames) = w.send(secure9p_core::codec::Tread {
+        fid: Fid(1),
+        offset: 0,
+        count: 10,
+    });
+    let secure9p_core::Outcome::Deferred { token, .. } = outcome else {
+        panic!("deferred: {frames:?}")
+    };
+    assert_eq!(w.server().revoke(TicketId([9; 32]), NOW), 2);
+    // The node heard the cancellation and a late answer goes nowhere.
+    let cancelled = w
+        .server()
+        .namespace_mut()
+        .node_as::<common::Slow>(slow)
+        .unwrap()
+        .cancelled
+        .clone();
+    assert_eq!(cancelled, vec![token]);
+    let (sid, late) = w.complete(token, secure9p_core::Completion::Read(Ok(b"late".to_vec())));
+    assert_eq!((sid, late.len()), (None, 0));
+    let sid = w.sid;
+    assert_eq!(w.server().pending_count(sid), 0);
+}
