@@ -259,36 +259,44 @@ pub fn errno_name(e: FsError) -> &'static str {
     }
 }
 
-/// What every binary of this crate does in `main`: parse `C` (usage errors
-/// exit [`Exit::Usage`], `--help` exits 0), start a current-thread tokio
-/// runtime, run `body` on it and turn its outcome into the exit code, with
-/// failures printed as `<name>: <failure>`.
+/// The start of every binary of this crate: parse `C` (usage errors exit
+/// [`Exit::Usage`], `--help` exits 0) and build a current-thread tokio
+/// runtime; on failure, the exit code to return.
+pub fn start<C: clap::Parser>(name: &str) -> Result<(C, tokio::runtime::Runtime), ExitCode> {
+    let cli = match C::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return Err(if e.use_stderr() {
+                Exit::Usage.code()
+            } else {
+                Exit::Ok.code()
+            });
+        }
+    };
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Ok((cli, runtime)),
+        Err(e) => {
+            eprintln!("{name}: cannot start the runtime: {e}");
+            Err(Exit::Other.code())
+        }
+    }
+}
+
+/// `main` of a binary whose whole run is `body`: [`start`], run `body`, and
+/// turn its outcome into the exit code, failures printed as `<name>: <failure>`.
 pub fn entry<C, F, Fut>(name: &str, body: F) -> ExitCode
 where
     C: clap::Parser,
     F: FnOnce(C) -> Fut,
     Fut: std::future::Future<Output = Result<(), Failure>>,
 {
-    let cli = match C::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                Exit::Ok.code()
-            };
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{name}: cannot start the runtime: {e}");
-            return Exit::Other.code();
-        }
+    let (cli, runtime) = match start::<C>(name) {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     match runtime.block_on(body(cli)) {
         Ok(()) => Exit::Ok.code(),

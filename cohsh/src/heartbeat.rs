@@ -248,26 +248,9 @@ pub async fn stop_signal() {
 
 /// `worker-heartbeat`'s entry point.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                Exit::Usage.code()
-            } else {
-                Exit::Ok.code()
-            };
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("worker-heartbeat: cannot start the runtime: {e}");
-            return Exit::Other.code();
-        }
+    let (cli, runtime) = match crate::exit::start::<Cli>("worker-heartbeat") {
+        Ok(started) => started,
+        Err(code) => return code,
     };
     runtime.block_on(async {
         let prelude = cli
