@@ -175,6 +175,17 @@ impl GpuBridge {
         Some(f(gpu, &mut ctx))
     }
 
+    /// [`with_gpu`](Self::with_gpu) for operations that can fail: an index
+    /// with no GPU is a `BadCommand`.
+    fn try_gpu<R>(
+        &self,
+        index: usize,
+        f: impl FnOnce(&mut GpuState, &mut GpuContext<'_>) -> Result<R, BridgeError>,
+    ) -> Result<R, BridgeError> {
+        self.with_gpu(index, f)
+            .unwrap_or_else(|| Err(BridgeError::BadCommand(format!("no gpu index {index}"))))
+    }
+
     fn gpu_index(&self, gpu: &str) -> Result<usize, BridgeError> {
         self.index_of(gpu)
             .ok_or_else(|| BridgeError::BadCommand(format!("no gpu {gpu}")))
@@ -193,20 +204,18 @@ impl GpuBridge {
         bytes: &[u8],
         actor: &Actor,
     ) -> Result<String, BridgeError> {
-        let result = self
-            .with_gpu(index, |g, cx| match Command::parse(bytes) {
-                Ok(cmd) => g.command(cmd, actor, cx.now, cx.log),
-                Err(e) => {
-                    cx.log.record(
-                        cx.now,
-                        &g.descriptor().id,
-                        Some(actor),
-                        &format!("ctl unparsable -> ERR {} {e}", e.reason()),
-                    );
-                    Err(e)
-                }
-            })
-            .unwrap_or_else(|| Err(BridgeError::BadCommand(format!("no gpu index {index}"))));
+        let result = self.try_gpu(index, |g, cx| match Command::parse(bytes) {
+            Ok(cmd) => g.command(cmd, actor, cx.now, cx.log),
+            Err(e) => {
+                cx.log.record(
+                    cx.now,
+                    &g.descriptor().id,
+                    Some(actor),
+                    &format!("ctl unparsable -> ERR {} {e}", e.reason()),
+                );
+                Err(e)
+            }
+        });
         // A grant may let queued work start, a reset frees the worker.
         self.inner.wake.notify_all();
         result
@@ -225,11 +234,9 @@ impl GpuBridge {
         bytes: &[u8],
         actor: &Actor,
     ) -> Result<String, BridgeError> {
-        let result = self
-            .with_gpu(index, |g, cx| {
-                g.submit(bytes, cx.artefacts, actor, cx.now, cx.log)
-            })
-            .unwrap_or_else(|| Err(BridgeError::BadCommand(format!("no gpu index {index}"))));
+        let result = self.try_gpu(index, |g, cx| {
+            g.submit(bytes, cx.artefacts, actor, cx.now, cx.log)
+        });
         if result.is_ok() {
             self.inner.wake.notify_all();
         }
@@ -249,8 +256,7 @@ impl GpuBridge {
         bytes: &[u8],
         actor: &Actor,
     ) -> Result<String, BridgeError> {
-        self.with_gpu(index, |g, cx| g.renew(bytes, actor, cx.now, cx.log))
-            .unwrap_or_else(|| Err(BridgeError::BadCommand(format!("no gpu index {index}"))))
+        self.try_gpu(index, |g, cx| g.renew(bytes, actor, cx.now, cx.log))
     }
 
     /// The whole status ring of GPU `gpu` as text (what `cat status` shows

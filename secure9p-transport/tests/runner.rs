@@ -281,8 +281,17 @@ impl Node for Slow {
     }
 }
 
-#[tokio::test]
-async fn deferred_replies_go_out_of_order_and_flush_waits_for_the_drop() {
+/// A server with a `slow` file (reads deferred) and a `fast` MemFile,
+/// served anonymously on an ephemeral loopback port.
+struct SlowServer {
+    addr: std::net::SocketAddr,
+    shared: Arc<Shared<Server>>,
+    running: secure9p_transport::server::Running,
+    tokens: Arc<Mutex<Vec<Token>>>,
+    cancelled: Arc<Mutex<Vec<Token>>>,
+}
+
+async fn slow_server() -> SlowServer {
     let slow = Slow::default();
     let (tokens, cancelled) = (slow.tokens.clone(), slow.cancelled.clone());
     let mut ns = Namespace::new();
@@ -298,6 +307,24 @@ async fn deferred_replies_go_out_of_order_and_flush_waits_for_the_drop() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let running = serve(listener, shared.clone(), ServeConfig::default());
+    SlowServer {
+        addr,
+        shared,
+        running,
+        tokens,
+        cancelled,
+    }
+}
+
+#[tokio::test]
+async fn deferred_replies_go_out_of_order_and_flush_waits_for_the_drop() {
+    let SlowServer {
+        addr,
+        shared,
+        running,
+        tokens,
+        cancelled,
+    } = slow_server().await;
 
     let conn = connect_tcp(addr, MSIZE).await.expect("connect");
     let r = conn.attach("t", "").await.expect("attach");
@@ -345,25 +372,18 @@ async fn deferred_replies_go_out_of_order_and_flush_waits_for_the_drop() {
 
     // The connection keeps working.
     assert_eq!(&conn.read(f, 0, 10).await.expect("fast")[..], b"fast");
-    let _ = Fid::NOFID;
     running.shutdown().await;
 }
 
 #[tokio::test]
 async fn shutdown_cancels_pending_work_and_closes_connections() {
-    let slow = Slow::default();
-    let cancelled = slow.cancelled.clone();
-    let mut ns = Namespace::new();
-    let root = ns.root();
-    ns.add_file(root, "slow", Box::new(slow)).expect("slow");
-    let config = ServerConfig {
-        anonymous: Some(Principal::anonymous(Role::Anonymous, "t")),
-        ..ServerConfig::default()
-    };
-    let shared = Shared::new(Server::new(ns, AllowAll, config));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let running = serve(listener, shared.clone(), ServeConfig::default());
+    let SlowServer {
+        addr,
+        shared,
+        running,
+        cancelled,
+        ..
+    } = slow_server().await;
     let conn = connect_tcp(addr, MSIZE).await.expect("connect");
     let r = conn.attach("t", "").await.expect("attach");
     let s = open(&conn, r, "slow", LOpenFlags::empty()).await;
