@@ -51,7 +51,7 @@ impl Failure {
 }
 
 const USAGE: &str = "usage: cargo xtask check
-       MICROKIT_SDK=<path to microkit-sdk-2.3.0> cargo xtask run [--timeout SECONDS]";
+       MICROKIT_SDK=<path to microkit-sdk-2.3.0> cargo xtask run [--timeout SECONDS] [--keep]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

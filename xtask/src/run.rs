@@ -6,7 +6,8 @@ use cohesix_abi::microkit::{
     BASE_ENDPOINT_CAP, BASE_IRQ_CAP, BASE_OUTPUT_NOTIFICATION_CAP, IPC_BUFFER, IRQ_ACK_LABEL,
     MAX_CHANNELS, MONITOR_EP, PAGE_SIZE, PD_NAME_LENGTH,
 };
-use cohesix_pds::wiring::PASS_MARKER;
+use cohesix_pds::wiring::{PASS_MARKER, WORKER_IDS};
+use cohesix_pds::{BOOT_EPOCH, SEED_LEN, boot_hive};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -30,14 +31,37 @@ Without an SDK, `cargo xtask check` validates the system file and builds and
 checks every PD image, and `cargo test -p cohesix-sim` boots the hive in the
 simulator.";
 
-pub fn run(args: &[String]) -> Result<(), Failure> {
-    let timeout = match args {
-        [] => DEFAULT_TIMEOUT_S,
-        [flag, n] if flag == "--timeout" => n
-            .parse()
-            .map_err(|_| Failure::missing(format!("--timeout {n}: not a number of seconds")))?,
-        _ => return Err(Failure::missing(crate::USAGE)),
+/// What `cargo xtask run` was asked for.
+struct Options {
+    timeout: Duration,
+    /// Keep QEMU running after the checks, for interactive `cohsh`.
+    keep: bool,
+}
+
+fn options(args: &[String]) -> Result<Options, Failure> {
+    let mut opts = Options {
+        timeout: Duration::from_secs(DEFAULT_TIMEOUT_S),
+        keep: false,
     };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--keep" => opts.keep = true,
+            "--timeout" => {
+                let n = it.next().ok_or_else(|| Failure::missing(crate::USAGE))?;
+                let s = n.parse().map_err(|_| {
+                    Failure::missing(format!("--timeout {n}: not a number of seconds"))
+                })?;
+                opts.timeout = Duration::from_secs(s);
+            }
+            _ => return Err(Failure::missing(crate::USAGE)),
+        }
+    }
+    Ok(opts)
+}
+
+pub fn run(args: &[String]) -> Result<(), Failure> {
+    let opts = options(args)?;
     let Some(sdk) = std::env::var_os("MICROKIT_SDK").map(PathBuf::from) else {
         return Err(Failure::missing(format!(
             "MICROKIT_SDK is not set.\n{NEEDS}"
@@ -57,8 +81,11 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         .ok_or_else(|| Failure::missing(format!("qemu-system-aarch64 is not on PATH.\n{NEEDS}")))?;
     check_abi(&config_dir)?;
     let (_, _) = check()?;
+    let cohsh = build_cohsh()?;
     let stage = out_dir();
-    write_seed(&stage.join(cohesix_sim::hive::SEED_FILE))?;
+    let seed = write_seed(&stage.join(cohesix_sim::hive::SEED_FILE))?;
+    let ticket_file = stage.join("queen.ticket");
+    write_queen_ticket(&seed, &ticket_file)?;
     let image = stage.join("loader.img");
     let status = Command::new(&tool)
         .arg(workspace().join("cohesix-os").join("cohesix.system"))
@@ -74,12 +101,57 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         return Err(Failure::new(format!("microkit failed ({status})")));
     }
     println!("image: {}", image.display());
-    boot(
-        &qemu,
-        &image,
-        &stage.join("9p.sock"),
-        Duration::from_secs(timeout),
-    )
+    let host = Host {
+        cohsh,
+        socket: stage.join("9p.sock"),
+        ticket_file,
+    };
+    boot(&qemu, &image, &host, &opts)
+}
+
+/// The host's view of the running image: `cohsh`, the device PD's socket
+/// and the Queen's ticket.
+struct Host {
+    cohsh: PathBuf,
+    socket: PathBuf,
+    ticket_file: PathBuf,
+}
+
+/// Builds the `cohsh` binary the checks run; its path.
+fn build_cohsh() -> Result<PathBuf, Failure> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(workspace())
+        .args(["build", "-q", "-p", "cohsh", "--bin", "cohsh"])
+        .status()
+        .map_err(|e| Failure::new(format!("building cohsh: {e}")))?;
+    if !status.success() {
+        return Err(Failure::new(format!("building cohsh failed ({status})")));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"));
+    Ok(target.join("debug").join("cohsh"))
+}
+
+/// The Queen's ticket for the image built from `seed`, written 0600.
+///
+/// The image builder holds the seed and so the hive's key: it builds the
+/// hive NineDoor builds at boot (`cohesix_pds::boot_hive`, at the boot
+/// epoch) and takes its Queen's ticket, the same ticket id NineDoor mints
+/// first. Nothing secret crosses the console.
+fn write_queen_ticket(seed: &[u8; SEED_LEN], path: &Path) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let hive = boot_hive(seed, BOOT_EPOCH).map_err(|e| Failure::new(e.trim().to_owned()))?;
+    let _ = std::fs::remove_file(path);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| writeln!(f, "{}", hive.queen_ticket()))
+        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))
 }
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -199,15 +271,17 @@ fn check_abi(config_dir: &Path) -> Result<(), Failure> {
 }
 
 /// 64 bytes from the OS RNG: the hive key and ticket-id seed of this image.
-fn write_seed(path: &Path) -> Result<(), Failure> {
-    let mut seed = [0u8; 64];
+fn write_seed(path: &Path) -> Result<[u8; SEED_LEN], Failure> {
+    let mut seed = [0u8; SEED_LEN];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut seed))
         .map_err(|e| Failure::new(format!("/dev/urandom: {e}")))?;
-    std::fs::write(path, seed).map_err(|e| Failure::new(format!("{}: {e}", path.display())))
+    std::fs::write(path, seed).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    Ok(seed)
 }
 
-fn boot(qemu: &Path, image: &Path, socket: &Path, timeout: Duration) -> Result<(), Failure> {
+fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Failure> {
+    let socket = &host.socket;
     let _ = std::fs::remove_file(socket);
     let mut child = Command::new(qemu)
         .args([
@@ -251,29 +325,110 @@ fn boot(qemu: &Path, image: &Path, socket: &Path, timeout: Duration) -> Result<(
             }
         });
     }
+    // The console goes on printing while cohsh talks to the system.
+    let passed = wait_for_marker(&rx, opts.timeout);
+    let printer = std::thread::spawn(move || {
+        for line in rx {
+            println!("{line}");
+        }
+    });
+    let result = if passed {
+        println!("xtask run: pass marker seen; the host's cohsh session follows");
+        host_session(host)
+    } else {
+        Err(Failure::new(format!(
+            "no pass marker ({PASS_MARKER:?}) within {}s",
+            opts.timeout.as_secs()
+        )))
+    };
+    if result.is_ok() && opts.keep {
+        println!(
+            "xtask run: the system keeps running (Ctrl-C stops QEMU); as the Queen:\n  \
+             {} --unix {} --ticket-file {} ls /",
+            host.cohsh.display(),
+            socket.display(),
+            host.ticket_file.display()
+        );
+        let _ = child.wait();
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = printer.join();
+    if result.is_ok() {
+        println!("xtask run: pass");
+    }
+    result
+}
+
+fn wait_for_marker(rx: &mpsc::Receiver<String>, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
-    let mut passed = false;
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
             Ok(line) => {
                 println!("{line}");
                 if line.contains(PASS_MARKER) {
-                    passed = true;
-                    break;
+                    return true;
                 }
             }
-            Err(_) => break,
+            Err(_) => return false,
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    if passed {
-        println!("xtask run: pass");
-        Ok(())
+    false
+}
+
+/// One `cohsh` command against the running system; its standard output.
+fn cohsh(host: &Host, args: &[&str]) -> Result<String, Failure> {
+    println!("$ cohsh {}", args.join(" "));
+    let out = Command::new(&host.cohsh)
+        .arg("--unix")
+        .arg(&host.socket)
+        .arg("--ticket-file")
+        .arg(&host.ticket_file)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Failure::new(format!("running {}: {e}", host.cohsh.display())))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        Ok(stdout)
     } else {
         Err(Failure::new(format!(
-            "no pass marker ({PASS_MARKER:?}) within {}s",
-            timeout.as_secs()
+            "cohsh {} failed ({})",
+            args.join(" "),
+            out.status
         )))
     }
+}
+
+/// The host's checks, as the Queen over the device PD's socket: `/` holds
+/// the hive, `/proc/boot` reads, and both workers' telemetry carries
+/// heartbeats written inside the image.
+fn host_session(host: &Host) -> Result<(), Failure> {
+    let expect = |what: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(Failure::new(format!("cohsh over the console: {what}")))
+        }
+    };
+    let root = cohsh(host, &["ls", "/"])?;
+    expect(
+        "`ls /` lacks proc, queen, log or worker",
+        ["proc", "queen", "log", "worker"]
+            .iter()
+            .all(|n| root.lines().any(|l| l.trim_end_matches('/') == *n)),
+    )?;
+    let boot = cohsh(host, &["cat", "/proc/boot"])?;
+    expect("/proc/boot is empty", !boot.trim().is_empty())?;
+    for id in WORKER_IDS {
+        let path = format!("/worker/{id}/telemetry");
+        let tail = cohsh(host, &["tail", "-n", "3", &path])?;
+        expect(
+            &format!("{path} holds no heartbeat"),
+            tail.contains("heartbeat"),
+        )?;
+    }
+    Ok(())
 }

@@ -33,6 +33,6 @@ mod worker;
 pub use device::{DevicePd, HostPort};
 pub use frames::{FrameAssembler, FrameError};
 pub use link::{Link, LinkError};
-pub use ninedoor::NineDoorPd;
-pub use seed::SeedIds;
+pub use ninedoor::{BOOT_EPOCH, NineDoorPd, boot_hive};
+pub use seed::{SEED_LEN, SeedIds};
 pub use worker::HeartbeatPd;

@@ -31,6 +31,26 @@ use ninedoor::{Handled, Hive, HiveConfig};
 /// stamps), so boot time is pinned to this date and uptime added.
 pub const BOOT_EPOCH: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
+/// The hive NineDoor builds at boot from the image's seed at time `now`.
+///
+/// Whoever holds the seed holds the hive's key: the image builder (`cargo
+/// xtask run`) calls this with the seed it wrote and [`BOOT_EPOCH`] to get
+/// the Queen's ticket for the host (`Hive::queen_ticket`), the same ticket
+/// id NineDoor mints first. The ticket never leaves the image.
+pub fn boot_hive(seed: &[u8; SEED_LEN], now: u64) -> Result<Hive, String> {
+    if seed.iter().all(|b| *b == 0) {
+        return Err(String::from(
+            "ninedoor: boot seed region is all zero; refusing a predictable hive key\n",
+        ));
+    }
+    let config = HiveConfig {
+        max_msize: MSIZE,
+        ..HiveConfig::default()
+    };
+    Hive::new(config, hive_key(seed), SeedIds::new(*seed), now)
+        .map_err(|e| format!("ninedoor: hive: {e}\n"))
+}
+
 /// Smallest telemetry line a worker appends (`heartbeat w1 seq=1\n`), for
 /// the pass check: bytes a worker must have written once done.
 const MIN_LINE: u64 = 16;
@@ -119,17 +139,7 @@ impl NineDoorPd {
         Window::new(self.seed)
             .read(0, &mut seed)
             .map_err(|e| format!("ninedoor: boot seed: {e}\n"))?;
-        if seed.iter().all(|b| *b == 0) {
-            return Err(String::from(
-                "ninedoor: boot seed region is all zero; refusing a predictable hive key\n",
-            ));
-        }
-        let config = HiveConfig {
-            max_msize: MSIZE,
-            ..HiveConfig::default()
-        };
-        Hive::new(config, hive_key(&seed), SeedIds::new(seed), now)
-            .map_err(|e| format!("ninedoor: hive: {e}\n"))
+        boot_hive(&seed, now)
     }
 
     /// Spawns the boot workers through `/queen/ctl` as the Queen and keeps
