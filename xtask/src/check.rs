@@ -61,6 +61,7 @@ fn wired(pd: &ProtectionDomain) -> Result<(), String> {
         "ninedoor.elf" => &wiring::ninedoor::REGIONS,
         "worker.elf" => &wiring::worker::REGIONS,
         "device.elf" => &wiring::device::REGIONS,
+        "timer.elf" => &wiring::timer::REGIONS,
         other => return Err(format!("no PD logic is built as {other}")),
     };
     for sym in needed {

@@ -376,6 +376,18 @@ fn wait_for_marker(rx: &mpsc::Receiver<String>, timeout: Duration) -> bool {
     false
 }
 
+/// How long the host waits for the timer's ticks to show in telemetry.
+const TICKS_WAIT: Duration = Duration::from_secs(3);
+
+/// The highest `seq=N` of the heartbeat lines in `text`.
+fn last_seq(text: &str) -> Option<u64> {
+    text.lines()
+        .filter(|l| l.starts_with("heartbeat "))
+        .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("seq=")))
+        .filter_map(|n| n.parse().ok())
+        .max()
+}
+
 /// One `cohsh` command against the running system; its standard output.
 fn cohsh(host: &Host, args: &[&str]) -> Result<String, Failure> {
     println!("$ cohsh {}", args.join(" "));
@@ -404,7 +416,8 @@ fn cohsh(host: &Host, args: &[&str]) -> Result<String, Failure> {
 
 /// The host's checks, as the Queen over the device PD's socket: `/` holds
 /// the hive, `/proc/boot` reads, and both workers' telemetry carries
-/// heartbeats written inside the image.
+/// heartbeats written inside the image and keeps growing with the timer's
+/// ticks.
 fn host_session(host: &Host) -> Result<(), Failure> {
     let expect = |what: &str, ok: bool| {
         if ok {
@@ -422,12 +435,28 @@ fn host_session(host: &Host) -> Result<(), Failure> {
     )?;
     let boot = cohsh(host, &["cat", "/proc/boot"])?;
     expect("/proc/boot is empty", !boot.trim().is_empty())?;
+    let mut first = Vec::new();
     for id in WORKER_IDS {
         let path = format!("/worker/{id}/telemetry");
         let tail = cohsh(host, &["tail", "-n", "3", &path])?;
         expect(
             &format!("{path} holds no heartbeat"),
             tail.contains("heartbeat"),
+        )?;
+        first.push(last_seq(&tail));
+    }
+    // The timer PD ticks every second: the telemetry keeps growing.
+    std::thread::sleep(TICKS_WAIT);
+    for (id, before) in WORKER_IDS.into_iter().zip(first) {
+        let path = format!("/worker/{id}/telemetry");
+        let tail = cohsh(host, &["tail", "-n", "2", &path])?;
+        let after = last_seq(&tail);
+        expect(
+            &format!(
+                "{path}: no new heartbeat in {}s (seq {before:?} then {after:?})",
+                TICKS_WAIT.as_secs()
+            ),
+            after > before,
         )?;
     }
     Ok(())

@@ -9,6 +9,8 @@
 //! - [`HeartbeatPd`]: a heartbeat worker: fetches its ticket, attaches over
 //!   its rings, appends boot and heartbeat lines to its telemetry, and
 //!   checks that another worker's telemetry is refused to it;
+//! - [`TimerPd`]: the tick: a PL031 RTC interrupt every [`TICK_S`]
+//!   seconds, passed on to every worker as a notification;
 //! - [`DevicePd`]: carries 9P frames between a [`HostPort`] (the virtio
 //!   console on hardware, a pipe in the simulator) and NineDoor.
 //!
@@ -27,6 +29,7 @@ mod link;
 mod ninedoor;
 mod seed;
 mod ticket;
+mod timer;
 pub mod wiring;
 mod worker;
 
@@ -35,4 +38,5 @@ pub use frames::{FrameAssembler, FrameError};
 pub use link::{Link, LinkError};
 pub use ninedoor::{BOOT_EPOCH, NineDoorPd, boot_hive};
 pub use seed::{SEED_LEN, SeedIds};
+pub use timer::{TICK_S, TimerError, TimerPd};
 pub use worker::HeartbeatPd;

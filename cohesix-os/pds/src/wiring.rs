@@ -81,8 +81,26 @@ pub mod worker {
         rx: "rx",
         tx: "tx",
     };
+    /// The timer PD's tick: one more heartbeat.
+    pub const TICK: Channel = Channel::fixed(1);
     /// Region symbols.
     pub const REGIONS: [&str; 2] = ["rx", "tx"];
+}
+
+/// The timer PD's side.
+pub mod timer {
+    use cohesix_abi::Channel;
+
+    /// The RTC's interrupt.
+    pub const IRQ: Channel = Channel::fixed(0);
+    /// The channels to the workers, in [`WORKER_IDS`](super::WORKER_IDS)
+    /// order; each worker hears the tick on
+    /// [`worker::TICK`](super::worker::TICK).
+    pub const WORKERS: [Channel; 2] = [Channel::fixed(1), Channel::fixed(2)];
+    /// The PL031's register page.
+    pub const REGS: &str = "rtc";
+    /// Region symbols.
+    pub const REGIONS: [&str; 1] = [REGS];
 }
 
 /// The device PD's side.

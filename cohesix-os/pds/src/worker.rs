@@ -4,6 +4,10 @@
 //! [`HEARTBEATS`] heartbeats to `/worker/<id>/telemetry`. Then it tries to
 //! walk into another worker's directory and appends what the hive said: a
 //! worker must be refused (`EACCES`) everywhere but its own telemetry.
+//! After that it keeps its telemetry open and appends one more heartbeat
+//! on every tick of the timer PD ([`wiring::worker::TICK`]); a tick that
+//! arrives while a heartbeat is still on its way is counted in the next
+//! line (`missed=N`).
 
 use crate::link::{Link, LinkError};
 use crate::ticket;
@@ -13,7 +17,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use cohesix_abi::{Channel, Context, Handler, MsgInfo, Regions};
 use ninedoor::secure9p_core::codec::{
-    Dialect, Fid, LOpenFlags, Msg, Tattach, Tclunk, Tlopen, Twalk, Twrite, WalkNames,
+    Dialect, Fid, LOpenFlags, Msg, Tattach, Tlopen, Twalk, Twrite, WalkNames,
 };
 use ninedoor::secure9p_core::{Client, FsError};
 
@@ -32,9 +36,10 @@ enum Step {
     ProbeDir,
     ProbeOther,
     Report,
-    Clunk,
-    /// Script done; the worker only answers notifications.
-    Idle,
+    /// Script done, heartbeat `n` the last written: waiting for a tick.
+    Live(u32),
+    /// Appending heartbeat `n` on a tick.
+    Beat(u32),
     /// A reply it cannot continue from; reported once.
     Failed,
 }
@@ -53,6 +58,8 @@ pub struct HeartbeatPd {
     probe_result: Option<Result<(), FsError>>,
     req: Vec<u8>,
     frame: Vec<u8>,
+    /// Ticks that came while a heartbeat was in flight.
+    missed: u32,
 }
 
 impl core::fmt::Debug for HeartbeatPd {
@@ -89,6 +96,7 @@ impl HeartbeatPd {
             probe_result: None,
             req: Vec::new(),
             frame: Vec::new(),
+            missed: 0,
         })
     }
 
@@ -152,6 +160,12 @@ impl HeartbeatPd {
         let id = self.id.as_deref().unwrap_or("?");
         if n == 0 {
             format!("boot {id} pd={}\n", ctx.name())
+        } else if self.missed > 0 {
+            format!(
+                "heartbeat {id} seq={n} uptime_ms={} missed={}\n",
+                ctx.uptime_ms(),
+                self.missed
+            )
         } else {
             format!("heartbeat {id} seq={n} uptime_ms={}\n", ctx.uptime_ms())
         }
@@ -193,7 +207,7 @@ impl HeartbeatPd {
                 fid: telemetry,
                 flags: LOpenFlags::WRONLY,
             }),
-            Step::Append(n) => {
+            Step::Append(n) | Step::Beat(n) => {
                 let line = self.line(n, ctx);
                 self.send(Twrite {
                     fid: telemetry,
@@ -236,8 +250,7 @@ impl HeartbeatPd {
                     data: line.as_bytes(),
                 })
             }
-            Step::Clunk => self.send(Tclunk { fid: telemetry }),
-            Step::Waiting | Step::Version | Step::Idle | Step::Failed => true,
+            Step::Waiting | Step::Version | Step::Live(_) | Step::Failed => true,
         }
     }
 
@@ -277,8 +290,11 @@ impl HeartbeatPd {
                 }));
                 Step::Report
             }
-            (Step::Report, Ok(_)) => Step::Clunk,
-            (Step::Clunk, Ok(_)) => Step::Idle,
+            (Step::Report, Ok(_)) => Step::Live(HEARTBEATS),
+            (Step::Beat(n), Ok(_)) => {
+                self.missed = 0;
+                Step::Live(n)
+            }
             (step, r) => {
                 ctx.debug(&format!("{}: step {step:?} failed: {r:?}\n", ctx.name()));
                 Step::Failed
@@ -294,6 +310,26 @@ impl HeartbeatPd {
     }
 }
 
+impl HeartbeatPd {
+    /// One heartbeat per tick once the script is done.
+    fn tick(&mut self, ctx: &mut dyn Context) {
+        match self.step {
+            Step::Live(n) => {
+                let next = Step::Beat(n.wrapping_add(1));
+                if self.request(next, ctx) {
+                    self.step = next;
+                    self.flush(ctx);
+                    self.link.signal(ctx);
+                }
+            }
+            Step::Beat(_) => self.missed = self.missed.saturating_add(1),
+            // Still booting (or failed): the script's own heartbeats come
+            // first.
+            _ => {}
+        }
+    }
+}
+
 impl Handler for HeartbeatPd {
     fn init(&mut self, ctx: &mut dyn Context) {
         self.start(ctx);
@@ -301,6 +337,10 @@ impl Handler for HeartbeatPd {
     }
 
     fn notified(&mut self, ch: Channel, ctx: &mut dyn Context) {
+        if ch == wiring::worker::TICK {
+            self.tick(ctx);
+            return;
+        }
         if ch != self.link.channel() {
             return;
         }

@@ -1,5 +1,5 @@
 //! The whole hive in the simulator: `cohesix.system` with NineDoor, the two
-//! heartbeat workers and the device PD, the device's console replaced by a
+//! heartbeat workers, the timer and the device PD, the device's console replaced by a
 //! [`HostPipe`], and the hive seed region filled from the caller's bytes.
 
 use crate::pipe::HostPipe;
@@ -7,7 +7,8 @@ use crate::sim::{Factory, SimError, SimHandler, Simulator};
 use crate::system::System;
 use crate::{COHESIX_SYSTEM, PdEnv};
 use cohesix_pds::wiring::device::IRQ;
-use cohesix_pds::{DevicePd, HeartbeatPd, NineDoorPd};
+use cohesix_pds::wiring::timer;
+use cohesix_pds::{DevicePd, HeartbeatPd, NineDoorPd, TimerPd};
 use std::collections::BTreeMap;
 
 /// Deliveries allowed before a boot or an exchange counts as a livelock.
@@ -43,6 +44,10 @@ pub fn factories(host: &HostPipe) -> BTreeMap<String, Factory> {
         "worker.elf".into(),
         Box::new(|env: &PdEnv<'_>| boxed(HeartbeatPd::new(env))),
     );
+    f.insert(
+        "timer.elf".into(),
+        Box::new(|env: &PdEnv<'_>| boxed(TimerPd::new(env))),
+    );
     let port = host.clone();
     f.insert(
         "device.elf".into(),
@@ -67,6 +72,13 @@ impl HiveSim {
     pub fn queen_ticket(&self) -> Option<String> {
         let nd = self.sim.handler::<NineDoorPd>("ninedoor")?;
         Some(nd.hive()?.queen_ticket().to_owned())
+    }
+
+    /// One tick of the timer PD: raises the RTC's IRQ and runs the system
+    /// until idle (each worker appends a heartbeat).
+    pub fn tick(&mut self) -> Result<(), SimError> {
+        self.sim.raise_irq("timer", timer::IRQ.id())?;
+        self.sim.run_until_idle(MAX_STEPS)
     }
 
     /// Sends `frames` from the host, raises the console IRQ, runs the

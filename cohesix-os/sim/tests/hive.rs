@@ -1,8 +1,9 @@
-//! The whole hive — device PD, NineDoor, two heartbeat workers — booted in
+//! The whole hive — device PD, NineDoor, two heartbeat workers, timer — booted in
 //! the simulator from `cohesix.system`, driven from the host end of the
 //! device PD's console by a 9P client, as the Queen and as a worker.
 
 use cohesix_pds::wiring::{HEARTBEATS, MSIZE, PASS_MARKER};
+use cohesix_pds::{BOOT_EPOCH, TimerPd, boot_hive};
 use cohesix_sim::hive::HiveSim;
 use ninedoor::secure9p_core::codec::{
     Dialect, Fid, LOpenFlags, Msg, Tattach, Tlopen, Tread, Twalk, Twrite, WalkNames,
@@ -171,6 +172,62 @@ fn queen_reads_proc_boot_and_worker_telemetry() {
     let log = host.read_all(&mut hive, root, "/log/queen.log").unwrap();
     assert!(log.contains("spawn"), "{log}");
     assert!(log.contains("denied"), "{log}");
+}
+
+#[test]
+fn the_image_builders_queen_ticket_opens_the_booted_hive() {
+    // What `cargo xtask run` hands cohsh: the Queen's ticket of the hive
+    // built from the image's seed on the host.
+    let queen = boot_hive(&SEED, BOOT_EPOCH)
+        .unwrap()
+        .queen_ticket()
+        .to_owned();
+    let mut hive = booted();
+    let mut host = Host::connect(&mut hive);
+    let root = host.attach(&mut hive, "queen", &queen).expect("attaches");
+    let boot = host.read_all(&mut hive, root, "/proc/boot").unwrap();
+    assert!(boot.contains("workers.live 2"), "{boot}");
+    // Another seed's Queen is a stranger.
+    let other = boot_hive(&[7; 64], BOOT_EPOCH)
+        .unwrap()
+        .queen_ticket()
+        .to_owned();
+    let mut stranger = Host::connect(&mut hive);
+    assert_eq!(
+        stranger.attach(&mut hive, "queen", &other),
+        Err(FsError::TicketRejected)
+    );
+}
+
+#[test]
+fn every_tick_of_the_timer_adds_a_heartbeat() {
+    let mut hive = booted();
+    let rtc = hive.sim.region("rtc").expect("rtc region");
+    let word = |i: usize| rtc[i].load(std::sync::atomic::Ordering::Relaxed);
+    // init started the RTC, armed the match one second on, unmasked it.
+    assert_eq!((word(0x0c / 4), word(0x04 / 4), word(0x10 / 4)), (1, 1, 1));
+    for _ in 0..3 {
+        hive.tick().unwrap();
+    }
+    assert_eq!(hive.sim.handler::<TimerPd>("timer").unwrap().ticks(), 3);
+    assert!(hive.sim.refusals().is_empty(), "{:?}", hive.sim.refusals());
+    let queen = hive.queen_ticket().unwrap();
+    let mut host = Host::connect(&mut hive);
+    let root = host.attach(&mut hive, "queen", &queen).unwrap();
+    for id in ["w1", "w2"] {
+        let t = host
+            .read_all(&mut hive, root, &format!("/worker/{id}/telemetry"))
+            .unwrap();
+        let beats: Vec<&str> = t.lines().filter(|l| l.starts_with("heartbeat")).collect();
+        assert_eq!(beats.len() as u32, HEARTBEATS + 3, "{t}");
+        for seq in HEARTBEATS + 1..=HEARTBEATS + 3 {
+            assert!(t.contains(&format!("heartbeat {id} seq={seq} ")), "{t}");
+        }
+        // The tick's lines come after the probe's report.
+        let probe = t.find("probe ").unwrap();
+        let last = t.find(&format!("seq={} ", HEARTBEATS + 1)).unwrap();
+        assert!(probe < last, "{t}");
+    }
 }
 
 #[test]
