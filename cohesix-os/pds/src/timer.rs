@@ -18,18 +18,18 @@ use core::sync::atomic::{AtomicU32, Ordering};
 /// Seconds between ticks.
 pub const TICK_S: u32 = 1;
 
-/// PL031 registers, as word indexes (PL031 TRM, "Register summary").
+/// PL031 register offsets in bytes (PL031 TRM, "Register summary").
 mod reg {
     /// RTCDR: the current count (seconds), read-only.
-    pub const DR: usize = 0x00 / 4;
+    pub const DR: usize = 0x00;
     /// RTCMR: the match value.
-    pub const MR: usize = 0x04 / 4;
+    pub const MR: usize = 0x04;
     /// RTCCR: bit 0 starts the counter.
-    pub const CR: usize = 0x0c / 4;
+    pub const CR: usize = 0x0c;
     /// RTCIMSC: bit 0 unmasks the match interrupt.
-    pub const IMSC: usize = 0x10 / 4;
+    pub const IMSC: usize = 0x10;
     /// RTCICR: writing bit 0 clears the interrupt.
-    pub const ICR: usize = 0x1c / 4;
+    pub const ICR: usize = 0x1c;
 }
 
 /// Why the timer PD could not start.
@@ -61,7 +61,7 @@ impl TimerPd {
     pub fn new(regions: &dyn Regions) -> Result<TimerPd, TimerError> {
         let regs = regions
             .region(timer::REGS)
-            .filter(|r| r.len() > reg::ICR)
+            .filter(|r| r.len() > reg::ICR / 4)
             .ok_or(TimerError::NoRegisters(timer::REGS))?;
         Ok(TimerPd { regs, ticks: 0 })
     }
@@ -72,11 +72,11 @@ impl TimerPd {
     }
 
     fn read(&self, r: usize) -> u32 {
-        self.regs.get(r).map_or(0, |w| w.load(Ordering::Relaxed))
+        self.regs.get(r / 4).map_or(0, |w| w.load(Ordering::Relaxed))
     }
 
     fn write(&self, r: usize, v: u32) {
-        if let Some(w) = self.regs.get(r) {
+        if let Some(w) = self.regs.get(r / 4) {
             w.store(v, Ordering::Relaxed);
         }
     }
