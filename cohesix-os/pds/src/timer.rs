@@ -72,7 +72,9 @@ impl TimerPd {
     }
 
     fn read(&self, r: usize) -> u32 {
-        self.regs.get(r / 4).map_or(0, |w| w.load(Ordering::Relaxed))
+        self.regs
+            .get(r / 4)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
     }
 
     fn write(&self, r: usize, v: u32) {
