@@ -52,6 +52,30 @@ async fn list(conn: &Connection, root: secure9p_core::codec::Fid, path: &str) ->
     names
 }
 
+/// Connects to a diod that has just started listening. diod can reset a
+/// connection that arrives while it is still starting up (seen once in CI
+/// right after the listening probe), so a reset or refusal is retried for a
+/// few seconds; any other error, or a reset after that, fails the test.
+async fn connect_when_ready(addr: SocketAddr) -> Connection {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match connect_tcp(addr, CLIENT_MSIZE).await {
+            Ok(conn) => return conn,
+            Err(CallError::Io(e))
+                if Instant::now() < deadline
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+            {
+                eprintln!("diod not ready yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("connect to diod at {addr}: {e:?}"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_client_against_diod() {
     let Some(diod) = find_tool("diod") else {
@@ -95,7 +119,7 @@ async fn our_client_against_diod() {
         );
     }
 
-    let conn = connect_tcp(addr, CLIENT_MSIZE).await.expect("connect");
+    let conn = connect_when_ready(addr).await;
     assert_eq!(conn.msize(), DIOD_MSIZE, "diod answers with its cap");
     // diod (with -n) maps the attach to the numeric uid: ours, so the files
     // this test made are ours to read and write.

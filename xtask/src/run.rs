@@ -461,3 +461,103 @@ fn host_session(host: &Host) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn options_parse_and_refuse() {
+        let o = options(&args(&["--timeout", "30", "--keep"])).ok().unwrap();
+        assert_eq!((o.timeout, o.keep), (Duration::from_secs(30), true));
+        let o = options(&[]).ok().unwrap();
+        assert_eq!(
+            (o.timeout, o.keep),
+            (Duration::from_secs(DEFAULT_TIMEOUT_S), false)
+        );
+        for bad in [&["--timeout"][..], &["--timeout", "soon"], &["--fast"]] {
+            let e = options(&args(bad)).err().unwrap();
+            assert_eq!(e.code, 2, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn last_seq_reads_heartbeat_lines_only() {
+        let text = "boot w1 pd=worker1\nheartbeat w1 seq=9 uptime_ms=5\n\
+                    heartbeat w1 seq=11 uptime_ms=7 missed=1\nprobe seq=99\n";
+        assert_eq!(last_seq(text), Some(11));
+        assert_eq!(last_seq("probe /worker/w2: refused\n"), None);
+    }
+
+    /// A board config directory with the files `check_abi` reads, as the
+    /// SDK lays them out, holding the runtime's own numbers.
+    fn fake_sdk(dir: &Path, tweak: impl Fn(&str, String) -> String) {
+        let inc = dir.join("include");
+        std::fs::create_dir_all(inc.join("kernel")).unwrap();
+        let header = format!(
+            "#define MONITOR_EP {MONITOR_EP}\n#define BASE_OUTPUT_NOTIFICATION_CAP \
+             {BASE_OUTPUT_NOTIFICATION_CAP}\n#define BASE_ENDPOINT_CAP {BASE_ENDPOINT_CAP}\n\
+             #define BASE_IRQ_CAP {BASE_IRQ_CAP}\n#define MICROKIT_MAX_CHANNELS {MAX_CHANNELS}\n\
+             #define MICROKIT_PD_NAME_LENGTH {PD_NAME_LENGTH}\n"
+        );
+        let files = [
+            ("include/microkit.h", header),
+            (
+                "invocations_all.json",
+                format!("{{\"IRQAckIRQ\": {IRQ_ACK_LABEL}}}"),
+            ),
+            (
+                "address_space_constants.json",
+                format!("{{\"vspace_user_top\": {}}}", IPC_BUFFER + PAGE_SIZE - 1),
+            ),
+            (
+                "include/kernel/gen_config.json",
+                String::from("{\"KERNEL_MCS\": true, \"PRINTING\": true}"),
+            ),
+        ];
+        for (name, text) in files {
+            std::fs::write(dir.join(name), tweak(name, text)).unwrap();
+        }
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("xtask-abi-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn the_abi_check_accepts_matching_files_and_names_each_mismatch() {
+        let ok = scratch("ok");
+        fake_sdk(&ok, |_, t| t);
+        assert!(check_abi(&ok).is_ok());
+
+        let bad = scratch("bad");
+        fake_sdk(&bad, |name, t| match name {
+            "include/microkit.h" => {
+                t.replace(&format!("BASE_IRQ_CAP {BASE_IRQ_CAP}"), "BASE_IRQ_CAP 999")
+            }
+            "invocations_all.json" => String::from("{\"IRQAckIRQ\": 30}"),
+            "include/kernel/gen_config.json" => {
+                String::from("{\"KERNEL_MCS\": false, \"PRINTING\": true}")
+            }
+            _ => t,
+        });
+        let e = check_abi(&bad).err().unwrap();
+        assert_eq!(e.code, 1);
+        for what in ["BASE_IRQ_CAP: SDK has Some(999)", "IRQAckIRQ", "KERNEL_MCS"] {
+            assert!(e.message.contains(what), "{what}: {}", e.message);
+        }
+        assert!(!e.message.contains("MONITOR_EP"), "{}", e.message);
+
+        let missing = scratch("missing");
+        assert_eq!(check_abi(&missing).err().unwrap().code, 2);
+        for d in [ok, bad, missing] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
