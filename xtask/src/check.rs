@@ -62,6 +62,7 @@ fn wired(pd: &ProtectionDomain) -> Result<(), String> {
         "worker.elf" => &wiring::worker::REGIONS,
         "device.elf" => &wiring::device::REGIONS,
         "timer.elf" => &wiring::timer::REGIONS,
+        "net.elf" => &wiring::device::REGIONS,
         other => return Err(format!("no PD logic is built as {other}")),
     };
     for sym in needed {

@@ -10,6 +10,7 @@ use cohesix_pds::wiring::{PASS_MARKER, WORKER_IDS};
 use cohesix_pds::{BOOT_EPOCH, SEED_LEN, boot_hive};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -104,6 +105,7 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     let host = Host {
         cohsh,
         socket: stage.join("9p.sock"),
+        tcp: free_loopback_port()?,
         ticket_file,
     };
     boot(&qemu, &image, &host, &opts)
@@ -114,7 +116,25 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
 struct Host {
     cohsh: PathBuf,
     socket: PathBuf,
+    /// The loopback address QEMU forwards to the network PD's port 564.
+    tcp: SocketAddr,
     ticket_file: PathBuf,
+}
+
+/// How `cohsh` reaches the system.
+#[derive(Clone, Copy)]
+enum Via {
+    /// The device PD's virtio console (a Unix socket).
+    Console,
+    /// The network PD's TCP port, forwarded from loopback.
+    Tcp,
+}
+
+fn free_loopback_port() -> Result<SocketAddr, Failure> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| Failure::new(format!("no free loopback port: {e}")))?;
+    l.local_addr()
+        .map_err(|e| Failure::new(format!("no free loopback port: {e}")))
 }
 
 /// Builds the `cohsh` binary the checks run; its path.
@@ -307,13 +327,24 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
             socket.display()
         ))
         .args(["-device", "virtconsole,chardev=c9p"])
+        // The second virtio-mmio device (slot 30): the network PD's card,
+        // with the host's loopback port forwarded to its 9P port.
+        .arg("-netdev")
+        .arg(format!(
+            "user,id=n9p,restrict=on,hostfwd=tcp:{}-{}:{}",
+            host.tcp,
+            std::net::Ipv4Addr::from(cohesix_pds::wiring::net::ADDR),
+            cohesix_pds::wiring::net::PORT
+        ))
+        .args(["-device", "virtio-net-device,netdev=n9p"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| Failure::new(format!("starting {}: {e}", qemu.display())))?;
     println!(
-        "booting; 9P on {} (the device PD's console)",
-        socket.display()
+        "booting; 9P on {} (the device PD's console) and on {} (the network PD)",
+        socket.display(),
+        host.tcp
     );
     let (tx, rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
@@ -344,9 +375,13 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
     if result.is_ok() && opts.keep {
         println!(
             "xtask run: the system keeps running (Ctrl-C stops QEMU); as the Queen:\n  \
-             {} --unix {} --ticket-file {} ls /",
+             {} --unix {} --ticket-file {} ls /\n  \
+             {} --addr {} --ticket-file {} ls /",
             host.cohsh.display(),
             socket.display(),
+            host.ticket_file.display(),
+            host.cohsh.display(),
+            host.tcp,
             host.ticket_file.display()
         );
         let _ = child.wait();
@@ -389,11 +424,23 @@ fn last_seq(text: &str) -> Option<u64> {
 }
 
 /// One `cohsh` command against the running system; its standard output.
-fn cohsh(host: &Host, args: &[&str]) -> Result<String, Failure> {
-    println!("$ cohsh {}", args.join(" "));
-    let out = Command::new(&host.cohsh)
-        .arg("--unix")
-        .arg(&host.socket)
+fn cohsh(host: &Host, via: Via, args: &[&str]) -> Result<String, Failure> {
+    let mut cmd = Command::new(&host.cohsh);
+    match via {
+        Via::Console => {
+            println!(
+                "$ cohsh --unix {} {}",
+                host.socket.display(),
+                args.join(" ")
+            );
+            cmd.arg("--unix").arg(&host.socket);
+        }
+        Via::Tcp => {
+            println!("$ cohsh --addr {} {}", host.tcp, args.join(" "));
+            cmd.arg("--addr").arg(host.tcp.to_string());
+        }
+    }
+    let out = cmd
         .arg("--ticket-file")
         .arg(&host.ticket_file)
         .args(args)
@@ -423,22 +470,24 @@ fn host_session(host: &Host) -> Result<(), Failure> {
         if ok {
             Ok(())
         } else {
-            Err(Failure::new(format!("cohsh over the console: {what}")))
+            Err(Failure::new(format!("cohsh: {what}")))
         }
     };
-    let root = cohsh(host, &["ls", "/"])?;
-    expect(
-        "`ls /` lacks proc, queen, log or worker",
-        ["proc", "queen", "log", "worker"]
-            .iter()
-            .all(|n| root.lines().any(|l| l.trim_end_matches('/') == *n)),
-    )?;
-    let boot = cohsh(host, &["cat", "/proc/boot"])?;
-    expect("/proc/boot is empty", !boot.trim().is_empty())?;
     let mut first = Vec::new();
+    for via in [Via::Console, Via::Tcp] {
+        let root = cohsh(host, via, &["ls", "/"])?;
+        expect(
+            "`ls /` lacks proc, queen, log or worker",
+            ["proc", "queen", "log", "worker"]
+                .iter()
+                .all(|n| root.lines().any(|l| l.trim_end_matches('/') == *n)),
+        )?;
+        let boot = cohsh(host, via, &["cat", "/proc/boot"])?;
+        expect("/proc/boot is empty", !boot.trim().is_empty())?;
+    }
     for id in WORKER_IDS {
         let path = format!("/worker/{id}/telemetry");
-        let tail = cohsh(host, &["tail", "-n", "3", &path])?;
+        let tail = cohsh(host, Via::Console, &["tail", "-n", "3", &path])?;
         expect(
             &format!("{path} holds no heartbeat"),
             tail.contains("heartbeat"),
@@ -449,7 +498,7 @@ fn host_session(host: &Host) -> Result<(), Failure> {
     std::thread::sleep(TICKS_WAIT);
     for (id, before) in WORKER_IDS.into_iter().zip(first) {
         let path = format!("/worker/{id}/telemetry");
-        let tail = cohsh(host, &["tail", "-n", "2", &path])?;
+        let tail = cohsh(host, Via::Tcp, &["tail", "-n", "2", &path])?;
         let after = last_seq(&tail);
         expect(
             &format!(

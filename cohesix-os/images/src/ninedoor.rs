@@ -13,6 +13,8 @@ mod image {
         "w2_rx" => w2_rx / w2_rx_size,
         "w2_tx" => w2_tx / w2_tx_size,
         "seed" => seed / seed_size,
+        "net_rx" => net_rx / net_rx_size,
+        "net_tx" => net_tx / net_tx_size,
     });
 
     cohesix_rt::protection_domain!(

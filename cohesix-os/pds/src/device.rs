@@ -1,5 +1,6 @@
 //! The device PD: carries 9P between the host and NineDoor. Bytes from the
-//! [`HostPort`] (the virtio console on hardware, a pipe in the simulator)
+//! [`HostPort`] (the virtio console or a TCP port on hardware, a pipe in
+//! the simulator)
 //! are cut into frames and pushed into the ring to NineDoor; frames NineDoor
 //! pushes back are written to the port. It never interprets a frame beyond
 //! its size prefix, and it holds at most one ring's worth of backlog before
@@ -25,6 +26,12 @@ pub trait HostPort {
     /// Called when the port's IRQ fires, before reading: acknowledge the
     /// device (the PD then acknowledges the IRQ with the kernel).
     fn interrupt(&mut self) {}
+    /// Whether a new host connection has begun since the last call (a TCP
+    /// port); the PD then drops any partial frame the last one left. A
+    /// byte stream without connections (the console) never says so.
+    fn take_reconnect(&mut self) -> bool {
+        false
+    }
 }
 
 /// The device protection domain.
@@ -89,6 +96,16 @@ impl<P: HostPort> DevicePd<P> {
                 }
             }
             let n = self.port.read(&mut self.chunk);
+            if self.port.take_reconnect() {
+                // These bytes start a new connection's stream.
+                let stale = self.inbound.pending();
+                if stale > 0 {
+                    ctx.debug(&format!(
+                        "device: new host connection; {stale} bytes of the last one dropped\n"
+                    ));
+                }
+                self.inbound = FrameAssembler::new(MSIZE as usize);
+            }
             if n == 0 {
                 break;
             }
@@ -134,7 +151,7 @@ impl<P: HostPort> Handler for DevicePd<P> {
             self.port.interrupt();
             self.pump(ctx);
             ctx.irq_ack(ch);
-        } else if ch == self.link.channel() {
+        } else if ch == self.link.channel() || ch == wiring::device::TICK {
             self.pump(ctx);
         }
     }

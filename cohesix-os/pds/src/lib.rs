@@ -11,6 +11,8 @@
 //!   checks that another worker's telemetry is refused to it;
 //! - [`TimerPd`]: the tick: a PL031 RTC interrupt every [`TICK_S`]
 //!   seconds, passed on to every worker as a notification;
+//! - [`TcpPort`]: the network PD's host port: 9P over one TCP connection
+//!   at a time on a `smoltcp` interface;
 //! - [`DevicePd`]: carries 9P frames between a [`HostPort`] (the virtio
 //!   console on hardware, a pipe in the simulator) and NineDoor.
 //!
@@ -28,6 +30,7 @@ mod frames;
 mod link;
 mod ninedoor;
 mod seed;
+mod tcp;
 mod ticket;
 mod timer;
 pub mod wiring;
@@ -38,5 +41,6 @@ pub use frames::{FrameAssembler, FrameError};
 pub use link::{Link, LinkError};
 pub use ninedoor::{BOOT_EPOCH, NineDoorPd, boot_hive};
 pub use seed::{SEED_LEN, SeedIds};
+pub use tcp::{TcpConfig, TcpPort};
 pub use timer::{TICK_S, TimerError, TimerPd};
 pub use worker::HeartbeatPd;

@@ -114,6 +114,11 @@ impl NineDoorPd {
                 worker: Some((id, None)),
             });
         }
+        peers.push(Peer {
+            link: link(regions, wiring::ninedoor::NET)?,
+            session: None,
+            worker: None,
+        });
         Ok(NineDoorPd {
             seed: region(regions, wiring::ninedoor::SEED)?,
             hive: None,

@@ -3,8 +3,9 @@
 //! counts seconds, raises its interrupt when the count reaches the match
 //! register, and the PD answers each interrupt by clearing it, setting the
 //! next match [`TICK_S`] seconds on, acknowledging the IRQ and notifying
-//! every worker. Workers append a heartbeat per tick, so a running system's
-//! telemetry keeps growing.
+//! every worker and the network PD. Workers append a heartbeat per tick, so
+//! a running system's telemetry keeps growing; the network PD polls its TCP
+//! stack (retransmissions).
 //!
 //! The registers are reached through the region's words (`Relaxed` atomic
 //! loads and stores, which are single aligned 32-bit accesses: what a
@@ -111,5 +112,6 @@ impl Handler for TimerPd {
         for w in timer::WORKERS {
             ctx.notify(w);
         }
+        ctx.notify(timer::NET);
     }
 }

@@ -61,12 +61,18 @@ pub mod ninedoor {
             tx: "w2_tx",
         },
     ];
+    /// The link to the network PD (9P over TCP from the host).
+    pub const NET: LinkSpec = LinkSpec {
+        channel: Channel::fixed(3),
+        rx: "net_rx",
+        tx: "net_tx",
+    };
     /// The read-only page of boot entropy (`prefill_path`): the hive key
     /// and the seed of its ticket ids.
     pub const SEED: &str = "seed";
     /// Region symbols, for the image's patched variables.
-    pub const REGIONS: [&str; 7] = [
-        "dev_rx", "dev_tx", "w1_rx", "w1_tx", "w2_rx", "w2_tx", "seed",
+    pub const REGIONS: [&str; 9] = [
+        "dev_rx", "dev_tx", "w1_rx", "w1_tx", "w2_rx", "w2_tx", "seed", "net_rx", "net_tx",
     ];
 }
 
@@ -97,13 +103,17 @@ pub mod timer {
     /// order; each worker hears the tick on
     /// [`worker::TICK`](super::worker::TICK).
     pub const WORKERS: [Channel; 2] = [Channel::fixed(1), Channel::fixed(2)];
+    /// The channel to the network PD, which hears the tick on
+    /// [`device::TICK`](super::device::TICK) (TCP retransmissions).
+    pub const NET: Channel = Channel::fixed(3);
     /// The PL031's register page.
     pub const REGS: &str = "rtc";
     /// Region symbols.
     pub const REGIONS: [&str; 1] = [REGS];
 }
 
-/// The device PD's side.
+/// The host-facing PDs' side: the console PD (`device.elf`) and the
+/// network PD (`net.elf`) run the same logic and see the same wiring.
 pub mod device {
     use super::LinkSpec;
     use cohesix_abi::Channel;
@@ -114,10 +124,26 @@ pub mod device {
         rx: "rx",
         tx: "tx",
     };
-    /// The host port's interrupt (the virtio console's IRQ on hardware).
+    /// The host port's interrupt (the virtio device's IRQ on hardware).
     pub const IRQ: Channel = Channel::fixed(1);
+    /// The timer's tick (the network PD only): poll the port.
+    pub const TICK: Channel = Channel::fixed(2);
     /// Region symbols the PD logic uses (the image adds its device ones).
     pub const REGIONS: [&str; 2] = ["rx", "tx"];
+}
+
+/// The network PD's TCP endpoint, as QEMU's user-mode network sees it
+/// (`-netdev user`: guest 10.0.2.15/24, gateway 10.0.2.2); the host reaches
+/// it through a `hostfwd` of a loopback port to [`net::PORT`].
+pub mod net {
+    /// The guest's address.
+    pub const ADDR: [u8; 4] = [10, 0, 2, 15];
+    /// Its prefix length.
+    pub const PREFIX: u8 = 24;
+    /// QEMU's user-mode gateway.
+    pub const GATEWAY: [u8; 4] = [10, 0, 2, 2];
+    /// The 9P port (IANA's 564).
+    pub const PORT: u16 = 564;
 }
 
 /// Protected-call labels on a worker's channel to NineDoor.

@@ -171,6 +171,18 @@ fn put_char(c: u8) {
     }
 }
 
+/// Milliseconds since the generic timer started counting (boot).
+pub fn uptime_ms() -> u64 {
+    let (count, freq): (u64, u64);
+    // SAFETY: reads the generic timer's counter and frequency, which the
+    // qemu_virt_aarch64 kernel exports to user level.
+    unsafe {
+        asm!("mrs {}, cntpct_el0", out(reg) count, options(nomem, nostack));
+        asm!("mrs {}, cntfrq_el0", out(reg) freq, options(nomem, nostack));
+    }
+    count / (freq / 1000).max(1)
+}
+
 /// Writes to the kernel's debug console (`debug` SDK configs only).
 pub fn debug_print(s: &str) {
     s.bytes().for_each(put_char);
@@ -262,14 +274,7 @@ impl Context for Sel4 {
         debug_print(text);
     }
     fn uptime_ms(&self) -> u64 {
-        let (count, freq): (u64, u64);
-        // SAFETY: reads the generic timer's counter and frequency, which the
-        // qemu_virt_aarch64 kernel exports to user level.
-        unsafe {
-            asm!("mrs {}, cntpct_el0", out(reg) count, options(nomem, nostack));
-            asm!("mrs {}, cntfrq_el0", out(reg) freq, options(nomem, nostack));
-        }
-        count / (freq / 1000).max(1)
+        uptime_ms()
     }
 }
 

@@ -24,6 +24,9 @@ pub struct HiveSim {
     pub sim: Simulator,
     /// The host end of the device PD's console.
     pub host: HostPipe,
+    /// The host end of the network PD's port (a pipe here: the TCP port
+    /// itself is `cohesix_pds::TcpPort`, tested on its own).
+    pub net: HostPipe,
 }
 
 fn boxed<T: SimHandler, E: std::fmt::Display>(
@@ -33,8 +36,9 @@ fn boxed<T: SimHandler, E: std::fmt::Display>(
         .map_err(|e| e.to_string())
 }
 
-/// The PD factories of `cohesix.system`, the device PD on `host`.
-pub fn factories(host: &HostPipe) -> BTreeMap<String, Factory> {
+/// The PD factories of `cohesix.system`: the device PD on `host`, the
+/// network PD on `net`.
+pub fn factories(host: &HostPipe, net: &HostPipe) -> BTreeMap<String, Factory> {
     let mut f: BTreeMap<String, Factory> = BTreeMap::new();
     f.insert(
         "ninedoor.elf".into(),
@@ -47,6 +51,11 @@ pub fn factories(host: &HostPipe) -> BTreeMap<String, Factory> {
     f.insert(
         "timer.elf".into(),
         Box::new(|env: &PdEnv<'_>| boxed(TimerPd::new(env))),
+    );
+    let port = net.clone();
+    f.insert(
+        "net.elf".into(),
+        Box::new(move |env: &PdEnv<'_>| boxed(DevicePd::new(port.clone(), env))),
     );
     let port = host.clone();
     f.insert(
@@ -62,10 +71,11 @@ impl HiveSim {
     pub fn boot(seed: [u8; 64]) -> Result<HiveSim, Box<dyn std::error::Error>> {
         let system = System::parse(COHESIX_SYSTEM)?;
         let host = HostPipe::default();
+        let net = HostPipe::default();
         let prefill = BTreeMap::from([(SEED_FILE.to_owned(), seed.to_vec())]);
-        let mut sim = Simulator::new(system, &factories(&host), &prefill)?;
+        let mut sim = Simulator::new(system, &factories(&host, &net), &prefill)?;
         sim.boot(MAX_STEPS)?;
-        Ok(HiveSim { sim, host })
+        Ok(HiveSim { sim, host, net })
     }
 
     /// The Queen's ticket, from the hive inside the NineDoor PD.

@@ -24,8 +24,11 @@ fn refused(xml: &str) -> String {
 fn the_cohesix_system_passes() {
     let s = System::parse(COHESIX_SYSTEM).expect("cohesix.system is valid");
     let names: Vec<&str> = s.pds.iter().map(|p| p.name.as_str()).collect();
-    assert_eq!(names, ["timer", "device", "ninedoor", "worker1", "worker2"]);
-    assert_eq!(s.channels.len(), 5);
+    assert_eq!(
+        names,
+        ["timer", "device", "net", "ninedoor", "worker1", "worker2"]
+    );
+    assert_eq!(s.channels.len(), 7);
     let nd = s.pd("ninedoor").unwrap();
     let vaddrs: Vec<&str> = nd
         .maps
@@ -36,6 +39,7 @@ fn the_cohesix_system_passes() {
     assert!(nd.setvar_symbols().contains(&"seed_size"));
     assert_eq!(s.pd("device").unwrap().irqs[0].irq, 79);
     assert_eq!(s.pd("timer").unwrap().irqs[0].irq, 34);
+    assert_eq!(s.pd("net").unwrap().irqs[0].irq, 78);
 }
 
 /// Each broken variant and a piece of the error it must produce.

@@ -1,0 +1,65 @@
+//! net.elf: the network PD: `cohesix_pds::DevicePd` over a
+//! `cohesix_pds::TcpPort` on the virtio network card. The host reaches 9P
+//! over TCP at 10.0.2.15:564 (QEMU forwards a loopback port there).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod image {
+    extern crate alloc;
+
+    use cohesix_pds::wiring::net;
+    use cohesix_pds::{DevicePd, HostPort, TcpConfig, TcpPort};
+    use cohesix_rt::virtio::NetDevice;
+
+    cohesix_rt::setvars!(Maps {
+        "rx" => rx / rx_size,
+        "tx" => tx / tx_size,
+    }, virtio_regs, dma_vaddr, dma_size, dma_paddr);
+
+    struct NetPort(TcpPort<NetDevice>);
+
+    impl HostPort for NetPort {
+        fn read(&mut self, buf: &mut [u8]) -> usize {
+            self.0.read(buf)
+        }
+        fn write(&mut self, data: &[u8]) {
+            self.0.write(data)
+        }
+        fn interrupt(&mut self) {
+            self.0.device_mut().ack_interrupt();
+        }
+        fn take_reconnect(&mut self) -> bool {
+            self.0.take_reconnect()
+        }
+    }
+
+    cohesix_rt::protection_domain!(|| {
+        let card = cohesix_rt::virtio::net(
+            virtio_regs.get(),
+            dma_vaddr.get(),
+            dma_paddr.get(),
+            dma_size.get(),
+        )
+        .unwrap_or_else(|| {
+            cohesix_rt::abort("no virtio network card in the mapped virtio-mmio slots")
+        });
+        let config = TcpConfig {
+            mac: card.mac(),
+            addr: net::ADDR,
+            prefix: net::PREFIX,
+            gateway: Some(net::GATEWAY),
+            port: net::PORT,
+        };
+        let port = TcpPort::new(card, config, cohesix_rt::uptime_ms);
+        DevicePd::new(NetPort(port), &Maps)
+            .unwrap_or_else(|e| cohesix_rt::abort(&alloc::format!("{e}")))
+    });
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!(
+        "net.elf runs under seL4: `cargo xtask check` builds it; `cargo test -p cohesix-sim` runs it in the simulator"
+    );
+    std::process::exit(2);
+}
