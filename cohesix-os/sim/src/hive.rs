@@ -17,6 +17,15 @@ pub const MAX_STEPS: usize = 10_000;
 /// The prefill file name of the seed region in `cohesix.system`.
 pub const SEED_FILE: &str = "hive_seed.bin";
 
+/// Which host-facing PD a host session goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostLink {
+    /// The device PD (the virtio console on hardware).
+    Console,
+    /// The network PD (TCP on hardware).
+    Net,
+}
+
 /// A booted hive and the host end of its device PD.
 #[derive(Debug)]
 pub struct HiveSim {
@@ -94,9 +103,21 @@ impl HiveSim {
     /// Sends `frames` from the host, raises the console IRQ, runs the
     /// system until idle and returns what came back.
     pub fn exchange(&mut self, frames: &[u8]) -> Result<Vec<u8>, SimError> {
-        self.host.send(frames);
-        self.sim.raise_irq("device", IRQ.id())?;
+        self.exchange_via(HostLink::Console, frames)
+    }
+
+    /// [`HiveSim::exchange`] through either host-facing PD.
+    pub fn exchange_via(&mut self, link: HostLink, frames: &[u8]) -> Result<Vec<u8>, SimError> {
+        let (pipe, pd) = match link {
+            HostLink::Console => (&self.host, "device"),
+            HostLink::Net => (&self.net, "net"),
+        };
+        pipe.send(frames);
+        self.sim.raise_irq(pd, IRQ.id())?;
         self.sim.run_until_idle(MAX_STEPS)?;
-        Ok(self.host.take())
+        Ok(match link {
+            HostLink::Console => self.host.take(),
+            HostLink::Net => self.net.take(),
+        })
     }
 }

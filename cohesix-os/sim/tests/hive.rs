@@ -4,7 +4,7 @@
 
 use cohesix_pds::wiring::{HEARTBEATS, MSIZE, PASS_MARKER};
 use cohesix_pds::{BOOT_EPOCH, TimerPd, boot_hive};
-use cohesix_sim::hive::HiveSim;
+use cohesix_sim::hive::{HiveSim, HostLink};
 use ninedoor::secure9p_core::codec::{
     Dialect, Fid, LOpenFlags, Msg, Tattach, Tlopen, Tread, Twalk, Twrite, WalkNames,
 };
@@ -16,16 +16,22 @@ const SEED: [u8; 64] = [0x42; 64];
 struct Host {
     client: Client,
     req: Vec<u8>,
+    via: HostLink,
 }
 
 impl Host {
     fn connect(hive: &mut HiveSim) -> Host {
+        Host::connect_via(hive, HostLink::Console)
+    }
+
+    fn connect_via(hive: &mut HiveSim, via: HostLink) -> Host {
         let mut h = Host {
             client: Client::new(MSIZE),
             req: Vec::new(),
+            via,
         };
         h.client.version(Dialect::Linux, &mut h.req).unwrap();
-        let rep = hive.exchange(&std::mem::take(&mut h.req)).unwrap();
+        let rep = hive.exchange_via(via, &std::mem::take(&mut h.req)).unwrap();
         h.client.receive(&rep).expect("Rversion");
         assert_eq!(h.client.msize(), MSIZE);
         h
@@ -39,8 +45,10 @@ impl Host {
         f: impl FnOnce(Msg<'_>) -> T,
     ) -> Result<T, FsError> {
         self.client.request(msg, &mut self.req).unwrap();
-        let rep = hive.exchange(&std::mem::take(&mut self.req)).unwrap();
-        assert!(!rep.is_empty(), "no reply came back through the device PD");
+        let rep = hive
+            .exchange_via(self.via, &std::mem::take(&mut self.req))
+            .unwrap();
+        assert!(!rep.is_empty(), "no reply came back through the host PD");
         let reply = self.client.receive(&rep).expect("a reply frame");
         reply.into_result().map(f)
     }
@@ -197,6 +205,32 @@ fn the_image_builders_queen_ticket_opens_the_booted_hive() {
         stranger.attach(&mut hive, "queen", &other),
         Err(FsError::TicketRejected)
     );
+}
+
+#[test]
+fn the_console_and_the_network_pd_carry_separate_sessions() {
+    let mut hive = booted();
+    let queen = hive.queen_ticket().unwrap();
+    let mut console = Host::connect(&mut hive);
+    let mut tcp = Host::connect_via(&mut hive, HostLink::Net);
+    // The same fid numbers on both links: two sessions, no clash.
+    let c = console.attach(&mut hive, "queen", &queen).unwrap();
+    let t = tcp.attach(&mut hive, "queen", &queen).unwrap();
+    assert_eq!(c, t);
+    let boot = tcp.read_all(&mut hive, t, "/proc/boot").unwrap();
+    assert!(boot.contains("workers.live 2"), "{boot}");
+    let telemetry = tcp.read_all(&mut hive, t, "/worker/w2/telemetry").unwrap();
+    assert!(telemetry.contains("heartbeat w2 seq=1 "), "{telemetry}");
+    // Clunking on one link leaves the other's fid alone.
+    console
+        .rpc(
+            &mut hive,
+            ninedoor::secure9p_core::codec::Tclunk { fid: c },
+            |_| (),
+        )
+        .unwrap();
+    assert!(tcp.read_all(&mut hive, t, "/proc/boot").is_ok());
+    assert!(hive.net.take().is_empty());
 }
 
 #[test]
