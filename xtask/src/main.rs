@@ -9,9 +9,10 @@
 //! runtime's ABI constants against the SDK's own files, builds the image
 //! with the SDK's `microkit` tool for `qemu_virt_aarch64` (`debug`), boots
 //! it in `qemu-system-aarch64` with the device PD's virtio console on a
-//! Unix socket, waits for NineDoor's pass marker, then runs `cohsh` as the
-//! Queen over that socket (`ls /`, `cat /proc/boot`, the workers' telemetry
-//! twice, to see it grow); `--keep` leaves QEMU running. Exit codes: 0 pass,
+//! Unix socket and the network PD's port 564 forwarded from loopback, waits
+//! for NineDoor's pass marker, then runs `cohsh` as the Queen over both
+//! (`ls /`, `cat /proc/boot`, the workers' telemetry twice, to see it
+//! grow); `--keep` leaves QEMU running. Exit codes: 0 pass,
 //! 1 failure, 2 something needed is missing (the message says what).
 
 mod check;

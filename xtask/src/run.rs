@@ -461,8 +461,8 @@ fn cohsh(host: &Host, via: Via, args: &[&str]) -> Result<String, Failure> {
     }
 }
 
-/// The host's checks, as the Queen over the device PD's socket: `/` holds
-/// the hive, `/proc/boot` reads, and both workers' telemetry carries
+/// The host's checks, as the Queen over the console and over TCP: `/`
+/// holds the hive, `/proc/boot` reads, and both workers' telemetry carries
 /// heartbeats written inside the image and keeps growing with the timer's
 /// ticks.
 fn host_session(host: &Host) -> Result<(), Failure> {

@@ -1,9 +1,11 @@
 //! A [`HostPort`] over TCP: a `smoltcp` interface on any Ethernet device
-//! (the virtio network card in the image, an in-memory wire in tests) with
-//! one listening socket. One host connection at a time carries the 9P
-//! stream; when it ends the socket listens again, and the next connection
-//! is reported as a new stream ([`HostPort::take_reconnect`]) so the device
-//! PD drops any partial frame the last one left.
+//! (the virtio network card in the image, an in-memory wire in tests). One
+//! host connection at a time carries the 9P stream; a second socket always
+//! listens, so a host that reconnects while the last connection is still
+//! closing is served, and one that connects while another host is
+//! connected is refused (reset). Each new connection is reported as a new
+//! stream ([`HostPort::take_reconnect`]) so the device PD drops any partial
+//! frame the last one left.
 //!
 //! Replies the socket cannot take yet wait in a backlog that is pushed on
 //! every poll; the PD polls on the card's interrupt, on NineDoor's
@@ -36,26 +38,34 @@ pub struct TcpConfig {
     pub port: u16,
 }
 
+/// Sockets the port keeps: the connection that carries the stream and one
+/// more that listens, so a host that reconnects at once is never refused
+/// while the last connection is still closing.
+const SOCKETS: usize = 2;
+
 /// The 9P stream of one TCP connection at a time.
 pub struct TcpPort<D: Device> {
     device: D,
     iface: Interface,
     sockets: SocketSet<'static>,
-    socket: SocketHandle,
+    handles: [SocketHandle; SOCKETS],
+    /// The socket that carries the stream, if a host is connected.
+    active: Option<usize>,
     port: u16,
     clock: fn() -> u64,
     backlog: VecDeque<u8>,
-    connected: bool,
     reconnect: bool,
     connections: u64,
+    refused: u64,
 }
 
 impl<D: Device> core::fmt::Debug for TcpPort<D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("TcpPort")
             .field("port", &self.port)
-            .field("connected", &self.connected)
+            .field("active", &self.active)
             .field("connections", &self.connections)
+            .field("refused", &self.refused)
             .field("backlog", &self.backlog.len())
             .finish_non_exhaustive()
     }
@@ -93,23 +103,28 @@ impl<D: Device> TcpPort<D> {
                 .add_default_ipv4_route(Ipv4Address::new(a, b, c, d));
         }
         let mut sockets = SocketSet::new(vec![]);
-        let socket = sockets.add(tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
-            tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
-        ));
+        let handles = [(); SOCKETS].map(|()| {
+            sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
+                tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
+            ))
+        });
         let mut port = TcpPort {
             device,
             iface,
             sockets,
-            socket,
+            handles,
+            active: None,
             port: config.port,
             clock,
             backlog: VecDeque::new(),
-            connected: false,
             reconnect: false,
             connections: 0,
+            refused: 0,
         };
-        port.listen();
+        for i in 0..SOCKETS {
+            port.listen(i);
+        }
         port
     }
 
@@ -118,51 +133,96 @@ impl<D: Device> TcpPort<D> {
         self.connections
     }
 
+    /// Connections refused because another host was connected.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
     /// The device (for the image's interrupt acknowledgement).
     pub fn device_mut(&mut self) -> &mut D {
         &mut self.device
     }
 
-    fn listen(&mut self) {
-        let s = self.sockets.get_mut::<tcp::Socket>(self.socket);
-        s.abort();
+    fn socket(&mut self, i: usize) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(self.handles[i])
+    }
+
+    fn listen(&mut self, i: usize) {
+        let port = self.port;
+        let s = self.socket(i);
         // 9P is request/response: answer at once rather than delay ACKs
         // until a tick that may be a second away.
         s.set_ack_delay(None);
         s.set_nagle_enabled(false);
-        let _ = s.listen(self.port);
+        let _ = s.listen(port);
+    }
+
+    /// Resets socket `i`'s connection (the peer gets an RST) and listens
+    /// on it again.
+    fn reset(&mut self, i: usize, now: Instant) {
+        self.socket(i).abort();
+        // Send the RST before the socket forgets its peer.
+        self.iface.poll(now, &mut self.device, &mut self.sockets);
+        self.listen(i);
     }
 
     fn now(&self) -> Instant {
         Instant::from_millis((self.clock)() as i64)
     }
 
-    /// Runs the stack, follows the connection's state and pushes the
-    /// backlog.
+    /// Runs the stack, follows the connections and pushes the backlog.
     pub fn poll(&mut self) {
         let now = self.now();
         self.iface.poll(now, &mut self.device, &mut self.sockets);
-        let s = self.sockets.get_mut::<tcp::Socket>(self.socket);
-        match s.state() {
-            tcp::State::Established if !self.connected => {
-                self.connected = true;
-                self.reconnect = true;
-                self.connections += 1;
-                self.backlog.clear();
+        for i in 0..SOCKETS {
+            let state = self.socket(i).state();
+            let active = self.active == Some(i);
+            match state {
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    if active {
+                        self.active = None;
+                        self.backlog.clear();
+                    }
+                    self.reset(i, now);
+                }
+                // The host closed its side and everything it sent was read.
+                tcp::State::CloseWait if active && !self.socket(i).can_recv() => {
+                    self.socket(i).close();
+                }
+                tcp::State::CloseWait if !active => self.reset(i, now),
+                tcp::State::Established if !active => {
+                    let busy = self
+                        .active
+                        .is_some_and(|a| self.socket(a).state() == tcp::State::Established);
+                    if busy {
+                        // One host at a time: the stream is a single 9P
+                        // session.
+                        self.refused += 1;
+                        self.reset(i, now);
+                    } else {
+                        // The last host is leaving (or gone): drop what
+                        // was left of it and serve the new one.
+                        if let Some(old) = self.active.replace(i) {
+                            self.reset(old, now);
+                        }
+                        self.reconnect = true;
+                        self.connections += 1;
+                        self.backlog.clear();
+                    }
+                }
+                _ => {}
             }
-            // The host closed its side and everything it sent was read.
-            tcp::State::CloseWait if !s.can_recv() => s.close(),
-            tcp::State::Closed | tcp::State::TimeWait => {
-                self.connected = false;
-                self.backlog.clear();
-                self.listen();
-            }
-            _ => {}
         }
-        let s = self.sockets.get_mut::<tcp::Socket>(self.socket);
+        let Some(a) = self.active else {
+            return;
+        };
         let mut pushed = false;
-        while !self.backlog.is_empty() && s.can_send() {
+        while !self.backlog.is_empty() {
             let (front, _) = self.backlog.as_slices();
+            let s = self.sockets.get_mut::<tcp::Socket>(self.handles[a]);
+            if !s.can_send() {
+                break;
+            }
             match s.send_slice(front) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
@@ -180,7 +240,10 @@ impl<D: Device> TcpPort<D> {
 impl<D: Device> HostPort for TcpPort<D> {
     fn read(&mut self, buf: &mut [u8]) -> usize {
         self.poll();
-        let s = self.sockets.get_mut::<tcp::Socket>(self.socket);
+        let Some(a) = self.active else {
+            return 0;
+        };
+        let s = self.socket(a);
         if !s.can_recv() {
             return 0;
         }
@@ -188,7 +251,7 @@ impl<D: Device> HostPort for TcpPort<D> {
     }
 
     fn write(&mut self, data: &[u8]) {
-        if !self.connected {
+        if self.active.is_none() {
             // The host that asked is gone; its replies go nowhere.
             return;
         }

@@ -84,12 +84,12 @@ impl Device for WireEnd {
     }
 }
 
-/// The host: QEMU's gateway address, one TCP socket.
+/// The host: QEMU's gateway address, two TCP sockets (two clients).
 struct Peer {
     dev: WireEnd,
     iface: Interface,
     sockets: SocketSet<'static>,
-    socket: SocketHandle,
+    socks: [SocketHandle; 2],
     next_port: u16,
 }
 
@@ -112,30 +112,41 @@ impl Peer {
                 .unwrap();
         });
         let mut sockets = SocketSet::new(vec![]);
-        let socket = sockets.add(tcp::Socket::new(
-            tcp::SocketBuffer::new(vec![0; 64 * 1024]),
-            tcp::SocketBuffer::new(vec![0; 64 * 1024]),
-        ));
+        let socks = [(); 2].map(|()| {
+            sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+                tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+            ))
+        });
         Peer {
             dev,
             iface,
             sockets,
-            socket,
+            socks,
             next_port: 40_000,
         }
     }
 
+    /// The first client.
     fn sock(&mut self) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(self.socket)
+        self.sock_n(0)
+    }
+
+    fn sock_n(&mut self, i: usize) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(self.socks[i])
     }
 
     fn connect(&mut self) {
+        self.connect_n(0)
+    }
+
+    fn connect_n(&mut self, i: usize) {
         self.next_port += 1;
         let [a, b, c, d] = net::ADDR;
         let local = self.next_port;
         let cx = self.iface.context();
         self.sockets
-            .get_mut::<tcp::Socket>(self.socket)
+            .get_mut::<tcp::Socket>(self.socks[i])
             .connect(cx, (Ipv4Address::new(a, b, c, d), net::PORT), local)
             .unwrap();
     }
@@ -178,7 +189,11 @@ fn run(peer: &mut Peer, port: &mut TcpPort<WireEnd>, steps: usize) -> Vec<u8> {
 }
 
 fn drain(peer: &mut Peer, into: &mut Vec<u8>) {
-    let s = peer.sock();
+    drain_n(peer, 0, into)
+}
+
+fn drain_n(peer: &mut Peer, i: usize, into: &mut Vec<u8>) {
+    let s = peer.sock_n(i);
     while s.can_recv() {
         let mut buf = [0u8; 4096];
         let n = s.recv_slice(&mut buf).unwrap();
@@ -257,4 +272,58 @@ fn when_the_host_goes_the_port_listens_again_for_the_next_one() {
     let mut got = Vec::new();
     drain(&mut peer, &mut got);
     assert_eq!(got, b"answer");
+}
+
+#[test]
+fn a_host_that_reconnects_at_once_is_served() {
+    let (a, b) = wire();
+    let mut port = guest(a);
+    let mut peer = Peer::new(b);
+    peer.connect_n(0);
+    run(&mut peer, &mut port, 20);
+    assert!(port.take_reconnect());
+    peer.sock_n(0).send_slice(b"one").unwrap();
+    assert_eq!(run(&mut peer, &mut port, 10), b"one");
+    // Close and connect again in the same instant: the guest's first socket
+    // is still closing when the second SYN arrives.
+    peer.sock_n(0).close();
+    peer.connect_n(1);
+    run(&mut peer, &mut port, 30);
+    assert_eq!(peer.sock_n(1).state(), tcp::State::Established);
+    assert!(port.take_reconnect());
+    assert_eq!((port.connections(), port.refused()), (2, 0));
+    peer.sock_n(1).send_slice(b"two").unwrap();
+    assert_eq!(run(&mut peer, &mut port, 10), b"two");
+    port.write(b"to two");
+    run(&mut peer, &mut port, 10);
+    let mut got = Vec::new();
+    drain_n(&mut peer, 1, &mut got);
+    assert_eq!(got, b"to two");
+}
+
+#[test]
+fn a_second_host_is_refused_while_the_first_is_connected() {
+    let (a, b) = wire();
+    let mut port = guest(a);
+    let mut peer = Peer::new(b);
+    peer.connect_n(0);
+    run(&mut peer, &mut port, 20);
+    assert!(port.take_reconnect());
+    peer.connect_n(1);
+    run(&mut peer, &mut port, 30);
+    assert!(
+        !peer.sock_n(1).is_active(),
+        "the second host is reset: {}",
+        peer.sock_n(1).state()
+    );
+    assert_eq!((port.connections(), port.refused()), (1, 1));
+    assert!(!port.take_reconnect(), "the stream did not change hands");
+    // The first host never noticed.
+    peer.sock_n(0).send_slice(b"still here").unwrap();
+    assert_eq!(run(&mut peer, &mut port, 10), b"still here");
+    port.write(b"yes");
+    run(&mut peer, &mut port, 10);
+    let mut got = Vec::new();
+    drain_n(&mut peer, 0, &mut got);
+    assert_eq!(got, b"yes");
 }
