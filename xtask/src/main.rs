@@ -12,7 +12,8 @@
 //! Unix socket and the network PD's port 564 forwarded from loopback, waits
 //! for NineDoor's pass marker, then runs `cohsh` as the Queen over both
 //! (`ls /`, `cat /proc/boot`, the workers' telemetry twice, to see it
-//! grow); `--keep` leaves QEMU running. Exit codes: 0 pass,
+//! grow); `--linux` also mounts it with the Linux kernel's 9P client
+//! (`scripts/linux-client/run.sh`); `--keep` leaves QEMU running. Exit codes: 0 pass,
 //! 1 failure, 2 something needed is missing (the message says what).
 
 mod check;
@@ -54,7 +55,7 @@ impl Failure {
 }
 
 const USAGE: &str = "usage: cargo xtask check
-       MICROKIT_SDK=<path to microkit-sdk-2.3.0> cargo xtask run [--timeout SECONDS] [--keep]";
+       MICROKIT_SDK=<path to microkit-sdk-2.3.0> cargo xtask run [--timeout SECONDS] [--keep] [--linux]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

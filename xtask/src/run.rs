@@ -37,17 +37,21 @@ struct Options {
     timeout: Duration,
     /// Keep QEMU running after the checks, for interactive `cohsh`.
     keep: bool,
+    /// Also mount the system with the Linux kernel's 9P client.
+    linux: bool,
 }
 
 fn options(args: &[String]) -> Result<Options, Failure> {
     let mut opts = Options {
         timeout: Duration::from_secs(DEFAULT_TIMEOUT_S),
         keep: false,
+        linux: false,
     };
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--keep" => opts.keep = true,
+            "--linux" => opts.linux = true,
             "--timeout" => {
                 let n = it.next().ok_or_else(|| Failure::missing(crate::USAGE))?;
                 let s = n.parse().map_err(|_| {
@@ -365,7 +369,13 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
     });
     let result = if passed {
         println!("xtask run: pass marker seen; the host's cohsh session follows");
-        host_session(host)
+        host_session(host).and_then(|()| {
+            if opts.linux {
+                linux_session(host)
+            } else {
+                Ok(())
+            }
+        })
     } else {
         Err(Failure::new(format!(
             "no pass marker ({PASS_MARKER:?}) within {}s",
@@ -409,6 +419,61 @@ fn wait_for_marker(rx: &mpsc::Receiver<String>, timeout: Duration) -> bool {
         }
     }
     false
+}
+
+/// What the Linux guest does with the mount.
+const LINUX_SCRIPT: &str = "echo '@@ ls'; ls /mnt
+echo '@@ boot'; head -n 4 /mnt/proc/boot
+echo '@@ workers'; ls /mnt/worker
+echo '@@ telemetry'; tail -n 2 /mnt/worker/w1/telemetry
+";
+
+/// The Linux kernel's v9fs client (Debian's kernel under QEMU, through
+/// `scripts/linux-client/run.sh`) mounts the running system over TCP as the
+/// Queen and reads the hive.
+fn linux_session(host: &Host) -> Result<(), Failure> {
+    let ticket = std::fs::read_to_string(&host.ticket_file)
+        .map_err(|e| Failure::new(format!("{}: {e}", host.ticket_file.display())))?;
+    let ticket = ticket.trim();
+    println!(
+        "$ scripts/linux-client/run.sh --port {} --opts 'aname=<queen ticket>,uname=queen,msize={}'",
+        host.tcp.port(),
+        cohesix_pds::wiring::MSIZE
+    );
+    let mut child = Command::new(workspace().join("scripts/linux-client/run.sh"))
+        .arg("--port")
+        .arg(host.tcp.port().to_string())
+        .arg("--opts")
+        .arg(format!(
+            "aname={ticket},uname=queen,msize={}",
+            cohesix_pds::wiring::MSIZE
+        ))
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| Failure::new(format!("scripts/linux-client/run.sh: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(LINUX_SCRIPT.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| Failure::new(format!("scripts/linux-client/run.sh: {e}")))?;
+    // Never print the ticket (it is in the mount line).
+    let text = String::from_utf8_lossy(&out.stdout).replace(ticket, "<queen ticket>");
+    print!("{text}");
+    match out.status.code() {
+        Some(0) if text.contains("GUEST END rc=0") && text.contains("heartbeat w1") => Ok(()),
+        Some(77) => Err(Failure::missing(
+            "the Linux client harness cannot run here (no QEMU or kernel); see scripts/linux-client/README.md",
+        )),
+        _ => Err(Failure::new(format!(
+            "the Linux client did not read the hive ({})",
+            out.status
+        ))),
+    }
 }
 
 /// How long the host waits for the timer's ticks to show in telemetry.
@@ -521,8 +586,13 @@ mod tests {
 
     #[test]
     fn options_parse_and_refuse() {
-        let o = options(&args(&["--timeout", "30", "--keep"])).ok().unwrap();
-        assert_eq!((o.timeout, o.keep), (Duration::from_secs(30), true));
+        let o = options(&args(&["--timeout", "30", "--keep", "--linux"]))
+            .ok()
+            .unwrap();
+        assert_eq!(
+            (o.timeout, o.keep, o.linux),
+            (Duration::from_secs(30), true, true)
+        );
         let o = options(&[]).ok().unwrap();
         assert_eq!(
             (o.timeout, o.keep),
