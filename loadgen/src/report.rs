@@ -70,7 +70,8 @@ pub struct OpReport {
 pub struct Report {
     /// The server's address.
     pub addr: String,
-    /// Tree attached.
+    /// Tree attached (a Cohesix ticket in it is shown as its 8-byte id
+    /// only: reports end up in logs).
     pub aname: String,
     /// msize proposed.
     pub msize_asked: u32,
@@ -161,7 +162,7 @@ impl Report {
             .collect();
         Report {
             addr: cfg.addr.to_string(),
-            aname: cfg.aname.clone(),
+            aname: shown_aname(&cfg.aname),
             msize_asked: cfg.msize,
             msize: out.msize,
             large_chunk: if cfg.mix.uses(Op::LargeRead) {
@@ -220,6 +221,18 @@ impl fmt::Display for Latency {
             fmt_us(self.p99_us),
             fmt_us(self.max_us)
         )
+    }
+}
+
+/// `aname` as a report shows it: a Cohesix ticket (`c9t1.<id hex>.…`, the
+/// whole secret) becomes `ticket <first 16 hex digits of its id>`.
+fn shown_aname(aname: &str) -> String {
+    match aname.strip_prefix("c9t1.") {
+        Some(rest) => {
+            let id: String = rest.chars().take(16).collect();
+            format!("<ticket {id}>")
+        }
+        None => aname.to_owned(),
     }
 }
 
@@ -297,6 +310,16 @@ impl fmt::Display for Report {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_ticket_in_the_aname_is_never_printed_whole() {
+        let t = "c9t1.9bbbeac951058140e895d97d0d294ec6.queen.queen.1767312000./.70bb771bcd83";
+        let shown = shown_aname(t);
+        assert_eq!(shown, "<ticket 9bbbeac951058140>");
+        assert!(!shown.contains("70bb771b"));
+        assert_eq!(shown_aname("/srv/export"), "/srv/export");
+    }
+
     use super::*;
 
     fn outcome() -> (LoadConfig, Outcome) {
