@@ -8,30 +8,13 @@ mod image {
     extern crate alloc;
 
     use cohesix_pds::wiring::net;
-    use cohesix_pds::{DevicePd, HostPort, TcpConfig, TcpPort};
+    use cohesix_pds::{DevicePd, TcpConfig, TcpPort};
     use cohesix_rt::virtio::NetDevice;
 
     cohesix_rt::setvars!(Maps {
         "rx" => rx / rx_size,
         "tx" => tx / tx_size,
     }, virtio_regs, dma_vaddr, dma_size, dma_paddr);
-
-    struct NetPort(TcpPort<NetDevice>);
-
-    impl HostPort for NetPort {
-        fn read(&mut self, buf: &mut [u8]) -> usize {
-            self.0.read(buf)
-        }
-        fn write(&mut self, data: &[u8]) {
-            self.0.write(data)
-        }
-        fn interrupt(&mut self) {
-            self.0.device_mut().ack_interrupt();
-        }
-        fn take_reconnect(&mut self) -> bool {
-            self.0.take_reconnect()
-        }
-    }
 
     cohesix_rt::protection_domain!(|| {
         let card = cohesix_rt::virtio::net(
@@ -50,9 +33,9 @@ mod image {
             gateway: Some(net::GATEWAY),
             port: net::PORT,
         };
-        let port = TcpPort::new(card, config, cohesix_rt::uptime_ms);
-        DevicePd::new(NetPort(port), &Maps)
-            .unwrap_or_else(|e| cohesix_rt::abort(&alloc::format!("{e}")))
+        let port = TcpPort::new(card, config, cohesix_rt::uptime_ms)
+            .with_interrupt_ack(NetDevice::ack_interrupt);
+        DevicePd::new(port, &Maps).unwrap_or_else(|e| cohesix_rt::abort(&alloc::format!("{e}")))
     });
 }
 

@@ -57,6 +57,7 @@ pub struct TcpPort<D: Device> {
     reconnect: bool,
     connections: u64,
     refused: u64,
+    ack: fn(&mut D),
 }
 
 impl<D: Device> core::fmt::Debug for TcpPort<D> {
@@ -121,6 +122,7 @@ impl<D: Device> TcpPort<D> {
             reconnect: false,
             connections: 0,
             refused: 0,
+            ack: |_| {},
         };
         for i in 0..SOCKETS {
             port.listen(i);
@@ -138,9 +140,11 @@ impl<D: Device> TcpPort<D> {
         self.refused
     }
 
-    /// The device (for the image's interrupt acknowledgement).
-    pub fn device_mut(&mut self) -> &mut D {
-        &mut self.device
+    /// Sets what acknowledges the device's interrupt
+    /// ([`HostPort::interrupt`]); by default nothing does.
+    pub fn with_interrupt_ack(mut self, ack: fn(&mut D)) -> TcpPort<D> {
+        self.ack = ack;
+        self
     }
 
     fn socket(&mut self, i: usize) -> &mut tcp::Socket<'static> {
@@ -257,6 +261,10 @@ impl<D: Device> HostPort for TcpPort<D> {
         }
         self.backlog.extend(data);
         self.poll();
+    }
+
+    fn interrupt(&mut self) {
+        (self.ack)(&mut self.device);
     }
 
     fn take_reconnect(&mut self) -> bool {

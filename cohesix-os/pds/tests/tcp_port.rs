@@ -156,6 +156,18 @@ impl Peer {
     }
 }
 
+/// A guest port and a host whose first client is connected to it.
+fn connected() -> (TcpPort<WireEnd>, Peer) {
+    let (a, b) = wire();
+    let mut port = guest(a);
+    let mut peer = Peer::new(b);
+    peer.connect_n(0);
+    run(&mut peer, &mut port, 20);
+    assert_eq!(peer.sock_n(0).state(), tcp::State::Established);
+    assert!(port.take_reconnect());
+    (port, peer)
+}
+
 fn guest(dev: WireEnd) -> TcpPort<WireEnd> {
     TcpPort::new(
         dev,
@@ -186,6 +198,18 @@ fn run(peer: &mut Peer, port: &mut TcpPort<WireEnd>, steps: usize) -> Vec<u8> {
         }
     }
     got
+}
+
+/// Client `i` asks, the guest reads exactly that; the guest answers, the
+/// client reads exactly that.
+fn round_trip(peer: &mut Peer, port: &mut TcpPort<WireEnd>, i: usize, ask: &[u8], answer: &[u8]) {
+    peer.sock_n(i).send_slice(ask).unwrap();
+    assert_eq!(run(peer, port, 10), ask);
+    port.write(answer);
+    run(peer, port, 10);
+    let mut got = Vec::new();
+    drain_n(peer, i, &mut got);
+    assert_eq!(got, answer);
 }
 
 fn drain(peer: &mut Peer, into: &mut Vec<u8>) {
@@ -265,23 +289,12 @@ fn when_the_host_goes_the_port_listens_again_for_the_next_one() {
     assert_eq!(peer.sock().state(), tcp::State::Established);
     assert!(port.take_reconnect(), "the second connection is reported");
     assert_eq!(port.connections(), 2);
-    peer.sock().send_slice(b"second").unwrap();
-    assert_eq!(run(&mut peer, &mut port, 10), b"second");
-    port.write(b"answer");
-    run(&mut peer, &mut port, 10);
-    let mut got = Vec::new();
-    drain(&mut peer, &mut got);
-    assert_eq!(got, b"answer");
+    round_trip(&mut peer, &mut port, 0, b"second", b"answer");
 }
 
 #[test]
 fn a_host_that_reconnects_at_once_is_served() {
-    let (a, b) = wire();
-    let mut port = guest(a);
-    let mut peer = Peer::new(b);
-    peer.connect_n(0);
-    run(&mut peer, &mut port, 20);
-    assert!(port.take_reconnect());
+    let (mut port, mut peer) = connected();
     peer.sock_n(0).send_slice(b"one").unwrap();
     assert_eq!(run(&mut peer, &mut port, 10), b"one");
     // Close and connect again in the same instant: the guest's first socket
@@ -292,23 +305,12 @@ fn a_host_that_reconnects_at_once_is_served() {
     assert_eq!(peer.sock_n(1).state(), tcp::State::Established);
     assert!(port.take_reconnect());
     assert_eq!((port.connections(), port.refused()), (2, 0));
-    peer.sock_n(1).send_slice(b"two").unwrap();
-    assert_eq!(run(&mut peer, &mut port, 10), b"two");
-    port.write(b"to two");
-    run(&mut peer, &mut port, 10);
-    let mut got = Vec::new();
-    drain_n(&mut peer, 1, &mut got);
-    assert_eq!(got, b"to two");
+    round_trip(&mut peer, &mut port, 1, b"two", b"to two");
 }
 
 #[test]
 fn a_second_host_is_refused_while_the_first_is_connected() {
-    let (a, b) = wire();
-    let mut port = guest(a);
-    let mut peer = Peer::new(b);
-    peer.connect_n(0);
-    run(&mut peer, &mut port, 20);
-    assert!(port.take_reconnect());
+    let (mut port, mut peer) = connected();
     peer.connect_n(1);
     run(&mut peer, &mut port, 30);
     assert!(
@@ -319,11 +321,23 @@ fn a_second_host_is_refused_while_the_first_is_connected() {
     assert_eq!((port.connections(), port.refused()), (1, 1));
     assert!(!port.take_reconnect(), "the stream did not change hands");
     // The first host never noticed.
-    peer.sock_n(0).send_slice(b"still here").unwrap();
-    assert_eq!(run(&mut peer, &mut port, 10), b"still here");
-    port.write(b"yes");
-    run(&mut peer, &mut port, 10);
-    let mut got = Vec::new();
-    drain_n(&mut peer, 0, &mut got);
-    assert_eq!(got, b"yes");
+    round_trip(&mut peer, &mut port, 0, b"still here", b"yes");
+}
+
+thread_local! {
+    static ACKS: Cell<u32> = const { Cell::new(0) };
+}
+
+#[test]
+fn the_port_acknowledges_its_device_interrupt_with_the_given_function() {
+    let (a, _b) = wire();
+    let mut port =
+        guest(a).with_interrupt_ack(|_dev: &mut WireEnd| ACKS.with(|c| c.set(c.get() + 1)));
+    port.interrupt();
+    port.interrupt();
+    assert_eq!(ACKS.with(Cell::get), 2);
+    // Without one, an interrupt is only a poll.
+    let (c, _d) = wire();
+    guest(c).interrupt();
+    assert_eq!(ACKS.with(Cell::get), 2);
 }
