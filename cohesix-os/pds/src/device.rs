@@ -3,8 +3,11 @@
 //! the simulator)
 //! are cut into frames and pushed into the ring to NineDoor; frames NineDoor
 //! pushes back are written to the port. It never interprets a frame beyond
-//! its size prefix, and it holds at most one ring's worth of backlog before
-//! it stops reading the host (the host then sees flow control, not loss).
+//! its size prefix (and, after a new host connection, the type and tag of
+//! the first request and of the replies, to drop the replies that were
+//! meant for the connection that ended), and it holds at most one ring's
+//! worth of backlog before it stops reading the host (the host then sees
+//! flow control, not loss).
 
 use crate::frames::FrameAssembler;
 use crate::link::{Link, LinkError};
@@ -34,6 +37,30 @@ pub trait HostPort {
     }
 }
 
+/// After a new host connection: which replies from NineDoor still belong
+/// to the connection that ended. NineDoor answers a link's requests in
+/// order, so everything before the answer to the new connection's first
+/// request is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stale {
+    /// Every reply is the current connection's.
+    No,
+    /// The new connection has sent no whole request yet: all stale.
+    UntilFirst,
+    /// Stale until the reply to the first request (its tag; its type, or
+    /// an error).
+    UntilReply {
+        /// The first request's type plus one.
+        rtype: u8,
+        /// Its tag.
+        tag: [u8; 2],
+    },
+}
+
+/// `Rlerror` and 9P2000's `Rerror`: what a request may be answered with.
+const RLERROR: u8 = 7;
+const RERROR: u8 = 107;
+
 /// The device protection domain.
 pub struct DevicePd<P: HostPort> {
     port: P,
@@ -41,6 +68,8 @@ pub struct DevicePd<P: HostPort> {
     inbound: FrameAssembler,
     frame: Vec<u8>,
     chunk: [u8; CHUNK],
+    stale: Stale,
+    dropped: u64,
 }
 
 impl<P: HostPort> core::fmt::Debug for DevicePd<P> {
@@ -68,12 +97,36 @@ impl<P: HostPort> DevicePd<P> {
             inbound: FrameAssembler::new(MSIZE as usize),
             frame: Vec::new(),
             chunk: [0; CHUNK],
+            stale: Stale::No,
+            dropped: 0,
         })
     }
 
     /// The port (for the simulator's tests).
     pub fn port(&self) -> &P {
         &self.port
+    }
+
+    /// Replies dropped because the connection they answered had ended.
+    pub fn stale_replies_dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Whether `reply` still belongs to a connection that has ended; once
+    /// the new connection's first answer passes, nothing is stale.
+    fn is_stale(&mut self, reply: &[u8]) -> bool {
+        match self.stale {
+            Stale::No => false,
+            Stale::UntilFirst => true,
+            Stale::UntilReply { rtype, tag } => {
+                let answers = reply.get(5..7) == Some(&tag[..])
+                    && matches!(reply.get(4), Some(t) if *t == rtype || *t == RLERROR || *t == RERROR);
+                if answers {
+                    self.stale = Stale::No;
+                }
+                !answers
+            }
+        }
     }
 
     /// Host → NineDoor: reads the port while the ring takes frames.
@@ -84,6 +137,14 @@ impl<P: HostPort> DevicePd<P> {
         while !self.link.congested() {
             match self.inbound.next_frame() {
                 Ok(Some(frame)) => {
+                    if self.stale == Stale::UntilFirst
+                        && let (Some(t), Some(tag)) = (frame.get(4), frame.get(5..7))
+                    {
+                        self.stale = Stale::UntilReply {
+                            rtype: t.wrapping_add(1),
+                            tag: [tag[0], tag[1]],
+                        };
+                    }
                     if let Err(e) = self.link.send(&frame) {
                         ctx.debug(&format!("device: frame dropped: {e}\n"));
                     }
@@ -105,6 +166,7 @@ impl<P: HostPort> DevicePd<P> {
                     ));
                 }
                 self.inbound = FrameAssembler::new(MSIZE as usize);
+                self.stale = Stale::UntilFirst;
             }
             if n == 0 {
                 break;
@@ -117,7 +179,15 @@ impl<P: HostPort> DevicePd<P> {
     fn pump_out(&mut self, ctx: &mut dyn Context) {
         loop {
             match self.link.recv(&mut self.frame) {
-                Ok(true) => self.port.write(&self.frame),
+                Ok(true) => {
+                    let frame = core::mem::take(&mut self.frame);
+                    if self.is_stale(&frame) {
+                        self.dropped += 1;
+                    } else {
+                        self.port.write(&frame);
+                    }
+                    self.frame = frame;
+                }
                 Ok(false) => break,
                 Err(e) => {
                     ctx.debug(&format!("device: {e}\n"));

@@ -10,6 +10,7 @@ use std::rc::Rc;
 struct Queues {
     to_device: VecDeque<u8>,
     from_device: Vec<u8>,
+    reconnected: bool,
 }
 
 /// A host-side byte pipe; clones share the same queues.
@@ -26,6 +27,15 @@ impl HostPipe {
     /// Takes everything the device wrote to the host.
     pub fn take(&self) -> Vec<u8> {
         std::mem::take(&mut self.0.borrow_mut().from_device)
+    }
+
+    /// A new host connection begins (as a TCP port reports it): bytes sent
+    /// from now on are a new stream; what the device has not read of the
+    /// last one is gone.
+    pub fn reconnect(&self) {
+        let mut q = self.0.borrow_mut();
+        q.to_device.clear();
+        q.reconnected = true;
     }
 
     /// Bytes the device has not read yet.
@@ -46,5 +56,9 @@ impl HostPort for HostPipe {
 
     fn write(&mut self, data: &[u8]) {
         self.0.borrow_mut().from_device.extend_from_slice(data);
+    }
+
+    fn take_reconnect(&mut self) -> bool {
+        std::mem::take(&mut self.0.borrow_mut().reconnected)
     }
 }

@@ -274,6 +274,19 @@ impl Simulator {
         Ok(())
     }
 
+    /// Delivers the pending notifications of the one PD that runs next
+    /// (the highest priority with any); `false` when the system is idle.
+    /// For tests that need to stop between two PDs' turns.
+    pub fn step(&mut self) -> bool {
+        match self.next_runnable() {
+            Some(pd) => {
+                self.deliver(pd);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn next_runnable(&self) -> Option<usize> {
         let mut best: Option<usize> = None;
         for (i, s) in self.slots.iter().enumerate() {

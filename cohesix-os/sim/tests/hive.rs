@@ -3,10 +3,12 @@
 //! device PD's console by a 9P client, as the Queen and as a worker.
 
 use cohesix_pds::wiring::{HEARTBEATS, MSIZE, PASS_MARKER};
-use cohesix_pds::{BOOT_EPOCH, TimerPd, boot_hive};
+use cohesix_pds::{BOOT_EPOCH, DevicePd, TimerPd, boot_hive};
+use cohesix_sim::HostPipe;
 use cohesix_sim::hive::{HiveSim, HostLink};
 use ninedoor::secure9p_core::codec::{
-    Dialect, Fid, LOpenFlags, Msg, Tattach, Tlopen, Tread, Twalk, Twrite, WalkNames,
+    Dialect, Fid, GetattrMask, LOpenFlags, Msg, Tattach, Tgetattr, Tlopen, Tread, Twalk, Twrite,
+    WalkNames,
 };
 use ninedoor::secure9p_core::{Client, FsError};
 
@@ -231,6 +233,51 @@ fn the_console_and_the_network_pd_carry_separate_sessions() {
         .unwrap();
     assert!(tcp.read_all(&mut hive, t, "/proc/boot").is_ok());
     assert!(hive.net.take().is_empty());
+}
+
+#[test]
+fn replies_meant_for_a_connection_that_ended_never_reach_the_next() {
+    let mut hive = booted();
+    let queen = hive.queen_ticket().unwrap();
+    let mut old = Host::connect_via(&mut hive, HostLink::Net);
+    let root = old.attach(&mut hive, "queen", &queen).unwrap();
+    // The old host asks for attributes; the network PD hands the request
+    // to NineDoor, and before NineDoor has answered the host is gone ...
+    let mut req = Vec::new();
+    old.client
+        .request(
+            Tgetattr {
+                fid: root,
+                request_mask: GetattrMask::BASIC,
+            },
+            &mut req,
+        )
+        .unwrap();
+    hive.net.send(&req);
+    hive.sim.raise_irq("net", 1).unwrap();
+    assert!(hive.sim.step(), "the network PD runs");
+    // ... leaving half a request behind, too.
+    hive.net.send(&req[..5]);
+    hive.sim.raise_irq("net", 1).unwrap();
+    assert!(hive.sim.step());
+    hive.net.reconnect();
+    // A new host: its Tversion is answered with exactly one Rversion (the
+    // connect helper fails on anything else), not the old Rgetattr first.
+    let mut new = Host::connect_via(&mut hive, HostLink::Net);
+    let dropped = hive
+        .sim
+        .handler::<DevicePd<HostPipe>>("net")
+        .unwrap()
+        .stale_replies_dropped();
+    assert_eq!(dropped, 1);
+    assert!(
+        hive.sim
+            .console()
+            .contains("5 bytes of the last one dropped")
+    );
+    let t = new.attach(&mut hive, "queen", &queen).unwrap();
+    let boot = new.read_all(&mut hive, t, "/proc/boot").unwrap();
+    assert!(boot.contains("workers.live 2"), "{boot}");
 }
 
 #[test]
