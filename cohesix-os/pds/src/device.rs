@@ -15,6 +15,7 @@ use crate::wiring::{self, MSIZE};
 use alloc::format;
 use alloc::vec::Vec;
 use cohesix_abi::{Channel, Context, Handler, Regions};
+use ninedoor::secure9p_core::codec::MsgType;
 
 /// Bytes read from the host per port call.
 const CHUNK: usize = 512;
@@ -57,9 +58,8 @@ enum Stale {
     },
 }
 
-/// `Rlerror` and 9P2000's `Rerror`: what a request may be answered with.
-const RLERROR: u8 = 7;
-const RERROR: u8 = 107;
+/// What any request may be answered with instead of its own reply.
+const ERROR_REPLIES: [u8; 2] = [MsgType::Rlerror as u8, MsgType::Rerror as u8];
 
 /// The device protection domain.
 pub struct DevicePd<P: HostPort> {
@@ -120,7 +120,9 @@ impl<P: HostPort> DevicePd<P> {
             Stale::UntilFirst => true,
             Stale::UntilReply { rtype, tag } => {
                 let answers = reply.get(5..7) == Some(&tag[..])
-                    && matches!(reply.get(4), Some(t) if *t == rtype || *t == RLERROR || *t == RERROR);
+                    && reply
+                        .get(4)
+                        .is_some_and(|t| *t == rtype || ERROR_REPLIES.contains(t));
                 if answers {
                     self.stale = Stale::No;
                 }
@@ -138,11 +140,14 @@ impl<P: HostPort> DevicePd<P> {
             match self.inbound.next_frame() {
                 Ok(Some(frame)) => {
                     if self.stale == Stale::UntilFirst
-                        && let (Some(t), Some(tag)) = (frame.get(4), frame.get(5..7))
+                        && let (Some(t), Some(tag)) = (
+                            frame.get(4),
+                            frame.get(5..7).and_then(|t| <[u8; 2]>::try_from(t).ok()),
+                        )
                     {
                         self.stale = Stale::UntilReply {
                             rtype: t.wrapping_add(1),
-                            tag: [tag[0], tag[1]],
+                            tag,
                         };
                     }
                     if let Err(e) = self.link.send(&frame) {
