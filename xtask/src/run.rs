@@ -489,27 +489,31 @@ fn last_seq(text: &str) -> Option<u64> {
 }
 
 /// One `cohsh` command against the running system; its standard output.
-fn cohsh(host: &Host, via: Via, args: &[&str]) -> Result<String, Failure> {
+/// The `cohsh` command line for `args` over `via`, as the Queen; what it
+/// looks like, for the log.
+fn cohsh_command(host: &Host, via: Via, args: &[&str]) -> (Command, String) {
     let mut cmd = Command::new(&host.cohsh);
-    match via {
+    let shown = match via {
         Via::Console => {
-            println!(
-                "$ cohsh --unix {} {}",
-                host.socket.display(),
-                args.join(" ")
-            );
             cmd.arg("--unix").arg(&host.socket);
+            format!("cohsh --unix {} {}", host.socket.display(), args.join(" "))
         }
         Via::Tcp => {
-            println!("$ cohsh --addr {} {}", host.tcp, args.join(" "));
             cmd.arg("--addr").arg(host.tcp.to_string());
+            format!("cohsh --addr {} {}", host.tcp, args.join(" "))
         }
-    }
-    let out = cmd
-        .arg("--ticket-file")
+    };
+    cmd.arg("--ticket-file")
         .arg(&host.ticket_file)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(Stdio::null());
+    (cmd, shown)
+}
+
+fn cohsh(host: &Host, via: Via, args: &[&str]) -> Result<String, Failure> {
+    let (mut cmd, shown) = cohsh_command(host, via, args);
+    println!("$ {shown}");
+    let out = cmd
         .output()
         .map_err(|e| Failure::new(format!("running {}: {e}", host.cohsh.display())))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -527,9 +531,10 @@ fn cohsh(host: &Host, via: Via, args: &[&str]) -> Result<String, Failure> {
 }
 
 /// The host's checks, as the Queen over the console and over TCP: `/`
-/// holds the hive, `/proc/boot` reads, and both workers' telemetry carries
+/// holds the hive, `/proc/boot` reads, both workers' telemetry carries
 /// heartbeats written inside the image and keeps growing with the timer's
-/// ticks.
+/// ticks, and TCP connections are served side by side (a `tail -f` goes on
+/// while others run).
 fn host_session(host: &Host) -> Result<(), Failure> {
     let expect = |what: &str, ok: bool| {
         if ok {
@@ -559,20 +564,60 @@ fn host_session(host: &Host) -> Result<(), Failure> {
         )?;
         first.push(last_seq(&tail));
     }
-    // The timer PD ticks every second: the telemetry keeps growing.
+    // Over TCP, side by side: `tail -f` of w1 follows the timer's ticks
+    // on one connection while other connections come and go.
+    let follow_path = format!("/worker/{}/telemetry", WORKER_IDS[0]);
+    let follow_args = ["tail", "-f", "-n", "1", follow_path.as_str()];
+    let (mut follow, shown) = cohsh_command(host, Via::Tcp, &follow_args);
+    let mut follower = follow
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::new(format!("running {}: {e}", host.cohsh.display())))?;
     std::thread::sleep(TICKS_WAIT);
-    for (id, before) in WORKER_IDS.into_iter().zip(first) {
-        let path = format!("/worker/{id}/telemetry");
-        let tail = cohsh(host, Via::Tcp, &["tail", "-n", "2", &path])?;
-        let after = last_seq(&tail);
+    let others = cohsh(host, Via::Tcp, &["workers"]);
+    let tail = cohsh(
+        host,
+        Via::Tcp,
+        &[
+            "tail",
+            "-n",
+            "2",
+            &format!("/worker/{}/telemetry", WORKER_IDS[1]),
+        ],
+    );
+    let _ = follower.kill();
+    let followed = follower
+        .wait_with_output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    println!("$ {shown}   (started before the two commands above, stopped after them)");
+    print!("{followed}");
+    let (others, tail) = (others?, tail?);
+    expect(
+        "`workers` over a second TCP connection lacks w1 or w2",
+        WORKER_IDS.iter().all(|id| others.contains(id)),
+    )?;
+    for (followed, before) in [(&followed, first[0]), (&tail, first[1])] {
+        let after = last_seq(followed);
         expect(
             &format!(
-                "{path}: no new heartbeat in {}s (seq {before:?} then {after:?})",
+                "no new heartbeat in {}s (seq {before:?} then {after:?})",
                 TICKS_WAIT.as_secs()
             ),
             after > before,
         )?;
     }
+    let beats = followed
+        .lines()
+        .filter(|l| l.starts_with("heartbeat"))
+        .count();
+    expect(
+        &format!(
+            "`tail -f` showed {beats} heartbeats in {}s",
+            TICKS_WAIT.as_secs()
+        ),
+        beats >= 2,
+    )?;
     Ok(())
 }
 

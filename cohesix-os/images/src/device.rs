@@ -6,7 +6,7 @@
 mod image {
     extern crate alloc;
 
-    use cohesix_pds::{DevicePd, HostPort};
+    use cohesix_pds::{DevicePd, OneStream, Stream};
     use cohesix_rt::virtio::Console;
 
     cohesix_rt::setvars!(Maps {
@@ -19,7 +19,7 @@ mod image {
 
     struct VirtioPort(Console);
 
-    impl HostPort for VirtioPort {
+    impl Stream for VirtioPort {
         fn read(&mut self, buf: &mut [u8]) -> usize {
             let mut n = 0;
             while n < buf.len() {
@@ -56,7 +56,7 @@ mod image {
             dma_size.get(),
         )
         .unwrap_or_else(|| cohesix_rt::abort("no virtio console in the mapped virtio-mmio slots"));
-        DevicePd::new(VirtioPort(console), &Maps)
+        DevicePd::new(OneStream::new(VirtioPort(console)), &Maps)
             .unwrap_or_else(|e| cohesix_rt::abort(&alloc::format!("{e}")))
     });
 }

@@ -1,74 +1,60 @@
-//! The device PD: carries 9P between the host and NineDoor. Bytes from the
-//! [`HostPort`] (the virtio console or a TCP port on hardware, a pipe in
-//! the simulator)
-//! are cut into frames and pushed into the ring to NineDoor; frames NineDoor
-//! pushes back are written to the port. It never interprets a frame beyond
-//! its size prefix (and, after a new host connection, the type and tag of
-//! the first request and of the replies, to drop the replies that were
-//! meant for the connection that ended), and it holds at most one ring's
-//! worth of backlog before it stops reading the host (the host then sees
-//! flow control, not loss).
+//! The host-facing PDs (the console's `device` and the network's `net`):
+//! carry 9P between host connections and NineDoor. Bytes from each
+//! connection of the [`HostPort`] (the virtio console's one stream, or TCP
+//! connections, on hardware; pipes in the simulator) are cut into frames
+//! and pushed into the ring to NineDoor, each behind its connection's id
+//! ([`mux`](crate::mux)); replies come back the same way and are written to
+//! their connection, or dropped if it has ended. When a connection ends the
+//! PD drops its partial frame and tells NineDoor, which closes its session.
+//! It never interprets a frame beyond its size prefix, and it holds at most
+//! one ring's worth of backlog before it stops reading the host (the host
+//! then sees flow control, not loss).
 
 use crate::frames::FrameAssembler;
 use crate::link::{Link, LinkError};
+use crate::mux::{self, ConnId};
 use crate::wiring::{self, MSIZE};
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec::Vec;
 use cohesix_abi::{Channel, Context, Handler, Regions};
-use ninedoor::secure9p_core::codec::MsgType;
 
 /// Bytes read from the host per port call.
 const CHUNK: usize = 512;
 
-/// The host side of the device PD: a byte stream, polled.
+/// A host connection beginning or ending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortEvent {
+    /// A connection began: its bytes are a new 9P stream.
+    Opened(ConnId),
+    /// A connection ended.
+    Closed(ConnId),
+}
+
+/// The host side of a host-facing PD: byte streams, one per connection,
+/// polled.
 pub trait HostPort {
-    /// Reads what has arrived (at most `buf.len()` bytes) without waiting;
-    /// 0 when nothing has.
-    fn read(&mut self, buf: &mut [u8]) -> usize;
-    /// Writes all of `data` to the host.
-    fn write(&mut self, data: &[u8]);
+    /// The next connection that began or ended since the last call.
+    fn event(&mut self) -> Option<PortEvent>;
+    /// Reads what has arrived on `conn` (at most `buf.len()` bytes)
+    /// without waiting; 0 when nothing has.
+    fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> usize;
+    /// Writes all of `data` to `conn` (nothing if it has ended).
+    fn write(&mut self, conn: ConnId, data: &[u8]);
     /// Called when the port's IRQ fires, before reading: acknowledge the
     /// device (the PD then acknowledges the IRQ with the kernel).
     fn interrupt(&mut self) {}
-    /// Whether a new host connection has begun since the last call (a TCP
-    /// port); the PD then drops any partial frame the last one left. A
-    /// byte stream without connections (the console) never says so.
-    fn take_reconnect(&mut self) -> bool {
-        false
-    }
 }
 
-/// After a new host connection: which replies from NineDoor still belong
-/// to the connection that ended. NineDoor answers a link's requests in
-/// order, so everything before the answer to the new connection's first
-/// request is stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stale {
-    /// Every reply is the current connection's.
-    No,
-    /// The new connection has sent no whole request yet: all stale.
-    UntilFirst,
-    /// Stale until the reply to the first request (its tag; its type, or
-    /// an error).
-    UntilReply {
-        /// The first request's type plus one.
-        rtype: u8,
-        /// Its tag.
-        tag: [u8; 2],
-    },
-}
-
-/// What any request may be answered with instead of its own reply.
-const ERROR_REPLIES: [u8; 2] = [MsgType::Rlerror as u8, MsgType::Rerror as u8];
-
-/// The device protection domain.
+/// The host-facing protection domain.
 pub struct DevicePd<P: HostPort> {
     port: P,
     link: Link,
-    inbound: FrameAssembler,
+    /// Each open connection's partial frame.
+    conns: BTreeMap<ConnId, FrameAssembler>,
     frame: Vec<u8>,
+    entry: Vec<u8>,
     chunk: [u8; CHUNK],
-    stale: Stale,
     dropped: u64,
 }
 
@@ -76,7 +62,7 @@ impl<P: HostPort> core::fmt::Debug for DevicePd<P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("DevicePd")
             .field("link", &self.link)
-            .field("pending", &self.inbound.pending())
+            .field("conns", &self.conns.len())
             .finish_non_exhaustive()
     }
 }
@@ -94,10 +80,10 @@ impl<P: HostPort> DevicePd<P> {
         Ok(DevicePd {
             port,
             link: Link::new(spec.channel, rx, tx),
-            inbound: FrameAssembler::new(MSIZE as usize),
+            conns: BTreeMap::new(),
             frame: Vec::new(),
+            entry: Vec::new(),
             chunk: [0; CHUNK],
-            stale: Stale::No,
             dropped: 0,
         })
     }
@@ -107,76 +93,95 @@ impl<P: HostPort> DevicePd<P> {
         &self.port
     }
 
+    /// Host connections open now.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
     /// Replies dropped because the connection they answered had ended.
     pub fn stale_replies_dropped(&self) -> u64 {
         self.dropped
     }
 
-    /// Whether `reply` still belongs to a connection that has ended; once
-    /// the new connection's first answer passes, nothing is stale.
-    fn is_stale(&mut self, reply: &[u8]) -> bool {
-        match self.stale {
-            Stale::No => false,
-            Stale::UntilFirst => true,
-            Stale::UntilReply { rtype, tag } => {
-                let answers = reply.get(5..7) == Some(&tag[..])
-                    && reply
-                        .get(4)
-                        .is_some_and(|t| *t == rtype || ERROR_REPLIES.contains(t));
-                if answers {
-                    self.stale = Stale::No;
+    fn send(&mut self, conn: ConnId, frame: &[u8], ctx: &mut dyn Context) {
+        mux::wrap(conn, frame, &mut self.entry);
+        if let Err(e) = self.link.send(&self.entry) {
+            ctx.debug(&format!("device: connection {conn}: frame dropped: {e}\n"));
+        }
+    }
+
+    /// Connections that began or ended: a fresh stream, or the end told to
+    /// NineDoor.
+    fn events(&mut self, ctx: &mut dyn Context) {
+        while let Some(event) = self.port.event() {
+            match event {
+                PortEvent::Opened(conn) => {
+                    self.conns.insert(conn, FrameAssembler::new(MSIZE as usize));
                 }
-                !answers
+                PortEvent::Closed(conn) => {
+                    let Some(partial) = self.conns.remove(&conn) else {
+                        continue;
+                    };
+                    if partial.pending() > 0 {
+                        ctx.debug(&format!(
+                            "device: connection {conn} ended; {} bytes of a frame dropped\n",
+                            partial.pending()
+                        ));
+                    }
+                    self.send(conn, &[], ctx);
+                }
             }
         }
     }
 
-    /// Host → NineDoor: reads the port while the ring takes frames.
+    /// Moves `conn`'s whole frames to NineDoor while the ring takes them;
+    /// whether anything moved.
+    fn frames_of(&mut self, conn: ConnId, ctx: &mut dyn Context) -> bool {
+        let mut moved = false;
+        while !self.link.congested() {
+            let Some(asm) = self.conns.get_mut(&conn) else {
+                break;
+            };
+            match asm.next_frame() {
+                Ok(Some(frame)) => {
+                    self.send(conn, &frame, ctx);
+                    moved = true;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    ctx.debug(&format!("device: connection {conn}: {e}; bytes dropped\n"));
+                }
+            }
+        }
+        moved
+    }
+
+    /// Host → NineDoor: reads every connection, in turn, while the ring
+    /// takes frames.
     fn pump_in(&mut self, ctx: &mut dyn Context) {
         if !self.link.is_attached() {
             return;
         }
-        while !self.link.congested() {
-            match self.inbound.next_frame() {
-                Ok(Some(frame)) => {
-                    if self.stale == Stale::UntilFirst
-                        && let (Some(t), Some(tag)) = (
-                            frame.get(4),
-                            frame.get(5..7).and_then(|t| <[u8; 2]>::try_from(t).ok()),
-                        )
-                    {
-                        self.stale = Stale::UntilReply {
-                            rtype: t.wrapping_add(1),
-                            tag,
-                        };
+        loop {
+            self.events(ctx);
+            let mut moved = false;
+            let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+            for conn in conns {
+                moved |= self.frames_of(conn, ctx);
+                if self.link.congested() {
+                    return;
+                }
+                let n = self.port.read(conn, &mut self.chunk);
+                if n > 0 {
+                    if let Some(asm) = self.conns.get_mut(&conn) {
+                        asm.push(&self.chunk[..n]);
                     }
-                    if let Err(e) = self.link.send(&frame) {
-                        ctx.debug(&format!("device: frame dropped: {e}\n"));
-                    }
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    ctx.debug(&format!("device: host stream: {e}; bytes dropped\n"));
-                    continue;
+                    moved |= self.frames_of(conn, ctx) || n > 0;
                 }
             }
-            let n = self.port.read(&mut self.chunk);
-            if self.port.take_reconnect() {
-                // These bytes start a new connection's stream.
-                let stale = self.inbound.pending();
-                if stale > 0 {
-                    ctx.debug(&format!(
-                        "device: new host connection; {stale} bytes of the last one dropped\n"
-                    ));
-                }
-                self.inbound = FrameAssembler::new(MSIZE as usize);
-                self.stale = Stale::UntilFirst;
+            if !moved || self.link.congested() {
+                return;
             }
-            if n == 0 {
-                break;
-            }
-            self.inbound.push(&self.chunk[..n]);
         }
     }
 
@@ -184,15 +189,12 @@ impl<P: HostPort> DevicePd<P> {
     fn pump_out(&mut self, ctx: &mut dyn Context) {
         loop {
             match self.link.recv(&mut self.frame) {
-                Ok(true) => {
-                    let frame = core::mem::take(&mut self.frame);
-                    if self.is_stale(&frame) {
-                        self.dropped += 1;
-                    } else {
-                        self.port.write(&frame);
+                Ok(true) => match mux::unwrap(&self.frame) {
+                    Some((conn, reply)) if self.conns.contains_key(&conn) => {
+                        self.port.write(conn, reply);
                     }
-                    self.frame = frame;
-                }
+                    _ => self.dropped += 1,
+                },
                 Ok(false) => break,
                 Err(e) => {
                     ctx.debug(&format!("device: {e}\n"));
@@ -229,5 +231,51 @@ impl<P: HostPort> Handler for DevicePd<P> {
         } else if ch == self.link.channel() || ch == wiring::device::TICK {
             self.pump(ctx);
         }
+    }
+}
+
+/// A [`HostPort`] over one byte stream that is always connected (the
+/// virtio console: no connection boundaries), as connection 0.
+pub trait Stream {
+    /// Reads what has arrived without waiting; 0 when nothing has.
+    fn read(&mut self, buf: &mut [u8]) -> usize;
+    /// Writes all of `data`.
+    fn write(&mut self, data: &[u8]);
+    /// Acknowledges the device's interrupt.
+    fn interrupt(&mut self) {}
+}
+
+/// A [`Stream`] as a [`HostPort`] with one connection, 0, open from the
+/// start.
+#[derive(Debug)]
+pub struct OneStream<S: Stream> {
+    stream: S,
+    opened: bool,
+}
+
+impl<S: Stream> OneStream<S> {
+    /// The port over `stream`.
+    pub fn new(stream: S) -> OneStream<S> {
+        OneStream {
+            stream,
+            opened: false,
+        }
+    }
+}
+
+impl<S: Stream> HostPort for OneStream<S> {
+    fn event(&mut self) -> Option<PortEvent> {
+        (!core::mem::replace(&mut self.opened, true)).then_some(PortEvent::Opened(0))
+    }
+    fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> usize {
+        if conn == 0 { self.stream.read(buf) } else { 0 }
+    }
+    fn write(&mut self, conn: ConnId, data: &[u8]) {
+        if conn == 0 {
+            self.stream.write(data);
+        }
+    }
+    fn interrupt(&mut self) {
+        self.stream.interrupt();
     }
 }

@@ -12,9 +12,11 @@
 
 use crate::frames;
 use crate::link::{Link, LinkError};
+use crate::mux::{self, ConnId};
 use crate::seed::{SEED_LEN, SeedIds, hive_key};
 use crate::ticket;
 use crate::wiring::{self, HEARTBEATS, MSIZE, PASS_MARKER, WORKER_IDS, call};
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -57,9 +59,23 @@ const MIN_LINE: u64 = 16;
 
 struct Peer {
     link: Link,
-    session: Option<SessionId>,
+    /// A worker's one session; a host link's session per connection.
+    sessions: BTreeMap<ConnId, SessionId>,
+    /// A host link: entries carry a connection id ([`mux`]).
+    host: bool,
     /// The worker's id and ticket text (workers only).
     worker: Option<(&'static str, Option<String>)>,
+}
+
+impl Peer {
+    fn host(link: Link) -> Peer {
+        Peer {
+            link,
+            sessions: BTreeMap::new(),
+            host: true,
+            worker: None,
+        }
+    }
 }
 
 /// The NineDoor protection domain.
@@ -69,6 +85,8 @@ pub struct NineDoorPd {
     peers: Vec<Peer>,
     frame: Vec<u8>,
     out: Vec<u8>,
+    /// A reply with its connection id, for a host link.
+    entry: Vec<u8>,
     passed: bool,
 }
 
@@ -102,31 +120,34 @@ impl NineDoorPd {
     /// The PD over the regions the `.system` file maps into it.
     pub fn new(regions: &dyn Regions) -> Result<NineDoorPd, LinkError> {
         let mut peers = Vec::new();
-        peers.push(Peer {
-            link: link(regions, wiring::ninedoor::DEVICE)?,
-            session: None,
-            worker: None,
-        });
+        peers.push(Peer::host(link(regions, wiring::ninedoor::DEVICE)?));
         for (spec, id) in wiring::ninedoor::WORKERS.into_iter().zip(WORKER_IDS) {
             peers.push(Peer {
                 link: link(regions, spec)?,
-                session: None,
+                sessions: BTreeMap::new(),
+                host: false,
                 worker: Some((id, None)),
             });
         }
-        peers.push(Peer {
-            link: link(regions, wiring::ninedoor::NET)?,
-            session: None,
-            worker: None,
-        });
+        peers.push(Peer::host(link(regions, wiring::ninedoor::NET)?));
         Ok(NineDoorPd {
             seed: region(regions, wiring::ninedoor::SEED)?,
             hive: None,
             peers,
             frame: Vec::new(),
             out: Vec::new(),
+            entry: Vec::new(),
             passed: false,
         })
+    }
+
+    /// Sessions open for host connections, over both host links.
+    pub fn host_sessions(&self) -> usize {
+        self.peers
+            .iter()
+            .filter(|p| p.host)
+            .map(|p| p.sessions.len())
+            .sum()
     }
 
     /// The hive, once `init` has run (for the simulator's tests: the host
@@ -192,9 +213,28 @@ impl NineDoorPd {
                     break;
                 }
             }
-            let session = *p.session.get_or_insert_with(|| hive.open_session());
+            // A worker's link is one session; a host link's entries name
+            // their connection, and the id alone ends it.
+            let (conn, frame) = if p.host {
+                match mux::unwrap(&self.frame) {
+                    Some((conn, [])) => {
+                        if let Some(session) = p.sessions.remove(&conn) {
+                            hive.close_session(session);
+                        }
+                        continue;
+                    }
+                    Some(entry) => entry,
+                    None => continue,
+                }
+            } else {
+                (0, &self.frame[..])
+            };
+            let session = *p
+                .sessions
+                .entry(conn)
+                .or_insert_with(|| hive.open_session());
             self.out.clear();
-            match hive.handle(session, &self.frame, now, &mut self.out) {
+            match hive.handle(session, frame, now, &mut self.out) {
                 Ok(Handled::Replied) => {}
                 Ok(Handled::Forward(request)) => {
                     // No GPU bridge inside the image: /gpu is unreachable.
@@ -213,11 +253,17 @@ impl NineDoorPd {
                         p.link.channel()
                     ));
                     hive.close_session(session);
-                    p.session = None;
+                    p.sessions.remove(&conn);
                 }
             }
             for reply in frames::split(&self.out) {
-                if let Err(e) = p.link.send(reply) {
+                let sent = if p.host {
+                    mux::wrap(conn, reply, &mut self.entry);
+                    p.link.send(&self.entry)
+                } else {
+                    p.link.send(reply)
+                };
+                if let Err(e) = sent {
                     ctx.debug(&format!(
                         "ninedoor: {}: reply dropped: {e}\n",
                         p.link.channel()

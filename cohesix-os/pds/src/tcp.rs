@@ -1,27 +1,34 @@
 //! A [`HostPort`] over TCP: a `smoltcp` interface on any Ethernet device
-//! (the virtio network card in the image, an in-memory wire in tests). One
-//! host connection at a time carries the 9P stream; a second socket always
-//! listens, so a host that reconnects while the last connection is still
-//! closing is served, and one that connects while another host is
-//! connected is refused (reset). Each new connection is reported as a new
-//! stream ([`HostPort::take_reconnect`]) so the device PD drops any partial
-//! frame the last one left.
+//! (the virtio network card in the image, an in-memory wire in tests)
+//! serving up to [`MAX_CONNECTIONS`] host connections at once, each its own
+//! 9P stream (and so its own session in NineDoor). One socket more than
+//! that always listens, so a host that reconnects while its last
+//! connection is still closing is served; a connection beyond the limit is
+//! refused (reset).
 //!
-//! Replies the socket cannot take yet wait in a backlog that is pushed on
-//! every poll; the PD polls on the card's interrupt, on NineDoor's
-//! notifications and on the timer's tick (retransmissions).
+//! Replies a socket cannot take yet wait in that connection's backlog,
+//! pushed on every poll; the PD polls on the card's interrupt, on
+//! NineDoor's notifications and on the timer's tick (retransmissions).
 
-use crate::device::HostPort;
+use crate::device::{HostPort, PortEvent};
+use crate::mux::ConnId;
 use alloc::collections::VecDeque;
 use alloc::vec;
+use alloc::vec::Vec;
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpCidr, Ipv4Address};
 
-/// Bytes of the socket's receive and send buffers.
-const SOCKET_BUF: usize = 32 * 1024;
+/// Bytes of each socket's receive and send buffers.
+const SOCKET_BUF: usize = 16 * 1024;
+
+/// Host connections served at once.
+pub const MAX_CONNECTIONS: usize = 4;
+
+/// Sockets: the connections and one that always listens.
+const SOCKETS: usize = MAX_CONNECTIONS + 1;
 
 /// Where the port listens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,23 +45,25 @@ pub struct TcpConfig {
     pub port: u16,
 }
 
-/// Sockets the port keeps: the connection that carries the stream and one
-/// more that listens, so a host that reconnects at once is never refused
-/// while the last connection is still closing.
-const SOCKETS: usize = 2;
+/// A socket and the connection it carries.
+struct Slot {
+    handle: SocketHandle,
+    /// The connection's id while a host is connected.
+    conn: Option<ConnId>,
+    /// Replies the socket could not take yet.
+    backlog: VecDeque<u8>,
+}
 
-/// The 9P stream of one TCP connection at a time.
+/// 9P over TCP, one stream per host connection.
 pub struct TcpPort<D: Device> {
     device: D,
     iface: Interface,
     sockets: SocketSet<'static>,
-    handles: [SocketHandle; SOCKETS],
-    /// The socket that carries the stream, if a host is connected.
-    active: Option<usize>,
+    slots: Vec<Slot>,
     port: u16,
     clock: fn() -> u64,
-    backlog: VecDeque<u8>,
-    reconnect: bool,
+    events: VecDeque<PortEvent>,
+    next_conn: ConnId,
     connections: u64,
     refused: u64,
     ack: fn(&mut D),
@@ -64,10 +73,9 @@ impl<D: Device> core::fmt::Debug for TcpPort<D> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("TcpPort")
             .field("port", &self.port)
-            .field("active", &self.active)
+            .field("open", &self.open())
             .field("connections", &self.connections)
             .field("refused", &self.refused)
-            .field("backlog", &self.backlog.len())
             .finish_non_exhaustive()
     }
 }
@@ -104,22 +112,25 @@ impl<D: Device> TcpPort<D> {
                 .add_default_ipv4_route(Ipv4Address::new(a, b, c, d));
         }
         let mut sockets = SocketSet::new(vec![]);
-        let handles = [(); SOCKETS].map(|()| {
-            sockets.add(tcp::Socket::new(
-                tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
-                tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
-            ))
-        });
+        let slots = (0..SOCKETS)
+            .map(|_| Slot {
+                handle: sockets.add(tcp::Socket::new(
+                    tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
+                    tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
+                )),
+                conn: None,
+                backlog: VecDeque::new(),
+            })
+            .collect();
         let mut port = TcpPort {
             device,
             iface,
             sockets,
-            handles,
-            active: None,
+            slots,
             port: config.port,
             clock,
-            backlog: VecDeque::new(),
-            reconnect: false,
+            events: VecDeque::new(),
+            next_conn: 0,
             connections: 0,
             refused: 0,
             ack: |_| {},
@@ -130,16 +141,6 @@ impl<D: Device> TcpPort<D> {
         port
     }
 
-    /// Connections accepted so far.
-    pub fn connections(&self) -> u64 {
-        self.connections
-    }
-
-    /// Connections refused because another host was connected.
-    pub fn refused(&self) -> u64 {
-        self.refused
-    }
-
     /// Sets what acknowledges the device's interrupt
     /// ([`HostPort::interrupt`]); by default nothing does.
     pub fn with_interrupt_ack(mut self, ack: fn(&mut D)) -> TcpPort<D> {
@@ -147,8 +148,28 @@ impl<D: Device> TcpPort<D> {
         self
     }
 
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.connections
+    }
+
+    /// Connections refused because [`MAX_CONNECTIONS`] were open.
+    pub fn refused(&self) -> u64 {
+        self.refused
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.slots.iter().filter(|s| s.conn.is_some()).count()
+    }
+
     fn socket(&mut self, i: usize) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(self.handles[i])
+        let handle = self.slots[i].handle;
+        self.sockets.get_mut::<tcp::Socket>(handle)
+    }
+
+    fn slot_of(&self, conn: ConnId) -> Option<usize> {
+        self.slots.iter().position(|s| s.conn == Some(conn))
     }
 
     fn listen(&mut self, i: usize) {
@@ -170,68 +191,74 @@ impl<D: Device> TcpPort<D> {
         self.listen(i);
     }
 
-    fn now(&self) -> Instant {
-        Instant::from_millis((self.clock)() as i64)
+    /// A connection id no open connection has, the next after the last one
+    /// handed out (ids are reused as late as possible).
+    fn new_conn(&mut self) -> ConnId {
+        loop {
+            let id = self.next_conn;
+            self.next_conn = self.next_conn.wrapping_add(1);
+            if self.slot_of(id).is_none() {
+                return id;
+            }
+        }
     }
 
-    /// Runs the stack, follows the connections and pushes the backlog.
+    /// Socket `i` ended: its connection (if any) is closed and it listens.
+    fn ended(&mut self, i: usize, now: Instant) {
+        if let Some(conn) = self.slots[i].conn.take() {
+            self.slots[i].backlog.clear();
+            self.events.push_back(PortEvent::Closed(conn));
+        }
+        self.reset(i, now);
+    }
+
+    /// Runs the stack, follows the connections and pushes the backlogs.
     pub fn poll(&mut self) {
-        let now = self.now();
+        let now = Instant::from_millis((self.clock)() as i64);
         self.iface.poll(now, &mut self.device, &mut self.sockets);
         for i in 0..SOCKETS {
-            let state = self.socket(i).state();
-            let active = self.active == Some(i);
-            match state {
-                tcp::State::Closed | tcp::State::TimeWait => {
-                    if active {
-                        self.active = None;
-                        self.backlog.clear();
-                    }
-                    self.reset(i, now);
-                }
-                // The host closed its side and everything it sent was read.
-                tcp::State::CloseWait if active && !self.socket(i).can_recv() => {
+            let connected = self.slots[i].conn.is_some();
+            match self.socket(i).state() {
+                tcp::State::Closed if !connected => self.listen(i),
+                tcp::State::Closed | tcp::State::TimeWait => self.ended(i, now),
+                // The host closed its side and everything it sent was read:
+                // the connection is over for 9P.
+                tcp::State::CloseWait if connected && !self.socket(i).can_recv() => {
                     self.socket(i).close();
+                    if let Some(conn) = self.slots[i].conn.take() {
+                        self.slots[i].backlog.clear();
+                        self.events.push_back(PortEvent::Closed(conn));
+                    }
                 }
-                tcp::State::CloseWait if !active => self.reset(i, now),
-                tcp::State::Established if !active => {
-                    let busy = self
-                        .active
-                        .is_some_and(|a| self.socket(a).state() == tcp::State::Established);
-                    if busy {
-                        // One host at a time: the stream is a single 9P
-                        // session.
+                tcp::State::CloseWait if !connected => self.reset(i, now),
+                tcp::State::Established if !connected => {
+                    if self.open() >= MAX_CONNECTIONS {
                         self.refused += 1;
                         self.reset(i, now);
                     } else {
-                        // The last host is leaving (or gone): drop what
-                        // was left of it and serve the new one.
-                        if let Some(old) = self.active.replace(i) {
-                            self.reset(old, now);
-                        }
-                        self.reconnect = true;
+                        let conn = self.new_conn();
+                        self.slots[i].conn = Some(conn);
                         self.connections += 1;
-                        self.backlog.clear();
+                        self.events.push_back(PortEvent::Opened(conn));
                     }
                 }
                 _ => {}
             }
         }
-        let Some(a) = self.active else {
-            return;
-        };
         let mut pushed = false;
-        while !self.backlog.is_empty() {
-            let (front, _) = self.backlog.as_slices();
-            let s = self.sockets.get_mut::<tcp::Socket>(self.handles[a]);
-            if !s.can_send() {
-                break;
+        for slot in &mut self.slots {
+            if slot.conn.is_none() {
+                continue;
             }
-            match s.send_slice(front) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    self.backlog.drain(..n);
-                    pushed = true;
+            let s = self.sockets.get_mut::<tcp::Socket>(slot.handle);
+            while !slot.backlog.is_empty() && s.can_send() {
+                let (front, _) = slot.backlog.as_slices();
+                match s.send_slice(front) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        slot.backlog.drain(..n);
+                        pushed = true;
+                    }
                 }
             }
         }
@@ -242,32 +269,34 @@ impl<D: Device> TcpPort<D> {
 }
 
 impl<D: Device> HostPort for TcpPort<D> {
-    fn read(&mut self, buf: &mut [u8]) -> usize {
+    fn event(&mut self) -> Option<PortEvent> {
+        if self.events.is_empty() {
+            self.poll();
+        }
+        self.events.pop_front()
+    }
+
+    fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> usize {
         self.poll();
-        let Some(a) = self.active else {
+        let Some(i) = self.slot_of(conn) else {
             return 0;
         };
-        let s = self.socket(a);
+        let s = self.socket(i);
         if !s.can_recv() {
             return 0;
         }
         s.recv_slice(buf).unwrap_or(0)
     }
 
-    fn write(&mut self, data: &[u8]) {
-        if self.active.is_none() {
-            // The host that asked is gone; its replies go nowhere.
-            return;
+    fn write(&mut self, conn: ConnId, data: &[u8]) {
+        // A host that is gone gets nothing.
+        if let Some(i) = self.slot_of(conn) {
+            self.slots[i].backlog.extend(data);
+            self.poll();
         }
-        self.backlog.extend(data);
-        self.poll();
     }
 
     fn interrupt(&mut self) {
         (self.ack)(&mut self.device);
-    }
-
-    fn take_reconnect(&mut self) -> bool {
-        core::mem::take(&mut self.reconnect)
     }
 }

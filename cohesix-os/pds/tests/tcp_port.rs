@@ -2,8 +2,9 @@
 //! `smoltcp` interface on the other end of an in-memory Ethernet wire,
 //! driven step by step on a simulated clock.
 
+use cohesix_pds::mux::ConnId;
 use cohesix_pds::wiring::net;
-use cohesix_pds::{HostPort, TcpConfig, TcpPort};
+use cohesix_pds::{HostPort, MAX_CONNECTIONS, PortEvent, TcpConfig, TcpPort};
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::tcp;
@@ -84,12 +85,15 @@ impl Device for WireEnd {
     }
 }
 
-/// The host: QEMU's gateway address, two TCP sockets (two clients).
+/// Client sockets the host has: one more than the guest serves.
+const CLIENTS: usize = MAX_CONNECTIONS + 1;
+
+/// The host: QEMU's gateway address, several TCP clients.
 struct Peer {
     dev: WireEnd,
     iface: Interface,
     sockets: SocketSet<'static>,
-    socks: [SocketHandle; 2],
+    socks: [SocketHandle; CLIENTS],
     next_port: u16,
 }
 
@@ -112,7 +116,7 @@ impl Peer {
                 .unwrap();
         });
         let mut sockets = SocketSet::new(vec![]);
-        let socks = [(); 2].map(|()| {
+        let socks = [(); CLIENTS].map(|()| {
             sockets.add(tcp::Socket::new(
                 tcp::SocketBuffer::new(vec![0; 64 * 1024]),
                 tcp::SocketBuffer::new(vec![0; 64 * 1024]),
@@ -127,17 +131,8 @@ impl Peer {
         }
     }
 
-    /// The first client.
-    fn sock(&mut self) -> &mut tcp::Socket<'static> {
-        self.sock_n(0)
-    }
-
     fn sock_n(&mut self, i: usize) -> &mut tcp::Socket<'static> {
         self.sockets.get_mut::<tcp::Socket>(self.socks[i])
-    }
-
-    fn connect(&mut self) {
-        self.connect_n(0)
     }
 
     fn connect_n(&mut self, i: usize) {
@@ -156,64 +151,111 @@ impl Peer {
     }
 }
 
-/// A guest port and a host whose first client is connected to it.
-fn connected() -> (TcpPort<WireEnd>, Peer) {
-    let (a, b) = wire();
-    let mut port = guest(a);
-    let mut peer = Peer::new(b);
-    peer.connect_n(0);
-    run(&mut peer, &mut port, 20);
-    assert_eq!(peer.sock_n(0).state(), tcp::State::Established);
-    assert!(port.take_reconnect());
-    (port, peer)
+/// The guest's port and its events so far.
+struct Guest {
+    port: TcpPort<WireEnd>,
+    events: Vec<PortEvent>,
+    /// Connections opened and not closed, by the events.
+    open: Vec<ConnId>,
 }
 
-fn guest(dev: WireEnd) -> TcpPort<WireEnd> {
-    TcpPort::new(
-        dev,
-        TcpConfig {
-            mac: [2, 0, 0, 0, 0, 1],
-            addr: net::ADDR,
-            prefix: net::PREFIX,
-            gateway: Some(net::GATEWAY),
-            port: net::PORT,
-        },
-        clock,
-    )
+impl Guest {
+    fn new(dev: WireEnd) -> Guest {
+        Guest {
+            port: TcpPort::new(
+                dev,
+                TcpConfig {
+                    mac: [2, 0, 0, 0, 0, 1],
+                    addr: net::ADDR,
+                    prefix: net::PREFIX,
+                    gateway: Some(net::GATEWAY),
+                    port: net::PORT,
+                },
+                clock,
+            ),
+            events: Vec::new(),
+            open: Vec::new(),
+        }
+    }
+
+    /// The connection the last `Opened` event named.
+    fn last_opened(&self) -> ConnId {
+        self.events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                PortEvent::Opened(c) => Some(*c),
+                PortEvent::Closed(_) => None,
+            })
+            .expect("a connection was opened")
+    }
+
+    fn take_events(&mut self) -> Vec<PortEvent> {
+        std::mem::take(&mut self.events)
+    }
 }
 
-/// Runs both ends `steps` times; what the guest read meanwhile.
-fn run(peer: &mut Peer, port: &mut TcpPort<WireEnd>, steps: usize) -> Vec<u8> {
-    let mut got = Vec::new();
+/// Runs both ends `steps` times; the guest's events are collected and
+/// what each connection sent is read, by connection.
+fn run(peer: &mut Peer, guest: &mut Guest, steps: usize) -> Vec<(ConnId, Vec<u8>)> {
+    let mut got: Vec<(ConnId, Vec<u8>)> = Vec::new();
     let mut buf = [0u8; 700];
     for _ in 0..steps {
         let now = advance();
         peer.poll(now);
-        loop {
-            let n = port.read(&mut buf);
-            if n == 0 {
-                break;
+        while let Some(e) = guest.port.event() {
+            match e {
+                PortEvent::Opened(c) => guest.open.push(c),
+                PortEvent::Closed(c) => guest.open.retain(|o| *o != c),
             }
-            got.extend_from_slice(&buf[..n]);
+            guest.events.push(e);
+        }
+        for conn in guest.open.clone() {
+            loop {
+                let n = guest.port.read(conn, &mut buf);
+                if n == 0 {
+                    break;
+                }
+                match got.iter_mut().find(|(c, _)| *c == conn) {
+                    Some((_, bytes)) => bytes.extend_from_slice(&buf[..n]),
+                    None => got.push((conn, buf[..n].to_vec())),
+                }
+            }
         }
     }
     got
 }
 
-/// Client `i` asks, the guest reads exactly that; the guest answers, the
-/// client reads exactly that.
-fn round_trip(peer: &mut Peer, port: &mut TcpPort<WireEnd>, i: usize, ask: &[u8], answer: &[u8]) {
+/// A guest and a host whose client 0 is connected; its connection id.
+fn connected() -> (Guest, Peer, ConnId) {
+    let (a, b) = wire();
+    let mut guest = Guest::new(a);
+    let mut peer = Peer::new(b);
+    peer.connect_n(0);
+    run(&mut peer, &mut guest, 20);
+    assert_eq!(peer.sock_n(0).state(), tcp::State::Established);
+    let conn = guest.last_opened();
+    assert_eq!(guest.take_events(), [PortEvent::Opened(conn)]);
+    (guest, peer, conn)
+}
+
+/// Client `i` asks on `conn`, the guest reads exactly that there; the
+/// guest answers, the client reads exactly that.
+fn round_trip(
+    peer: &mut Peer,
+    guest: &mut Guest,
+    i: usize,
+    conn: ConnId,
+    ask: &[u8],
+    answer: &[u8],
+) {
     peer.sock_n(i).send_slice(ask).unwrap();
-    assert_eq!(run(peer, port, 10), ask);
-    port.write(answer);
-    run(peer, port, 10);
+    assert_eq!(run(peer, guest, 10), [(conn, ask.to_vec())]);
+    guest.port.write(conn, answer);
+    run(peer, guest, 10);
     let mut got = Vec::new();
     drain_n(peer, i, &mut got);
     assert_eq!(got, answer);
-}
-
-fn drain(peer: &mut Peer, into: &mut Vec<u8>) {
-    drain_n(peer, 0, into)
 }
 
 fn drain_n(peer: &mut Peer, i: usize, into: &mut Vec<u8>) {
@@ -227,101 +269,125 @@ fn drain_n(peer: &mut Peer, i: usize, into: &mut Vec<u8>) {
 
 #[test]
 fn bytes_flow_both_ways_and_a_large_reply_arrives_whole_and_in_order() {
-    let (a, b) = wire();
-    let mut port = guest(a);
-    let mut peer = Peer::new(b);
-    // A reply with no connection goes nowhere.
-    port.write(b"nobody is listening");
-    peer.connect();
-    assert!(run(&mut peer, &mut port, 20).is_empty());
-    assert_eq!(peer.sock().state(), tcp::State::Established);
-    assert!(port.take_reconnect(), "a new connection is reported");
-    assert!(!port.take_reconnect(), "once");
-    assert_eq!(port.connections(), 1);
-
-    peer.sock().send_slice(b"Tversion bytes").unwrap();
-    assert_eq!(run(&mut peer, &mut port, 10), b"Tversion bytes");
+    let (mut guest, mut peer, conn) = connected();
+    // A reply for a connection that does not exist goes nowhere.
+    guest
+        .port
+        .write(conn.wrapping_add(1), b"nobody is listening");
+    round_trip(
+        &mut peer,
+        &mut guest,
+        0,
+        conn,
+        b"Tversion bytes",
+        b"Rversion",
+    );
 
     // 100 KiB: more than the guest socket's buffer, so most of it waits in
-    // the port's backlog and goes out as the host acknowledges.
+    // the connection's backlog and goes out as the host acknowledges.
     let reply: Vec<u8> = (0..100 * 1024).map(|i| (i * 7 % 251) as u8).collect();
-    port.write(&reply);
+    guest.port.write(conn, &reply);
     let mut got = Vec::new();
     for _ in 0..2_000 {
-        run(&mut peer, &mut port, 1);
-        drain(&mut peer, &mut got);
+        run(&mut peer, &mut guest, 1);
+        drain_n(&mut peer, 0, &mut got);
         if got.len() == reply.len() {
             break;
         }
     }
     assert_eq!(got.len(), reply.len());
     assert!(got == reply, "bytes arrive in order");
-    assert!(!got.starts_with(b"nobody"));
 }
 
 #[test]
-fn when_the_host_goes_the_port_listens_again_for_the_next_one() {
-    let (a, b) = wire();
-    let mut port = guest(a);
-    let mut peer = Peer::new(b);
-    peer.connect();
-    run(&mut peer, &mut port, 20);
-    assert!(port.take_reconnect());
-    peer.sock().send_slice(b"first").unwrap();
-    assert_eq!(run(&mut peer, &mut port, 10), b"first");
+fn when_a_host_goes_its_connection_closes_and_the_next_gets_a_new_id() {
+    let (mut guest, mut peer, first) = connected();
+    round_trip(&mut peer, &mut guest, 0, first, b"first", b"one");
+    peer.sock_n(0).close();
+    run(&mut peer, &mut guest, 50);
+    assert_eq!(guest.take_events(), [PortEvent::Closed(first)]);
+    assert_eq!(guest.port.open(), 0);
+    // Replies still on their way to it are dropped.
+    guest.port.write(first, b"late");
+    peer.sock_n(0).abort();
+    run(&mut peer, &mut guest, 5);
 
-    // The host closes; the guest closes its side and listens again.
-    peer.sock().close();
-    run(&mut peer, &mut port, 50);
-    assert!(
-        matches!(
-            peer.sock().state(),
-            tcp::State::TimeWait | tcp::State::Closed
-        ),
-        "{}",
-        peer.sock().state()
-    );
-    peer.sock().abort();
-    run(&mut peer, &mut port, 5);
-
-    peer.connect();
-    run(&mut peer, &mut port, 20);
-    assert_eq!(peer.sock().state(), tcp::State::Established);
-    assert!(port.take_reconnect(), "the second connection is reported");
-    assert_eq!(port.connections(), 2);
-    round_trip(&mut peer, &mut port, 0, b"second", b"answer");
+    peer.connect_n(0);
+    run(&mut peer, &mut guest, 20);
+    assert_eq!(peer.sock_n(0).state(), tcp::State::Established);
+    let second = guest.last_opened();
+    assert_ne!(second, first, "ids are not reused at once");
+    assert_eq!(guest.port.connections(), 2);
+    round_trip(&mut peer, &mut guest, 0, second, b"second", b"answer");
 }
 
 #[test]
 fn a_host_that_reconnects_at_once_is_served() {
-    let (mut port, mut peer) = connected();
-    peer.sock_n(0).send_slice(b"one").unwrap();
-    assert_eq!(run(&mut peer, &mut port, 10), b"one");
+    let (mut guest, mut peer, first) = connected();
     // Close and connect again in the same instant: the guest's first socket
     // is still closing when the second SYN arrives.
     peer.sock_n(0).close();
     peer.connect_n(1);
-    run(&mut peer, &mut port, 30);
+    run(&mut peer, &mut guest, 30);
     assert_eq!(peer.sock_n(1).state(), tcp::State::Established);
-    assert!(port.take_reconnect());
-    assert_eq!((port.connections(), port.refused()), (2, 0));
-    round_trip(&mut peer, &mut port, 1, b"two", b"to two");
+    let second = guest.last_opened();
+    let events = guest.take_events();
+    assert!(events.contains(&PortEvent::Closed(first)), "{events:?}");
+    assert!(events.contains(&PortEvent::Opened(second)), "{events:?}");
+    assert_eq!((guest.port.connections(), guest.port.refused()), (2, 0));
+    round_trip(&mut peer, &mut guest, 1, second, b"two", b"to two");
 }
 
 #[test]
-fn a_second_host_is_refused_while_the_first_is_connected() {
-    let (mut port, mut peer) = connected();
-    peer.connect_n(1);
-    run(&mut peer, &mut port, 30);
+fn hosts_are_served_side_by_side_up_to_the_limit_and_the_next_is_refused() {
+    let (mut guest, mut peer, first) = connected();
+    let mut conns = vec![first];
+    for i in 1..MAX_CONNECTIONS {
+        peer.connect_n(i);
+        run(&mut peer, &mut guest, 20);
+        assert_eq!(peer.sock_n(i).state(), tcp::State::Established);
+        conns.push(guest.last_opened());
+    }
+    let mut unique = conns.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), MAX_CONNECTIONS, "{conns:?}");
+    assert_eq!(guest.port.open(), MAX_CONNECTIONS);
+    // One more is refused; every open one carries its own stream.
+    peer.connect_n(MAX_CONNECTIONS);
+    run(&mut peer, &mut guest, 30);
     assert!(
-        !peer.sock_n(1).is_active(),
-        "the second host is reset: {}",
-        peer.sock_n(1).state()
+        !peer.sock_n(MAX_CONNECTIONS).is_active(),
+        "refused: {}",
+        peer.sock_n(MAX_CONNECTIONS).state()
     );
-    assert_eq!((port.connections(), port.refused()), (1, 1));
-    assert!(!port.take_reconnect(), "the stream did not change hands");
-    // The first host never noticed.
-    round_trip(&mut peer, &mut port, 0, b"still here", b"yes");
+    assert_eq!(guest.port.refused(), 1);
+    for (i, conn) in conns.iter().enumerate() {
+        peer.sock_n(i)
+            .send_slice(format!("ask {i}").as_bytes())
+            .unwrap();
+        guest.port.write(*conn, format!("answer {i}").as_bytes());
+    }
+    let got = run(&mut peer, &mut guest, 20);
+    for (i, conn) in conns.iter().enumerate() {
+        let want = format!("ask {i}").into_bytes();
+        assert!(got.contains(&(*conn, want)), "{got:?}");
+        let mut answer = Vec::new();
+        drain_n(&mut peer, i, &mut answer);
+        assert_eq!(answer, format!("answer {i}").into_bytes());
+    }
+    // When one goes, a new host fits again.
+    peer.sock_n(2).close();
+    run(&mut peer, &mut guest, 50);
+    assert_eq!(guest.port.open(), MAX_CONNECTIONS - 1);
+    peer.sock_n(MAX_CONNECTIONS).abort();
+    peer.connect_n(MAX_CONNECTIONS);
+    run(&mut peer, &mut guest, 30);
+    assert_eq!(
+        peer.sock_n(MAX_CONNECTIONS).state(),
+        tcp::State::Established
+    );
+    assert_eq!(guest.port.open(), MAX_CONNECTIONS);
 }
 
 thread_local! {
@@ -331,13 +397,14 @@ thread_local! {
 #[test]
 fn the_port_acknowledges_its_device_interrupt_with_the_given_function() {
     let (a, _b) = wire();
-    let mut port =
-        guest(a).with_interrupt_ack(|_dev: &mut WireEnd| ACKS.with(|c| c.set(c.get() + 1)));
+    let mut port = Guest::new(a)
+        .port
+        .with_interrupt_ack(|_dev: &mut WireEnd| ACKS.with(|c| c.set(c.get() + 1)));
     port.interrupt();
     port.interrupt();
     assert_eq!(ACKS.with(Cell::get), 2);
     // Without one, an interrupt is only a poll.
     let (c, _d) = wire();
-    guest(c).interrupt();
+    Guest::new(c).port.interrupt();
     assert_eq!(ACKS.with(Cell::get), 2);
 }

@@ -6,6 +6,7 @@ use crate::pipe::HostPipe;
 use crate::sim::{Factory, SimError, SimHandler, Simulator};
 use crate::system::System;
 use crate::{COHESIX_SYSTEM, PdEnv};
+use cohesix_pds::mux::ConnId;
 use cohesix_pds::wiring::device::IRQ;
 use cohesix_pds::wiring::timer;
 use cohesix_pds::{DevicePd, HeartbeatPd, NineDoorPd, TimerPd};
@@ -106,18 +107,31 @@ impl HiveSim {
         self.exchange_via(HostLink::Console, frames)
     }
 
-    /// [`HiveSim::exchange`] through either host-facing PD.
+    /// [`HiveSim::exchange`] through either host-facing PD, on its newest
+    /// connection.
     pub fn exchange_via(&mut self, link: HostLink, frames: &[u8]) -> Result<Vec<u8>, SimError> {
-        let (pipe, pd) = match link {
-            HostLink::Console => (&self.host, "device"),
-            HostLink::Net => (&self.net, "net"),
+        let pipe = match link {
+            HostLink::Console => &self.host,
+            HostLink::Net => &self.net,
         };
-        pipe.send(frames);
+        let conn = pipe.current();
+        self.exchange_on(link, conn, frames)
+    }
+
+    /// [`HiveSim::exchange`] on connection `conn` of either host-facing PD.
+    pub fn exchange_on(
+        &mut self,
+        link: HostLink,
+        conn: ConnId,
+        frames: &[u8],
+    ) -> Result<Vec<u8>, SimError> {
+        let (pipe, pd) = match link {
+            HostLink::Console => (self.host.clone(), "device"),
+            HostLink::Net => (self.net.clone(), "net"),
+        };
+        pipe.send_on(conn, frames);
         self.sim.raise_irq(pd, IRQ.id())?;
         self.sim.run_until_idle(MAX_STEPS)?;
-        Ok(match link {
-            HostLink::Console => self.host.take(),
-            HostLink::Net => self.net.take(),
-        })
+        Ok(pipe.take_from(conn))
     }
 }

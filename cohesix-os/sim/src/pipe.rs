@@ -1,64 +1,138 @@
-//! The simulator's stand-in for the virtio console: two byte queues shared
-//! by the device PD (its [`HostPort`]) and the test playing the host.
+//! The simulator's stand-in for a host-facing device (the virtio console,
+//! the network card): byte pipes, one per host connection, shared by the
+//! host PD (its [`HostPort`]) and the test playing the host. A new pipe has
+//! one connection, 0, open; the plain `send`/`take` use the newest open
+//! connection.
 
-use cohesix_pds::HostPort;
+use cohesix_pds::mux::ConnId;
+use cohesix_pds::{HostPort, PortEvent};
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 
 #[derive(Debug, Default)]
-struct Queues {
+struct Conn {
     to_device: VecDeque<u8>,
     from_device: Vec<u8>,
-    reconnected: bool,
 }
 
-/// A host-side byte pipe; clones share the same queues.
+#[derive(Debug)]
+struct Queues {
+    conns: BTreeMap<ConnId, Conn>,
+    events: VecDeque<PortEvent>,
+    next: ConnId,
+    current: ConnId,
+}
+
+impl Default for Queues {
+    fn default() -> Self {
+        Queues {
+            conns: BTreeMap::from([(0, Conn::default())]),
+            events: VecDeque::from([PortEvent::Opened(0)]),
+            next: 1,
+            current: 0,
+        }
+    }
+}
+
+/// Host-side byte pipes; clones share the same queues.
 #[derive(Debug, Clone, Default)]
 pub struct HostPipe(Rc<RefCell<Queues>>);
 
 impl HostPipe {
-    /// The host writes bytes towards the device (raise the device's IRQ to
-    /// have them read).
+    /// The host writes bytes towards the device on the newest connection
+    /// (raise the device's IRQ to have them read).
     pub fn send(&self, bytes: &[u8]) {
-        self.0.borrow_mut().to_device.extend(bytes);
+        let conn = self.0.borrow().current;
+        self.send_on(conn, bytes);
     }
 
-    /// Takes everything the device wrote to the host.
+    /// Takes everything the device wrote to the newest connection.
     pub fn take(&self) -> Vec<u8> {
-        std::mem::take(&mut self.0.borrow_mut().from_device)
+        let conn = self.0.borrow().current;
+        self.take_from(conn)
     }
 
-    /// A new host connection begins (as a TCP port reports it): bytes sent
-    /// from now on are a new stream; what the device has not read of the
-    /// last one is gone.
-    pub fn reconnect(&self) {
+    /// The host writes bytes on `conn` (nothing if it is not open).
+    pub fn send_on(&self, conn: ConnId, bytes: &[u8]) {
+        if let Some(c) = self.0.borrow_mut().conns.get_mut(&conn) {
+            c.to_device.extend(bytes);
+        }
+    }
+
+    /// Takes everything the device wrote to `conn`.
+    pub fn take_from(&self, conn: ConnId) -> Vec<u8> {
+        self.0
+            .borrow_mut()
+            .conns
+            .get_mut(&conn)
+            .map(|c| std::mem::take(&mut c.from_device))
+            .unwrap_or_default()
+    }
+
+    /// The newest open connection.
+    pub fn current(&self) -> ConnId {
+        self.0.borrow().current
+    }
+
+    /// A new host connection; it becomes the newest.
+    pub fn open(&self) -> ConnId {
         let mut q = self.0.borrow_mut();
-        q.to_device.clear();
-        q.reconnected = true;
+        let conn = q.next;
+        q.next = q.next.wrapping_add(1);
+        q.conns.insert(conn, Conn::default());
+        q.events.push_back(PortEvent::Opened(conn));
+        q.current = conn;
+        conn
     }
 
-    /// Bytes the device has not read yet.
+    /// The host ends `conn`: what the device has not read of it is gone.
+    pub fn close(&self, conn: ConnId) {
+        let mut q = self.0.borrow_mut();
+        if q.conns.remove(&conn).is_some() {
+            q.events.push_back(PortEvent::Closed(conn));
+        }
+    }
+
+    /// The newest connection ends and a new one begins (a host that
+    /// reconnects).
+    pub fn reconnect(&self) -> ConnId {
+        let conn = self.0.borrow().current;
+        self.close(conn);
+        self.open()
+    }
+
+    /// Bytes the device has not read yet, over every connection.
     pub fn unread(&self) -> usize {
-        self.0.borrow().to_device.len()
+        self.0
+            .borrow()
+            .conns
+            .values()
+            .map(|c| c.to_device.len())
+            .sum()
     }
 }
 
 impl HostPort for HostPipe {
-    fn read(&mut self, buf: &mut [u8]) -> usize {
+    fn event(&mut self) -> Option<PortEvent> {
+        self.0.borrow_mut().events.pop_front()
+    }
+
+    fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> usize {
         let mut q = self.0.borrow_mut();
-        let n = buf.len().min(q.to_device.len());
-        for (d, s) in buf.iter_mut().zip(q.to_device.drain(..n)) {
+        let Some(c) = q.conns.get_mut(&conn) else {
+            return 0;
+        };
+        let n = buf.len().min(c.to_device.len());
+        for (d, s) in buf.iter_mut().zip(c.to_device.drain(..n)) {
             *d = s;
         }
         n
     }
 
-    fn write(&mut self, data: &[u8]) {
-        self.0.borrow_mut().from_device.extend_from_slice(data);
-    }
-
-    fn take_reconnect(&mut self) -> bool {
-        std::mem::take(&mut self.0.borrow_mut().reconnected)
+    fn write(&mut self, conn: ConnId, data: &[u8]) {
+        if let Some(c) = self.0.borrow_mut().conns.get_mut(&conn) {
+            c.from_device.extend_from_slice(data);
+        }
     }
 }

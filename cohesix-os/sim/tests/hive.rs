@@ -2,8 +2,9 @@
 //! the simulator from `cohesix.system`, driven from the host end of the
 //! device PD's console by a 9P client, as the Queen and as a worker.
 
+use cohesix_pds::mux::ConnId;
 use cohesix_pds::wiring::{HEARTBEATS, MSIZE, PASS_MARKER};
-use cohesix_pds::{BOOT_EPOCH, DevicePd, TimerPd, boot_hive};
+use cohesix_pds::{BOOT_EPOCH, DevicePd, NineDoorPd, TimerPd, boot_hive};
 use cohesix_sim::HostPipe;
 use cohesix_sim::hive::{HiveSim, HostLink};
 use ninedoor::secure9p_core::codec::{
@@ -19,6 +20,7 @@ struct Host {
     client: Client,
     req: Vec<u8>,
     via: HostLink,
+    conn: ConnId,
 }
 
 impl Host {
@@ -27,13 +29,24 @@ impl Host {
     }
 
     fn connect_via(hive: &mut HiveSim, via: HostLink) -> Host {
+        let conn = match via {
+            HostLink::Console => hive.host.current(),
+            HostLink::Net => hive.net.current(),
+        };
+        Host::connect_on(hive, via, conn)
+    }
+
+    fn connect_on(hive: &mut HiveSim, via: HostLink, conn: ConnId) -> Host {
         let mut h = Host {
             client: Client::new(MSIZE),
             req: Vec::new(),
             via,
+            conn,
         };
         h.client.version(Dialect::Linux, &mut h.req).unwrap();
-        let rep = hive.exchange_via(via, &std::mem::take(&mut h.req)).unwrap();
+        let rep = hive
+            .exchange_on(via, conn, &std::mem::take(&mut h.req))
+            .unwrap();
         h.client.receive(&rep).expect("Rversion");
         assert_eq!(h.client.msize(), MSIZE);
         h
@@ -48,7 +61,7 @@ impl Host {
     ) -> Result<T, FsError> {
         self.client.request(msg, &mut self.req).unwrap();
         let rep = hive
-            .exchange_via(self.via, &std::mem::take(&mut self.req))
+            .exchange_on(self.via, self.conn, &std::mem::take(&mut self.req))
             .unwrap();
         assert!(!rep.is_empty(), "no reply came back through the host PD");
         let reply = self.client.receive(&rep).expect("a reply frame");
@@ -260,7 +273,8 @@ fn replies_meant_for_a_connection_that_ended_never_reach_the_next() {
     hive.net.send(&req[..5]);
     hive.sim.raise_irq("net", 1).unwrap();
     assert!(hive.sim.step());
-    hive.net.reconnect();
+    let new_conn = hive.net.reconnect();
+    assert_eq!(new_conn, 1);
     // A new host: its Tversion is answered with exactly one Rversion (the
     // connect helper fails on anything else), not the old Rgetattr first.
     let mut new = Host::connect_via(&mut hive, HostLink::Net);
@@ -273,11 +287,58 @@ fn replies_meant_for_a_connection_that_ended_never_reach_the_next() {
     assert!(
         hive.sim
             .console()
-            .contains("5 bytes of the last one dropped")
+            .contains("connection 0 ended; 5 bytes of a frame dropped")
     );
     let t = new.attach(&mut hive, "queen", &queen).unwrap();
     let boot = new.read_all(&mut hive, t, "/proc/boot").unwrap();
     assert!(boot.contains("workers.live 2"), "{boot}");
+}
+
+#[test]
+fn each_host_connection_is_its_own_session_and_ends_with_it() {
+    let mut hive = booted();
+    let queen = hive.queen_ticket().unwrap();
+    let sessions = |hive: &HiveSim| {
+        hive.sim
+            .handler::<NineDoorPd>("ninedoor")
+            .unwrap()
+            .host_sessions()
+    };
+    let first = hive.net.current();
+    let mut a = Host::connect_on(&mut hive, HostLink::Net, first);
+    let second = hive.net.open();
+    let mut b = Host::connect_on(&mut hive, HostLink::Net, second);
+    assert_eq!(sessions(&hive), 2);
+    // The same fid numbers on both connections, as different users.
+    let fa = a.attach(&mut hive, "queen", &queen).unwrap();
+    let fb = b.attach(&mut hive, "queen", &queen).unwrap();
+    assert_eq!(fa, fb);
+    let own = b.walk(&mut hive, fb, "/worker/w1/telemetry").unwrap();
+    let boot = a.read_all(&mut hive, fa, "/proc/boot").unwrap();
+    assert!(boot.contains("workers.live 2"), "{boot}");
+    // A ends: its session closes in NineDoor, B's fids live on.
+    hive.net.close(first);
+    hive.sim.raise_irq("net", 1).unwrap();
+    hive.sim.run_until_idle(10_000).unwrap();
+    assert_eq!(sessions(&hive), 1);
+    assert_eq!(
+        hive.sim
+            .handler::<DevicePd<HostPipe>>("net")
+            .unwrap()
+            .connections(),
+        1
+    );
+    b.rpc(
+        &mut hive,
+        Tlopen {
+            fid: own,
+            flags: LOpenFlags::empty(),
+        },
+        |_| (),
+    )
+    .unwrap();
+    let t = b.read_all(&mut hive, fb, "/worker/w1/telemetry").unwrap();
+    assert!(t.contains("heartbeat w1"), "{t}");
 }
 
 #[test]
@@ -403,7 +464,8 @@ fn a_bad_ticket_is_refused_and_hostile_bytes_do_not_wedge_the_device() {
     // carries on; a fresh session works afterwards.
     let back = hive.exchange(&u32::MAX.to_le_bytes()).unwrap();
     assert!(back.is_empty());
-    assert!(hive.sim.console().contains("device: host stream"));
+    assert!(hive.sim.console().contains("device: connection 0: "));
+    assert!(hive.sim.console().contains("; bytes dropped"));
     let queen = hive.queen_ticket().unwrap();
     let mut again = Host::connect(&mut hive);
     again
