@@ -40,7 +40,7 @@ mod worker;
 pub use device::{DevicePd, HostPort, OneStream, PortEvent, Stream};
 pub use frames::{FrameAssembler, FrameError};
 pub use link::{Link, LinkError};
-pub use ninedoor::{BOOT_EPOCH, NineDoorPd, boot_hive};
+pub use ninedoor::{BOOT_EPOCH, MAX_HOST_SESSIONS, NineDoorPd, boot_hive};
 pub use seed::{SEED_LEN, SeedIds};
 pub use tcp::{MAX_CONNECTIONS, TcpConfig, TcpPort};
 pub use timer::{TICK_S, TimerError, TimerPd};

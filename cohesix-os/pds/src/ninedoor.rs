@@ -53,6 +53,10 @@ pub fn boot_hive(seed: &[u8; SEED_LEN], now: u64) -> Result<Hive, String> {
         .map_err(|e| format!("ninedoor: hive: {e}\n"))
 }
 
+/// Sessions one host link may hold open (its PD bounds its connections
+/// lower; this bounds what NineDoor keeps whatever the PD does).
+pub const MAX_HOST_SESSIONS: usize = 16;
+
 /// Smallest telemetry line a worker appends (`heartbeat w1 seq=1\n`), for
 /// the pass check: bytes a worker must have written once done.
 const MIN_LINE: u64 = 16;
@@ -229,6 +233,13 @@ impl NineDoorPd {
             } else {
                 (0, &self.frame[..])
             };
+            if !p.sessions.contains_key(&conn) && p.sessions.len() >= MAX_HOST_SESSIONS {
+                ctx.debug(&format!(
+                    "ninedoor: {}: connection {conn} refused: {MAX_HOST_SESSIONS} sessions open\n",
+                    p.link.channel()
+                ));
+                continue;
+            }
             let session = *p
                 .sessions
                 .entry(conn)

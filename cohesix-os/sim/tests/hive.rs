@@ -4,7 +4,7 @@
 
 use cohesix_pds::mux::ConnId;
 use cohesix_pds::wiring::{HEARTBEATS, MSIZE, PASS_MARKER};
-use cohesix_pds::{BOOT_EPOCH, DevicePd, NineDoorPd, TimerPd, boot_hive};
+use cohesix_pds::{BOOT_EPOCH, DevicePd, MAX_HOST_SESSIONS, NineDoorPd, TimerPd, boot_hive};
 use cohesix_sim::HostPipe;
 use cohesix_sim::hive::{HiveSim, HostLink};
 use ninedoor::secure9p_core::codec::{
@@ -339,6 +339,32 @@ fn each_host_connection_is_its_own_session_and_ends_with_it() {
     .unwrap();
     let t = b.read_all(&mut hive, fb, "/worker/w1/telemetry").unwrap();
     assert!(t.contains("heartbeat w1"), "{t}");
+}
+
+#[test]
+fn a_host_link_holds_a_bounded_number_of_sessions() {
+    let mut hive = booted();
+    let mut hosts = Vec::new();
+    for _ in 0..MAX_HOST_SESSIONS {
+        let conn = hive.host.open();
+        hosts.push(Host::connect_on(&mut hive, HostLink::Console, conn));
+    }
+    // Connection 0 was open from the start but never spoke: the link has
+    // its maximum, and one more connection gets no session and no answer.
+    let extra = hive.host.open();
+    let mut req = Vec::new();
+    Client::new(MSIZE)
+        .version(Dialect::Linux, &mut req)
+        .unwrap();
+    let reply = hive.exchange_on(HostLink::Console, extra, &req).unwrap();
+    assert!(reply.is_empty());
+    assert!(hive.sim.console().contains("sessions open"));
+    // When one ends, the next is served.
+    hive.host.close(hosts[0].conn);
+    hive.sim.raise_irq("device", 1).unwrap();
+    hive.sim.run_until_idle(10_000).unwrap();
+    let again = hive.host.open();
+    Host::connect_on(&mut hive, HostLink::Console, again);
 }
 
 #[test]
