@@ -322,17 +322,18 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
             "loader,file={},addr={LOAD_ADDR},cpu-num=0",
             image.display()
         ))
-        // The first -device lands in virtio-mmio slot 31 (cohesix.system).
+        // The console on virtio-mmio transport 31, the network card on 23:
+        // a page each (cohesix.system).
         .args(["-global", "virtio-mmio.force-legacy=false"])
-        .args(["-device", "virtio-serial-device"])
+        .args(["-device", "virtio-serial-device,bus=virtio-mmio-bus.31"])
         .arg("-chardev")
         .arg(format!(
             "socket,id=c9p,path={},server=on,wait=off",
             socket.display()
         ))
         .args(["-device", "virtconsole,chardev=c9p"])
-        // The second virtio-mmio device (slot 30): the network PD's card,
-        // with the host's loopback port forwarded to its 9P port.
+        // The network PD's card, with the host's loopback port forwarded to
+        // its 9P port.
         .arg("-netdev")
         .arg(format!(
             "user,id=n9p,restrict=on,hostfwd=tcp:{}-{}:{}",
@@ -340,7 +341,10 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
             std::net::Ipv4Addr::from(cohesix_pds::wiring::net::ADDR),
             cohesix_pds::wiring::net::PORT
         ))
-        .args(["-device", "virtio-net-device,netdev=n9p"])
+        .args([
+            "-device",
+            "virtio-net-device,netdev=n9p,bus=virtio-mmio-bus.23",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()

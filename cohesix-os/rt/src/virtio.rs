@@ -180,7 +180,7 @@ fn probe(
             Some(transport)
         } else {
             // Dropping a transport resets its device, which may be another
-            // PD's (the console and the network card share this page).
+            // PD's if a page holds both (QEMU virt puts eight in a page).
             core::mem::forget(transport);
             None
         }
