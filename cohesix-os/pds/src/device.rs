@@ -18,6 +18,7 @@ use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::vec::Vec;
 use cohesix_abi::{Channel, Context, Handler, Regions};
+use core::ops::Bound;
 
 /// Bytes read from the host per port call.
 const CHUNK: usize = 512;
@@ -32,7 +33,9 @@ pub enum PortEvent {
 }
 
 /// The host side of a host-facing PD: byte streams, one per connection,
-/// polled.
+/// polled. Every pump of the PD calls [`HostPort::event`] until it says
+/// `None` before it reads or writes, so a port that must be polled (a
+/// network stack) does its work there, once per pump.
 pub trait HostPort {
     /// The next connection that began or ended since the last call.
     fn event(&mut self) -> Option<PortEvent>;
@@ -86,11 +89,6 @@ impl<P: HostPort> DevicePd<P> {
             chunk: [0; CHUNK],
             dropped: 0,
         })
-    }
-
-    /// The port (for the simulator's tests).
-    pub fn port(&self) -> &P {
-        &self.port
     }
 
     /// Host connections open now.
@@ -165,19 +163,24 @@ impl<P: HostPort> DevicePd<P> {
         loop {
             self.events(ctx);
             let mut moved = false;
-            let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-            for conn in conns {
+            let mut next = self.conns.keys().next().copied();
+            while let Some(conn) = next {
+                // Frames left over from a congested ring go first.
                 moved |= self.frames_of(conn, ctx);
                 if self.link.congested() {
                     return;
                 }
                 let n = self.port.read(conn, &mut self.chunk);
-                if n > 0 {
-                    if let Some(asm) = self.conns.get_mut(&conn) {
-                        asm.push(&self.chunk[..n]);
-                    }
-                    moved |= self.frames_of(conn, ctx) || n > 0;
+                if let (true, Some(asm)) = (n > 0, self.conns.get_mut(&conn)) {
+                    asm.push(&self.chunk[..n]);
+                    self.frames_of(conn, ctx);
+                    moved = true;
                 }
+                next = self
+                    .conns
+                    .range((Bound::Excluded(conn), Bound::Unbounded))
+                    .next()
+                    .map(|(c, _)| *c);
             }
             if !moved || self.link.congested() {
                 return;

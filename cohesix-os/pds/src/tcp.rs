@@ -203,13 +203,13 @@ impl<D: Device> TcpPort<D> {
         }
     }
 
-    /// Socket `i` ended: its connection (if any) is closed and it listens.
-    fn ended(&mut self, i: usize, now: Instant) {
+    /// Socket `i`'s connection (if any) is over for 9P: its replies are
+    /// dropped and the PD hears of it.
+    fn close_conn(&mut self, i: usize) {
         if let Some(conn) = self.slots[i].conn.take() {
             self.slots[i].backlog.clear();
             self.events.push_back(PortEvent::Closed(conn));
         }
-        self.reset(i, now);
     }
 
     /// Runs the stack, follows the connections and pushes the backlogs.
@@ -220,15 +220,15 @@ impl<D: Device> TcpPort<D> {
             let connected = self.slots[i].conn.is_some();
             match self.socket(i).state() {
                 tcp::State::Closed if !connected => self.listen(i),
-                tcp::State::Closed | tcp::State::TimeWait => self.ended(i, now),
+                tcp::State::Closed | tcp::State::TimeWait => {
+                    self.close_conn(i);
+                    self.reset(i, now);
+                }
                 // The host closed its side and everything it sent was read:
                 // the connection is over for 9P.
                 tcp::State::CloseWait if connected && !self.socket(i).can_recv() => {
                     self.socket(i).close();
-                    if let Some(conn) = self.slots[i].conn.take() {
-                        self.slots[i].backlog.clear();
-                        self.events.push_back(PortEvent::Closed(conn));
-                    }
+                    self.close_conn(i);
                 }
                 tcp::State::CloseWait if !connected => self.reset(i, now),
                 tcp::State::Established if !connected => {
@@ -268,6 +268,9 @@ impl<D: Device> TcpPort<D> {
     }
 }
 
+/// The stack runs in [`HostPort::event`], which the PD calls before it
+/// reads or writes on every pump: a read takes what that poll received,
+/// and a write waits in its connection's backlog for the next poll.
 impl<D: Device> HostPort for TcpPort<D> {
     fn event(&mut self) -> Option<PortEvent> {
         if self.events.is_empty() {
@@ -277,7 +280,6 @@ impl<D: Device> HostPort for TcpPort<D> {
     }
 
     fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> usize {
-        self.poll();
         let Some(i) = self.slot_of(conn) else {
             return 0;
         };
@@ -292,7 +294,6 @@ impl<D: Device> HostPort for TcpPort<D> {
         // A host that is gone gets nothing.
         if let Some(i) = self.slot_of(conn) {
             self.slots[i].backlog.extend(data);
-            self.poll();
         }
     }
 

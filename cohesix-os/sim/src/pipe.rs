@@ -101,16 +101,6 @@ impl HostPipe {
         self.close(conn);
         self.open()
     }
-
-    /// Bytes the device has not read yet, over every connection.
-    pub fn unread(&self) -> usize {
-        self.0
-            .borrow()
-            .conns
-            .values()
-            .map(|c| c.to_device.len())
-            .sum()
-    }
 }
 
 impl HostPort for HostPipe {
