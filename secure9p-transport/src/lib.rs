@@ -16,3 +16,5 @@ pub mod memfs;
 pub mod ring;
 #[cfg(feature = "std")]
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;

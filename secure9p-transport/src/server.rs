@@ -124,8 +124,12 @@ pub struct Stats {
     pub timed_out: AtomicU64,
     /// Connections closed because framing broke (oversize frame, garbage).
     pub framing_errors: AtomicU64,
-    /// Connections open now.
+    /// Connections open now (a TLS peer from its accept, handshake included).
     pub open: AtomicU64,
+    /// TLS peers refused before reaching the engine: not TLS, no or a bad
+    /// client certificate, a handshake aborted or stalled past the
+    /// partial-frame timeout (always 0 on plain runners).
+    pub handshake_failures: AtomicU64,
 }
 
 /// An engine shared by every connection of one or more runners.
@@ -238,9 +242,46 @@ impl Listener for tokio::net::UnixListener {
     }
 }
 
+/// What turns an accepted stream into the one 9P runs over, inside the
+/// connection's own task (so a slow peer never holds up accepting): nothing
+/// on plain sockets, the TLS handshake in `tls`. `None` closes the
+/// connection before it reaches the engine.
+pub(crate) trait Handshake<S>: Clone + Send + Sync + 'static {
+    /// The stream the 9P connection runs over.
+    type Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static;
+    /// Runs the handshake; must end by itself (a deadline from `config`).
+    fn handshake(
+        &self,
+        stream: S,
+        config: &ServeConfig,
+        stats: &Stats,
+    ) -> impl std::future::Future<Output = Option<Self::Stream>> + Send;
+}
+
+/// No handshake: 9P straight on the accepted stream.
+#[derive(Clone, Copy)]
+struct Plain;
+
+impl<S: AsyncRead + AsyncWrite + Send + Unpin + 'static> Handshake<S> for Plain {
+    type Stream = S;
+    async fn handshake(&self, stream: S, _: &ServeConfig, _: &Stats) -> Option<S> {
+        Some(stream)
+    }
+}
+
 /// Serves `shared` on `listener` until [`Running::shutdown`].
 pub fn serve<E: Engine, L: Listener>(
+    listener: L,
+    shared: Arc<Shared<E>>,
+    config: ServeConfig,
+) -> Running {
+    serve_with(listener, Plain, shared, config)
+}
+
+/// Serves `shared` on `listener`, each connection after `handshake`.
+pub(crate) fn serve_with<E: Engine, L: Listener, H: Handshake<L::Stream>>(
     mut listener: L,
+    handshake: H,
     shared: Arc<Shared<E>>,
     config: ServeConfig,
 ) -> Running {
@@ -266,10 +307,17 @@ pub fn serve<E: Engine, L: Listener>(
                         continue;
                     };
                     task_stats.accepted.fetch_add(1, Ordering::Relaxed);
-                    let (shared, config, stats, stop) = (shared.clone(), config.clone(), task_stats.clone(), stop.clone());
+                    let (shared, config, stats, mut stop) = (shared.clone(), config.clone(), task_stats.clone(), stop.clone());
+                    let handshake = handshake.clone();
                     conns.spawn(async move {
                         stats.open.fetch_add(1, Ordering::Relaxed);
-                        connection(stream, shared, &config, &stats, stop).await;
+                        let upgraded = tokio::select! {
+                            _ = stop.changed() => None,
+                            s = handshake.handshake(stream, &config, &stats) => s,
+                        };
+                        if let Some(stream) = upgraded {
+                            connection(stream, shared, &config, &stats, stop).await;
+                        }
                         stats.open.fetch_sub(1, Ordering::Relaxed);
                         drop(permit);
                     });

@@ -1,0 +1,41 @@
+//! Mutual TLS over TCP (feature `tls`): the runners of [`server`](crate::server)
+//! behind a rustls acceptor, and the client of [`client`](crate::client)
+//! behind a rustls connector.
+//!
+//! The profile is fixed, not configurable: TLS 1.3 only, rustls' `ring`
+//! provider and its default TLS 1.3 suites and groups, rustls' own
+//! certificate verification (webpki). The server requires a client
+//! certificate that chains to its configured CA; the client verifies the
+//! server's certificate against its CA and the name it dialled. TLS
+//! authenticates hosts; 9P tickets still authorise principals, so a peer
+//! that passes TLS only reaches the engine, not any file.
+//!
+//! The handshake runs in the connection's own task, bounded by the runner's
+//! partial-frame timeout, so a peer that stalls, speaks plain 9P or sends
+//! garbage is refused (one log line, [`Stats::handshake_failures`](crate::server::Stats))
+//! without holding up anyone else, and never reaches the engine. This
+//! module holds no crypto of its own.
+
+mod acceptor;
+#[cfg(feature = "tls-certs")]
+pub mod certs;
+mod connector;
+mod error;
+mod identity;
+
+pub use acceptor::{LogSink, TlsServer, serve};
+pub use connector::{DEFAULT_HANDSHAKE_TIMEOUT, TlsClient};
+pub use error::TlsError;
+pub use identity::{Identity, TlsFiles};
+pub use tokio_rustls::client::TlsStream as ClientTlsStream;
+
+use std::sync::Arc;
+
+/// The one crypto provider every TLS config is built with.
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// TLS 1.3 only: every peer we talk to is ours, and 1.2's renegotiation,
+/// static-RSA and CBC corners are attack surface we do not need.
+static VERSIONS: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
