@@ -31,6 +31,9 @@ pub enum HiveError {
     /// A GPU with this id is already installed (or listed twice).
     #[error("gpu {0} is already installed")]
     GpuExists(String),
+    /// No live worker has this id.
+    #[error("no worker {0}")]
+    NoWorker(String),
     /// The [`IdSource`](crate::IdSource) kept returning ids already in use.
     #[error("ticket id source returned ids already in use")]
     IdReused,

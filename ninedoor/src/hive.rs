@@ -20,6 +20,7 @@ use crate::gpu::{
 };
 use crate::ids::IdSource;
 use crate::lease::{self, BridgeAction, BridgeCommand, RefusedReply, ReleaseReply};
+use crate::lifecycle::{Placement, WorkerEvent};
 use crate::log::{self, Line, LogNode, SharedLog, Who};
 use crate::policy::cohesix_policy;
 use crate::telemetry::Telemetry;
@@ -129,6 +130,8 @@ pub struct Hive {
     gpu_dir: NodeId,
     next_worker: u64,
     budget: Budget,
+    /// Where the embedder runs workers, if it places them.
+    placement: Placement,
     /// The latest time the hive was given, for events that come without one.
     now: u64,
 }
@@ -277,6 +280,7 @@ impl Hive {
             gpu_dir,
             next_worker: 1,
             budget,
+            placement: Placement::default(),
             now,
         };
         log::append(
@@ -551,6 +555,103 @@ impl Hive {
             });
         }
         list
+    }
+
+    /// Declares that the embedder runs workers of `role` in `slots` places
+    /// of their own (see [`WorkerEvent`]): from now on a `spawn` of that
+    /// role when `slots` of them live is refused with `ENOSPC`, and every
+    /// spawn and kill is queued for [`Hive::take_worker_events`], which the
+    /// embedder must then drain after each [`Hive::handle`].
+    pub fn set_worker_slots(&mut self, role: Role, slots: usize) {
+        self.placement.set(role, slots);
+    }
+
+    /// The spawns and kills since the last call, oldest first (empty unless
+    /// [`Hive::set_worker_slots`] was called).
+    pub fn take_worker_events(&mut self) -> Vec<WorkerEvent> {
+        self.placement.take()
+    }
+
+    /// Records that worker `id` faulted (`fault` says how) at `now`: logs
+    /// `worker-fault` and revokes its ticket, closing every fid opened
+    /// under it. The worker stays registered, its files readable by the
+    /// Queen, until [`Hive::restart_worker`] gives it a new ticket or the
+    /// Queen kills it. Returns the fids closed.
+    pub fn worker_fault(&mut self, id: &str, fault: &str, now: u64) -> Result<usize, HiveError> {
+        self.now = now;
+        let worker = self
+            .workers
+            .get(id)
+            .ok_or_else(|| HiveError::NoWorker(String::from(id)))?;
+        let (role, ticket) = (worker.role, worker.ticket);
+        let fids = self.server.revoke(ticket, now);
+        log::append(
+            &self.log,
+            Line::new(now, "worker-fault", Who::NOBODY)
+                .field("worker", id)
+                .field("worker-role", role.name())
+                .ticket("worker-ticket", ticket)
+                .num("fids", fids as u64)
+                .why(fault),
+        );
+        Ok(fids)
+    }
+
+    /// Mints worker `id` a fresh ticket (same role, subject and scope, the
+    /// current ticket lifetime from `now`) after a fault, revoking the old
+    /// one, and logs `worker-restart` with `attempt` of `limit`. Returns
+    /// the ticket text for the restarted worker.
+    pub fn restart_worker(
+        &mut self,
+        id: &str,
+        attempt: u32,
+        limit: u32,
+        now: u64,
+    ) -> Result<String, HiveError> {
+        self.now = now;
+        let worker = self
+            .workers
+            .get(id)
+            .ok_or_else(|| HiveError::NoWorker(String::from(id)))?;
+        let old = worker.ticket;
+        let claims = Claims {
+            role: worker.role,
+            subject: String::from(id),
+            expires: now.saturating_add(self.budget.ticket_ttl_s),
+            scope: worker.scope.clone(),
+        };
+        self.server.revoke(old, now);
+        let (text, ticket) = self.mint(&claims)?;
+        if let Some(w) = self.workers.get_mut(id) {
+            w.ticket = ticket;
+            w.expires = claims.expires;
+        }
+        log::append(
+            &self.log,
+            Line::new(now, "worker-restart", Who::NOBODY)
+                .field("worker", id)
+                .ticket("worker-ticket", ticket)
+                .num("attempt", u64::from(attempt))
+                .num("limit", u64::from(limit))
+                .num("expires", claims.expires),
+        );
+        Ok(text)
+    }
+
+    /// Logs that worker `id` is left stopped at `now` and why (its restart
+    /// budget is spent); it stays registered until the Queen kills it.
+    pub fn worker_stopped(&mut self, id: &str, why: &str, now: u64) -> Result<(), HiveError> {
+        self.now = now;
+        if !self.workers.contains_key(id) {
+            return Err(HiveError::NoWorker(String::from(id)));
+        }
+        log::append(
+            &self.log,
+            Line::new(now, "worker-stopped", Who::NOBODY)
+                .field("worker", id)
+                .why(why),
+        );
+        Ok(())
     }
 
     /// How full `/log/queen.log` is.
@@ -990,6 +1091,22 @@ impl Hive {
                 (Role::WorkerGpu, String::from(g))
             }
         };
+        if let Some(slots) = self.placement.slots(ticket_role) {
+            let live = self
+                .workers
+                .values()
+                .filter(|w| w.role == ticket_role)
+                .count();
+            if live >= slots {
+                return Err(Refusal::new(
+                    FsError::NoSpace,
+                    format!(
+                        "no free {} slot: all {slots} are in use",
+                        ticket_role.name()
+                    ),
+                ));
+            }
+        }
         let claims = Claims {
             role: ticket_role,
             subject: id.clone(),
@@ -1066,6 +1183,11 @@ impl Hive {
                 .why(l.answer);
         }
         log::append(&self.log, line);
+        self.placement.push(WorkerEvent::Spawned {
+            id: id.clone(),
+            role: ticket_role,
+            ticket: text.clone(),
+        });
         self.workers.insert(
             id,
             Worker {
@@ -1109,6 +1231,9 @@ impl Hive {
                 .ticket("worker-ticket", worker.ticket)
                 .num("fids", fids as u64),
         );
+        self.placement.push(WorkerEvent::Killed {
+            id: String::from(id),
+        });
         reply_line(&KillReply {
             killed: id,
             fids_closed: fids,

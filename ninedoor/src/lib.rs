@@ -18,6 +18,7 @@ mod hive;
 pub mod host;
 mod ids;
 mod lease;
+mod lifecycle;
 mod log;
 mod policy;
 mod telemetry;
@@ -33,6 +34,7 @@ pub use error::HiveError;
 pub use gpu::{GpuClosed, GpuDescriptor, GpuFile, GpuOp, GpuOrigin, GpuRequest};
 pub use hive::{Handled, Hive};
 pub use ids::IdSource;
+pub use lifecycle::WorkerEvent;
 pub use policy::cohesix_policy;
 pub use worker::{RingUsage, WorkerInfo};
 

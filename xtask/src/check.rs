@@ -1,7 +1,7 @@
 //! `cargo xtask check`.
 
 use crate::{Failure, out_dir, workspace};
-use cohesix_abi::microkit::{PATCHED_SYMBOLS, SETVAR_SIZE};
+use cohesix_abi::microkit::{PATCHED_SYMBOLS, PD_ENTRY, SETVAR_SIZE};
 use cohesix_pds::wiring;
 use cohesix_sim::system::ProtectionDomain;
 use cohesix_sim::{COHESIX_SYSTEM, System};
@@ -32,8 +32,8 @@ pub fn check() -> Result<(System, BTreeMap<String, PathBuf>), Failure> {
     let mut images = BTreeMap::new();
     for pd in &system.pds {
         let image = &pd.program_image;
-        let bin = image.strip_suffix(".elf").unwrap_or(image);
-        let elf = std::fs::read(bin_dir.join(bin))
+        let bin = image_binary(image);
+        let elf = std::fs::read(bin_dir.join(&bin))
             .map_err(|e| Failure::new(format!("PD '{}': image {bin}: {e}", pd.name)))?;
         wired(pd).map_err(|e| Failure::new(format!("PD '{}' ({image}): {e}", pd.name)))?;
         let mut want: Vec<(&str, u64)> = PATCHED_SYMBOLS.to_vec();
@@ -44,7 +44,7 @@ pub fn check() -> Result<(System, BTreeMap<String, PathBuf>), Failure> {
         std::fs::write(&staged, &elf)
             .map_err(|e| Failure::new(format!("{}: {e}", staged.display())))?;
         println!(
-            "{image} for PD '{}': ok (entry _start, {} patched symbols in .data)",
+            "{image} for PD '{}': ok (entry _start at {PD_ENTRY:#x}, {} patched symbols in .data)",
             pd.name,
             want.len()
         );
@@ -52,6 +52,12 @@ pub fn check() -> Result<(System, BTreeMap<String, PathBuf>), Failure> {
     }
     println!("images staged in {}", stage.display());
     Ok((system, images))
+}
+
+/// The cargo binary an image is built as: `pd-<name>` for `<name>.elf`
+/// (the prefix keeps image stubs off the names of host binaries).
+pub fn image_binary(image: &str) -> String {
+    format!("pd-{}", image.strip_suffix(".elf").unwrap_or(image))
 }
 
 /// Checks that every region the PD's logic asks for (`cohesix_pds::wiring`)
@@ -120,6 +126,12 @@ pub fn check_elf(elf: &[u8], want: &[(&str, u64)]) -> Result<(), String> {
             "entry point {:#x} is not _start ({:#x})",
             file.entry(),
             start.address()
+        ));
+    }
+    if file.entry() != PD_ENTRY {
+        return Err(format!(
+            "_start is at {:#x}, not {PD_ENTRY:#x}, where a parent restarts its children",
+            file.entry()
         ));
     }
     let data = file

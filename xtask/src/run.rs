@@ -3,11 +3,12 @@
 use crate::check::check;
 use crate::{Failure, out_dir, workspace};
 use cohesix_abi::microkit::{
-    BASE_ENDPOINT_CAP, BASE_IRQ_CAP, BASE_OUTPUT_NOTIFICATION_CAP, IPC_BUFFER, IRQ_ACK_LABEL,
-    MAX_CHANNELS, MONITOR_EP, PAGE_SIZE, PD_NAME_LENGTH,
+    BASE_ENDPOINT_CAP, BASE_IRQ_CAP, BASE_OUTPUT_NOTIFICATION_CAP, BASE_TCB_CAP, IPC_BUFFER,
+    IRQ_ACK_LABEL, MAX_CHANNELS, MONITOR_EP, PAGE_SIZE, PD_NAME_LENGTH, TCB_SUSPEND_LABEL,
+    TCB_WRITE_REGISTERS_LABEL, fault_label,
 };
 use cohesix_pds::wiring::{PASS_MARKER, WORKER_IDS};
-use cohesix_pds::{BOOT_EPOCH, SEED_LEN, boot_hive};
+use cohesix_pds::{BOOT_EPOCH, FaultKnob, SEED_LEN, boot_hive};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -238,6 +239,7 @@ fn check_abi(config_dir: &Path) -> Result<(), Failure> {
         BASE_ENDPOINT_CAP,
     );
     expect("BASE_IRQ_CAP", define("BASE_IRQ_CAP"), BASE_IRQ_CAP);
+    expect("BASE_TCB_CAP", define("BASE_TCB_CAP"), BASE_TCB_CAP);
     expect(
         "MICROKIT_MAX_CHANNELS",
         define("MICROKIT_MAX_CHANNELS"),
@@ -249,11 +251,41 @@ fn check_abi(config_dir: &Path) -> Result<(), Failure> {
         PD_NAME_LENGTH as u64,
     );
     let labels = read_json(&config_dir.join("invocations_all.json"))?;
-    expect(
-        "IRQAckIRQ label",
-        labels.get("IRQAckIRQ").and_then(as_u64),
-        IRQ_ACK_LABEL,
-    );
+    for (name, ours) in [
+        ("IRQAckIRQ", IRQ_ACK_LABEL),
+        ("TCBWriteRegisters", TCB_WRITE_REGISTERS_LABEL),
+        ("TCBSuspend", TCB_SUSPEND_LABEL),
+    ] {
+        expect(
+            &format!("{name} label"),
+            labels.get(name).and_then(as_u64),
+            ours,
+        );
+    }
+    // The fault labels a parent decodes, from libsel4's generated enum.
+    let types = config_dir
+        .join("include")
+        .join("sel4")
+        .join("sel4_arch")
+        .join("types_gen.h");
+    let types = std::fs::read_to_string(&types)
+        .map_err(|e| Failure::missing(format!("{}: {e}", types.display())))?;
+    let enum_value = |name: &str| {
+        types.lines().find_map(|l| {
+            let (k, v) = l.trim().split_once('=')?;
+            (k.trim() == name).then(|| v.trim().trim_end_matches(',').parse::<u64>().ok())?
+        })
+    };
+    for (name, ours) in [
+        ("seL4_Fault_CapFault", fault_label::CAP),
+        ("seL4_Fault_UnknownSyscall", fault_label::UNKNOWN_SYSCALL),
+        ("seL4_Fault_UserException", fault_label::USER_EXCEPTION),
+        ("seL4_Fault_DebugException", fault_label::DEBUG_EXCEPTION),
+        ("seL4_Fault_Timeout", fault_label::TIMEOUT),
+        ("seL4_Fault_VMFault", fault_label::VM),
+    ] {
+        expect(name, enum_value(name), ours);
+    }
     let space = read_json(&config_dir.join("address_space_constants.json"))?;
     let top = space.get("vspace_user_top").and_then(as_u64);
     expect(
@@ -294,13 +326,30 @@ fn check_abi(config_dir: &Path) -> Result<(), Failure> {
     }
 }
 
-/// 64 bytes from the OS RNG: the hive key and ticket-id seed of this image.
+/// The worker the image's test knob makes fault (see [`FaultKnob`]): the
+/// host session spawns it to watch NineDoor catch and restart it.
+pub const FAULTY_WORKER: &str = "wfault";
+/// Its heartbeats after its boot script before each fault.
+const FAULTY_AFTER_BEATS: u32 = 1;
+
+/// The seed page: 64 bytes from the OS RNG (the hive key and ticket-id
+/// seed of this image), then the test knob that makes [`FAULTY_WORKER`]
+/// fault. An image is only ever built here to be checked, so the knob is
+/// always on; a worker of any other id never faults.
 fn write_seed(path: &Path) -> Result<[u8; SEED_LEN], Failure> {
     let mut seed = [0u8; SEED_LEN];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut seed))
         .map_err(|e| Failure::new(format!("/dev/urandom: {e}")))?;
-    std::fs::write(path, seed).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
+    let mut page = seed.to_vec();
+    page.extend(
+        FaultKnob {
+            worker: FAULTY_WORKER.to_owned(),
+            after_beats: FAULTY_AFTER_BEATS,
+        }
+        .encode(),
+    );
+    std::fs::write(path, page).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
     Ok(seed)
 }
 
@@ -666,17 +715,35 @@ mod tests {
     fn fake_sdk(dir: &Path, tweak: impl Fn(&str, String) -> String) {
         let inc = dir.join("include");
         std::fs::create_dir_all(inc.join("kernel")).unwrap();
+        std::fs::create_dir_all(inc.join("sel4").join("sel4_arch")).unwrap();
         let header = format!(
             "#define MONITOR_EP {MONITOR_EP}\n#define BASE_OUTPUT_NOTIFICATION_CAP \
              {BASE_OUTPUT_NOTIFICATION_CAP}\n#define BASE_ENDPOINT_CAP {BASE_ENDPOINT_CAP}\n\
-             #define BASE_IRQ_CAP {BASE_IRQ_CAP}\n#define MICROKIT_MAX_CHANNELS {MAX_CHANNELS}\n\
+             #define BASE_IRQ_CAP {BASE_IRQ_CAP}\n#define BASE_TCB_CAP {BASE_TCB_CAP}\n\
+             #define MICROKIT_MAX_CHANNELS {MAX_CHANNELS}\n\
              #define MICROKIT_PD_NAME_LENGTH {PD_NAME_LENGTH}\n"
+        );
+        let faults = format!(
+            "typedef enum {{\n    seL4_Fault_NullFault = 0,\n    seL4_Fault_CapFault = {},\n    \
+             seL4_Fault_UnknownSyscall = {},\n    seL4_Fault_UserException = {},\n    \
+             seL4_Fault_DebugException = {},\n    seL4_Fault_Timeout = {},\n    \
+             seL4_Fault_VMFault = {},\n}} seL4_Fault_tag_t;\n",
+            fault_label::CAP,
+            fault_label::UNKNOWN_SYSCALL,
+            fault_label::USER_EXCEPTION,
+            fault_label::DEBUG_EXCEPTION,
+            fault_label::TIMEOUT,
+            fault_label::VM
         );
         let files = [
             ("include/microkit.h", header),
+            ("include/sel4/sel4_arch/types_gen.h", faults),
             (
                 "invocations_all.json",
-                format!("{{\"IRQAckIRQ\": {IRQ_ACK_LABEL}}}"),
+                format!(
+                    "{{\"IRQAckIRQ\": {IRQ_ACK_LABEL}, \"TCBWriteRegisters\": \
+                     {TCB_WRITE_REGISTERS_LABEL}, \"TCBSuspend\": {TCB_SUSPEND_LABEL}}}"
+                ),
             ),
             (
                 "address_space_constants.json",
@@ -710,6 +777,9 @@ mod tests {
                 t.replace(&format!("BASE_IRQ_CAP {BASE_IRQ_CAP}"), "BASE_IRQ_CAP 999")
             }
             "invocations_all.json" => String::from("{\"IRQAckIRQ\": 30}"),
+            "include/sel4/sel4_arch/types_gen.h" => {
+                t.replace("seL4_Fault_VMFault = 6", "seL4_Fault_VMFault = 5")
+            }
             "include/kernel/gen_config.json" => {
                 String::from("{\"KERNEL_MCS\": false, \"PRINTING\": true}")
             }
@@ -717,7 +787,13 @@ mod tests {
         });
         let e = check_abi(&bad).err().unwrap();
         assert_eq!(e.code, 1);
-        for what in ["BASE_IRQ_CAP: SDK has Some(999)", "IRQAckIRQ", "KERNEL_MCS"] {
+        for what in [
+            "BASE_IRQ_CAP: SDK has Some(999)",
+            "IRQAckIRQ",
+            "TCBSuspend label: SDK has None",
+            "seL4_Fault_VMFault: SDK has Some(5)",
+            "KERNEL_MCS",
+        ] {
             assert!(e.message.contains(what), "{what}: {}", e.message);
         }
         assert!(!e.message.contains("MONITOR_EP"), "{}", e.message);

@@ -1,7 +1,7 @@
 //! The three entry points of a protection domain and what a PD may ask of
 //! the system while it runs one.
 
-use crate::{Channel, MsgInfo};
+use crate::{Channel, Child, Fault, MsgInfo};
 use core::sync::atomic::AtomicU32;
 
 /// What a PD can do to the world outside its own memory: Microkit's
@@ -31,6 +31,18 @@ pub trait Context {
     /// Milliseconds since boot: the architectural counter on hardware, the
     /// simulated clock in the simulator. Not part of Microkit's API.
     fn uptime_ms(&self) -> u64;
+    /// Restarts child `child` at its entry point with an empty stack
+    /// (`microkit_pd_restart`, which also resumes it). Its memory is not
+    /// reloaded: `.data` and `.bss` keep what the last run left, so a child
+    /// rebuilds its state from its entry point.
+    fn pd_restart(&mut self, child: Child);
+    /// Stops child `child` (`microkit_pd_stop`): it runs no more
+    /// instructions until restarted. Notifications sent to it wait.
+    fn pd_stop(&mut self, child: Child);
+    /// Reads the word at `vaddr`, for test images that must fault: on seL4
+    /// an unmapped address raises a VM fault that goes to the parent; the
+    /// simulator delivers the same fault. Never returns.
+    fn crash_at(&mut self, vaddr: u64) -> !;
 }
 
 /// A protection domain: Microkit's `init`, `notified` and `protected`.
@@ -50,6 +62,15 @@ pub trait Handler {
     fn protected(&mut self, ch: Channel, msg: MsgInfo, ctx: &mut dyn Context) -> MsgInfo {
         let _ = (ch, msg, ctx);
         MsgInfo::new(REFUSED, 0)
+    }
+    /// A child of this PD faulted; it stays blocked until this PD restarts
+    /// or stops it. Return `true` to resume it where it faulted (reply to
+    /// the fault), `false` to leave it. The default says so on the console
+    /// and leaves it, as libmicrokit's missing `fault` does.
+    fn fault(&mut self, child: Child, fault: Fault, ctx: &mut dyn Context) -> bool {
+        let _ = (child, fault);
+        ctx.debug("a child faulted and this PD has no fault entry: left stopped\n");
+        false
     }
 }
 

@@ -14,12 +14,14 @@
 #![warn(missing_docs)]
 
 mod channel;
+mod fault;
 mod handler;
 pub mod microkit;
 mod msginfo;
 mod window;
 
 pub use channel::Channel;
+pub use fault::{Child, Fault, FaultKind};
 pub use handler::{Context, Handler, REFUSED, Regions};
 pub use msginfo::MsgInfo;
 pub use window::{Window, WindowError};

@@ -19,7 +19,15 @@
 //! - `tool/microkit/src/sdf.rs`: `PD_MAX_ID` (61), `PD_MAX_PRIORITY` (254),
 //!   stack size limits, the default budget;
 //! - `tool/microkit/src/symbols.rs`: which `microkit_*` symbols are patched
-//!   and with how many bytes.
+//!   and with how many bytes;
+//! - `libmicrokit/include/microkit.h`: `BASE_TCB_CAP` and
+//!   `microkit_pd_restart`/`microkit_pd_stop` (`seL4_TCB_WriteRegisters`,
+//!   `seL4_TCB_Suspend` on a child's TCB cap);
+//! - seL4 16.0.0 `libsel4/include/interfaces/object-api.xml` (invocation
+//!   labels, counted as the SDK's `invocations_all.json` numbers them) and
+//!   `libsel4/arch_include/arm/sel4/arch/shared_types.bf` (fault labels) with
+//!   `libsel4/sel4_arch_include/aarch64/sel4/sel4_arch/constants.h` (the
+//!   message registers of each fault).
 
 /// Slot of the endpoint a PD receives on (notifications are bound to it).
 pub const INPUT_CAP: u64 = 1;
@@ -33,6 +41,38 @@ pub const BASE_OUTPUT_NOTIFICATION_CAP: u64 = 10;
 pub const BASE_ENDPOINT_CAP: u64 = 74;
 /// First slot of the IRQ handler caps: base + channel id.
 pub const BASE_IRQ_CAP: u64 = 138;
+/// First slot of a parent's caps to its children's TCBs: base + child id.
+pub const BASE_TCB_CAP: u64 = 202;
+
+/// The largest child PD id (`PD_MAX_ID`): ids are `0..=MAX_CHILD_ID`, the
+/// low bits of a fault badge.
+pub const MAX_CHILD_ID: u8 = 61;
+
+/// Label of `seL4_TCB_WriteRegisters` on an MCS kernel (what
+/// `microkit_pd_restart` invokes). Unaffected by the hardware debug API,
+/// whose four methods come after `TCBUnbindNotification`.
+pub const TCB_WRITE_REGISTERS_LABEL: u64 = 3;
+/// Label of `seL4_TCB_Suspend` on an MCS kernel (`microkit_pd_stop`).
+pub const TCB_SUSPEND_LABEL: u64 = 12;
+
+/// Fault labels (`seL4_Fault_*`) on an MCS kernel with the hardware debug
+/// API (the `debug` config): what a parent's fault message carries.
+pub mod fault_label {
+    /// A capability fault (`seL4_Fault_CapFault`).
+    pub const CAP: u64 = 1;
+    /// An unknown system call (`seL4_Fault_UnknownSyscall`).
+    pub const UNKNOWN_SYSCALL: u64 = 2;
+    /// An exception (`seL4_Fault_UserException`): an undefined instruction,
+    /// an alignment fault; what a PD's `abort` raises.
+    pub const USER_EXCEPTION: u64 = 3;
+    /// A breakpoint or watchpoint (`seL4_Fault_DebugException`).
+    pub const DEBUG_EXCEPTION: u64 = 4;
+    /// A scheduling-context timeout (`seL4_Fault_Timeout`, MCS).
+    pub const TIMEOUT: u64 = 5;
+    /// An access to an address with no mapping or the wrong rights
+    /// (`seL4_Fault_VMFault`, MCS numbering).
+    pub const VM: u64 = 6;
+}
 
 /// Channel ids are `0..MAX_CHANNELS`: the badge has 64 bits, of which the
 /// top two mark protected calls and faults.
@@ -92,6 +132,18 @@ pub const IPC_BUFFER: u64 = 0xff_ffff_f000;
 /// TCB invocations before it; 27 without). Config-specific: `cargo xtask
 /// run` checks it against the SDK's `invocations_all.json`.
 pub const IRQ_ACK_LABEL: u64 = 31;
+
+/// Where the stack of every PD begins: the tool maps the stack just
+/// below a guard page under the IPC buffer (`sel4.rs`: `pd_stack_top`). A
+/// restart sets the stack pointer here, so a child that faulted on a full
+/// stack starts with an empty one.
+pub const PD_STACK_TOP: u64 = IPC_BUFFER - PAGE_SIZE;
+
+/// Where every Cohesix PD image is entered: `_start`, first in `.text` at
+/// the 2 MiB load address of `cohesix-os/images/pd.ld` (libmicrokit's
+/// `microkit.ld` uses the same). `cargo xtask check` verifies each ELF;
+/// a parent restarts a child here.
+pub const PD_ENTRY: u64 = 0x20_0000;
 
 /// Size of a `setvar_*` symbol: one machine word (the tool refuses others).
 pub const SETVAR_SIZE: u64 = 8;

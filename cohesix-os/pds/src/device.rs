@@ -6,6 +6,10 @@
 //! ([`mux`](crate::mux)); replies come back the same way and are written to
 //! their connection, or dropped if it has ended. When a connection ends the
 //! PD drops its partial frame and tells NineDoor, which closes its session.
+//! A frame size outside `7..=msize` means the stream cannot be
+//! resynchronised (9P has no frame marker): the PD closes that connection
+//! (and NineDoor its session) at once, and the host may connect afresh;
+//! NineDoor may ask the same of a connection whose session lost framing.
 //! It never interprets a frame beyond its size prefix, and it holds at most
 //! one ring's worth of backlog before it stops reading the host (the host
 //! then sees flow control, not loss).
@@ -44,6 +48,9 @@ pub trait HostPort {
     fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> usize;
     /// Writes all of `data` to `conn` (nothing if it has ended).
     fn write(&mut self, conn: ConnId, data: &[u8]);
+    /// Ends `conn` from this side (its framing is lost): the host sees the
+    /// connection close, and no [`PortEvent::Closed`] need follow.
+    fn close(&mut self, conn: ConnId);
     /// Called when the port's IRQ fires, before reading: acknowledge the
     /// device (the PD then acknowledges the IRQ with the kernel).
     fn interrupt(&mut self) {}
@@ -104,7 +111,21 @@ impl<P: HostPort> DevicePd<P> {
     fn send(&mut self, conn: ConnId, frame: &[u8], ctx: &mut dyn Context) {
         mux::wrap(conn, frame, &mut self.entry);
         if let Err(e) = self.link.send(&self.entry) {
-            ctx.debug(&format!("device: connection {conn}: frame dropped: {e}\n"));
+            ctx.debug(&format!(
+                "{}: connection {conn}: frame dropped: {e}\n",
+                ctx.name()
+            ));
+        }
+    }
+
+    /// Ends `conn` for good: its partial frame is dropped, NineDoor closes
+    /// its session, the port closes the connection.
+    fn close(&mut self, conn: ConnId, tell_ninedoor: bool, ctx: &mut dyn Context) {
+        if self.conns.remove(&conn).is_some() {
+            if tell_ninedoor {
+                self.send(conn, &[], ctx);
+            }
+            self.port.close(conn);
         }
     }
 
@@ -122,7 +143,8 @@ impl<P: HostPort> DevicePd<P> {
                     };
                     if partial.pending() > 0 {
                         ctx.debug(&format!(
-                            "device: connection {conn} ended; {} bytes of a frame dropped\n",
+                            "{}: connection {conn} ended; {} bytes of a frame dropped\n",
+                            ctx.name(),
                             partial.pending()
                         ));
                     }
@@ -147,7 +169,12 @@ impl<P: HostPort> DevicePd<P> {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    ctx.debug(&format!("device: connection {conn}: {e}; bytes dropped\n"));
+                    ctx.debug(&format!(
+                        "{}: connection {conn}: {e}; connection closed\n",
+                        ctx.name()
+                    ));
+                    self.close(conn, true, ctx);
+                    break;
                 }
             }
         }
@@ -193,6 +220,14 @@ impl<P: HostPort> DevicePd<P> {
         loop {
             match self.link.recv(&mut self.frame) {
                 Ok(true) => match mux::unwrap(&self.frame) {
+                    // NineDoor ends a connection whose session lost framing.
+                    Some((conn, [])) if self.conns.contains_key(&conn) => {
+                        ctx.debug(&format!(
+                            "{}: connection {conn} closed at NineDoor's request\n",
+                            ctx.name()
+                        ));
+                        self.close(conn, false, ctx);
+                    }
                     Some((conn, reply)) if self.conns.contains_key(&conn) => {
                         self.port.write(conn, reply);
                     }
@@ -200,7 +235,7 @@ impl<P: HostPort> DevicePd<P> {
                 },
                 Ok(false) => break,
                 Err(e) => {
-                    ctx.debug(&format!("device: {e}\n"));
+                    ctx.debug(&format!("{}: {e}\n", ctx.name()));
                     break;
                 }
             }
@@ -210,10 +245,10 @@ impl<P: HostPort> DevicePd<P> {
     fn pump(&mut self, ctx: &mut dyn Context) {
         match self.link.attach() {
             Ok(_) => {}
-            Err(e) => ctx.debug(&format!("device: {e}\n")),
+            Err(e) => ctx.debug(&format!("{}: {e}\n", ctx.name())),
         }
         if let Err(e) = self.link.flush() {
-            ctx.debug(&format!("device: {e}\n"));
+            ctx.debug(&format!("{}: {e}\n", ctx.name()));
         }
         self.pump_out(ctx);
         self.pump_in(ctx);
@@ -248,11 +283,14 @@ pub trait Stream {
     fn interrupt(&mut self) {}
 }
 
-/// A [`Stream`] as a [`HostPort`] with one connection, 0, open from the
-/// start.
+/// A [`Stream`] as a [`HostPort`] with one connection open at a time,
+/// from the start. A stream cannot be closed, so closing the connection
+/// discards what the stream holds at that moment and opens the next one
+/// (a new id, a new session): the host's next client starts clean.
 #[derive(Debug)]
 pub struct OneStream<S: Stream> {
     stream: S,
+    conn: ConnId,
     opened: bool,
 }
 
@@ -261,6 +299,7 @@ impl<S: Stream> OneStream<S> {
     pub fn new(stream: S) -> OneStream<S> {
         OneStream {
             stream,
+            conn: 0,
             opened: false,
         }
     }
@@ -268,15 +307,28 @@ impl<S: Stream> OneStream<S> {
 
 impl<S: Stream> HostPort for OneStream<S> {
     fn event(&mut self) -> Option<PortEvent> {
-        (!core::mem::replace(&mut self.opened, true)).then_some(PortEvent::Opened(0))
+        (!core::mem::replace(&mut self.opened, true)).then_some(PortEvent::Opened(self.conn))
     }
     fn read(&mut self, conn: ConnId, buf: &mut [u8]) -> usize {
-        if conn == 0 { self.stream.read(buf) } else { 0 }
+        if conn == self.conn && self.opened {
+            self.stream.read(buf)
+        } else {
+            0
+        }
     }
     fn write(&mut self, conn: ConnId, data: &[u8]) {
-        if conn == 0 {
+        if conn == self.conn && self.opened {
             self.stream.write(data);
         }
+    }
+    fn close(&mut self, conn: ConnId) {
+        if conn != self.conn {
+            return;
+        }
+        let mut sink = [0u8; 256];
+        while self.stream.read(&mut sink) > 0 {}
+        self.conn = self.conn.wrapping_add(1);
+        self.opened = false;
     }
     fn interrupt(&mut self) {
         self.stream.interrupt();

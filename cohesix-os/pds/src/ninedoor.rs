@@ -1,32 +1,43 @@
-//! The NineDoor PD: the hive, served over a ring pair to the device PD
-//! (the host, the Queen) and one to each heartbeat worker.
+//! The NineDoor PD: the hive, served over a ring pair to each host-facing
+//! PD (the console and the network: the host, the Queen) and one to each
+//! worker slot, and the parent of the worker PDs.
 //!
-//! At `init` it builds the hive from the boot seed, initialises every ring
-//! (it owns them all), and spawns the workers the way a Queen would: a
-//! local session attaches with the Queen's ticket, writes `spawn` commands
-//! to `/queen/ctl` and reads each worker's ticket back from the same fid.
-//! A worker fetches its ticket with a protected call on its channel. After
-//! that NineDoor only moves frames: every frame popped from a link goes to
+//! The workers are a pool of child PDs ([`wiring::ninedoor::SLOTS`]),
+//! stopped while free. The hive decides, this PD starts and stops: a
+//! `spawn` that the hive accepts binds a free slot to the new worker (its
+//! rings are reset, its ticket kept for its ticket call, the PD restarted
+//! at its entry point); a `kill` stops the PD and frees its slot. A worker
+//! that faults is caught here: the fault goes to `/log/queen.log`, its
+//! ticket is revoked (closing its fids), and it is restarted with a fresh
+//! ticket, at most [`RESTART_LIMIT`] times in [`RESTART_WINDOW_S`] seconds;
+//! after that it is left stopped until the Queen kills it.
+//!
+//! At `init` it builds the hive from the boot seed, initialises the host
+//! links' rings (it owns them all), stops every slot, and spawns the boot
+//! workers the way a Queen would: a local session attaches with the
+//! Queen's ticket and writes `spawn` commands to `/queen/ctl`. A worker
+//! fetches its ticket with a protected call on its channel. After that
+//! NineDoor moves frames: every frame popped from a link goes to
 //! `Hive::handle` under that link's session and the reply is pushed back.
 //! It never prints a ticket.
 
 use crate::frames;
 use crate::link::{Link, LinkError};
 use crate::mux::{self, ConnId};
-use crate::seed::{SEED_LEN, SeedIds, hive_key};
-use crate::ticket;
-use crate::wiring::{self, HEARTBEATS, MSIZE, PASS_MARKER, WORKER_IDS, call};
-use alloc::collections::BTreeMap;
+use crate::seed::{FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds, hive_key};
+use crate::ticket::{self, Handover};
+use crate::wiring::{self, HEARTBEATS, MSIZE, PASS_MARKER, SlotKind, SlotSpec, WORKER_IDS, call};
+use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
-use cohesix_abi::{Channel, Context, Handler, MsgInfo, REFUSED, Regions, Window};
+use cohesix_abi::{Channel, Child, Context, Fault, Handler, MsgInfo, REFUSED, Regions, Window};
 use core::sync::atomic::AtomicU32;
 use ninedoor::secure9p_core::codec::{
     Dialect, Fid, LOpenFlags, Msg, Tattach, Tclunk, Tlopen, Tread, Twalk, Twrite, WalkNames,
 };
-use ninedoor::secure9p_core::{Client, Completion, FsError, SessionId};
-use ninedoor::{Handled, Hive, HiveConfig};
+use ninedoor::secure9p_core::{Client, Completion, FsError, Role, SessionId};
+use ninedoor::{Handled, Hive, HiveConfig, WorkerEvent};
 
 /// Unix time the hive's clock reads at boot. A PD has no wall clock; the
 /// hive only needs a clock that moves forward (ticket lifetimes, log
@@ -57,9 +68,41 @@ pub fn boot_hive(seed: &[u8; SEED_LEN], now: u64) -> Result<Hive, String> {
 /// lower; this bounds what NineDoor keeps whatever the PD does).
 pub const MAX_HOST_SESSIONS: usize = 16;
 
+/// Restarts a faulting worker gets within [`RESTART_WINDOW_S`]; at the
+/// next fault in that window it is left stopped.
+pub const RESTART_LIMIT: u32 = 3;
+
+/// The window of [`RESTART_LIMIT`], seconds of hive time.
+pub const RESTART_WINDOW_S: u64 = 60;
+
 /// Smallest telemetry line a worker appends (`heartbeat w1 seq=1\n`), for
 /// the pass check: bytes a worker must have written once done.
 const MIN_LINE: u64 = 16;
+
+/// The worker a slot runs.
+struct Bound {
+    id: String,
+    ticket: String,
+    /// When it faulted, hive seconds, within the restart window.
+    faults: VecDeque<u64>,
+    /// Out of restarts: left stopped until the Queen kills it.
+    given_up: bool,
+}
+
+/// A worker slot: a child PD and the worker bound to it, if any.
+struct Slot {
+    spec: SlotSpec,
+    rx: &'static [AtomicU32],
+    tx: &'static [AtomicU32],
+    bound: Option<Bound>,
+}
+
+impl Slot {
+    /// Whether the slot runs a worker that may be served.
+    fn live(&self) -> bool {
+        self.bound.as_ref().is_some_and(|b| !b.given_up)
+    }
+}
 
 struct Peer {
     link: Link,
@@ -67,8 +110,8 @@ struct Peer {
     sessions: BTreeMap<ConnId, SessionId>,
     /// A host link: entries carry a connection id ([`mux`]).
     host: bool,
-    /// The worker's id and ticket text (workers only).
-    worker: Option<(&'static str, Option<String>)>,
+    /// The slot behind a worker link.
+    slot: Option<Slot>,
 }
 
 impl Peer {
@@ -77,7 +120,7 @@ impl Peer {
             link,
             sessions: BTreeMap::new(),
             host: true,
-            worker: None,
+            slot: None,
         }
     }
 }
@@ -85,6 +128,7 @@ impl Peer {
 /// The NineDoor protection domain.
 pub struct NineDoorPd {
     seed: &'static [AtomicU32],
+    knob: Option<FaultKnob>,
     hive: Option<Hive>,
     peers: Vec<Peer>,
     frame: Vec<u8>,
@@ -125,17 +169,27 @@ impl NineDoorPd {
     pub fn new(regions: &dyn Regions) -> Result<NineDoorPd, LinkError> {
         let mut peers = Vec::new();
         peers.push(Peer::host(link(regions, wiring::ninedoor::DEVICE)?));
-        for (spec, id) in wiring::ninedoor::WORKERS.into_iter().zip(WORKER_IDS) {
+        for spec in wiring::ninedoor::SLOTS {
+            let (rx, tx) = (
+                region(regions, spec.link.rx)?,
+                region(regions, spec.link.tx)?,
+            );
             peers.push(Peer {
-                link: link(regions, spec)?,
+                link: Link::new(spec.link.channel, rx, tx),
                 sessions: BTreeMap::new(),
                 host: false,
-                worker: Some((id, None)),
+                slot: Some(Slot {
+                    spec,
+                    rx,
+                    tx,
+                    bound: None,
+                }),
             });
         }
         peers.push(Peer::host(link(regions, wiring::ninedoor::NET)?));
         Ok(NineDoorPd {
             seed: region(regions, wiring::ninedoor::SEED)?,
+            knob: None,
             hive: None,
             peers,
             frame: Vec::new(),
@@ -165,15 +219,24 @@ impl NineDoorPd {
     }
 
     fn build_hive(&mut self, now: u64) -> Result<Hive, String> {
-        let mut seed = [0u8; SEED_LEN];
+        let mut page = [0u8; SEED_PAGE_LEN];
         Window::new(self.seed)
-            .read(0, &mut seed)
+            .read(0, &mut page)
             .map_err(|e| format!("ninedoor: boot seed: {e}\n"))?;
-        boot_hive(&seed, now)
+        self.knob = FaultKnob::parse(&page);
+        let mut seed = [0u8; SEED_LEN];
+        seed.copy_from_slice(&page[..SEED_LEN]);
+        let mut hive = boot_hive(&seed, now)?;
+        let heartbeat_slots = wiring::ninedoor::SLOTS
+            .iter()
+            .filter(|s| s.kind == SlotKind::Heartbeat)
+            .count();
+        hive.set_worker_slots(Role::WorkerHeartbeat, heartbeat_slots);
+        Ok(hive)
     }
 
-    /// Spawns the boot workers through `/queen/ctl` as the Queen and keeps
-    /// their tickets for the ticket call.
+    /// Spawns the boot workers through `/queen/ctl` as the Queen; the
+    /// spawns bind slots like any other ([`NineDoorPd::place`]).
     fn spawn_workers(&mut self, now: u64) -> Result<(), String> {
         let Some(hive) = self.hive.as_mut() else {
             return Err(String::from("ninedoor: no hive\n"));
@@ -190,12 +253,89 @@ impl NineDoorPd {
         };
         let result = q.spawn(&queen);
         q.hive.close_session(session);
-        let tickets = result?;
-        let workers = self.peers.iter_mut().filter_map(|p| p.worker.as_mut());
-        for ((_, slot), ticket) in workers.zip(tickets) {
-            *slot = Some(ticket);
+        result
+    }
+
+    /// Acts on the hive's spawns and kills: binds a free slot of the
+    /// worker's kind and restarts its PD, or stops the PD of a killed
+    /// worker and frees its slot.
+    fn place(&mut self, ctx: &mut dyn Context) {
+        let Some(hive) = self.hive.as_mut() else {
+            return;
+        };
+        for event in hive.take_worker_events() {
+            match event {
+                WorkerEvent::Spawned { id, role, ticket } => {
+                    let kind = match role {
+                        Role::WorkerHeartbeat => SlotKind::Heartbeat,
+                        _ => {
+                            ctx.debug(&format!(
+                                "ninedoor: worker {id}: no slot kind for role {}\n",
+                                role.name()
+                            ));
+                            continue;
+                        }
+                    };
+                    let free = self.peers.iter_mut().find(|p| {
+                        p.slot
+                            .as_ref()
+                            .is_some_and(|s| s.spec.kind == kind && s.bound.is_none())
+                    });
+                    let Some(peer) = free else {
+                        // The hive counts slots, so this is a bug, not a load.
+                        ctx.debug(&format!("ninedoor: worker {id}: no free slot\n"));
+                        continue;
+                    };
+                    let child = peer.slot.as_ref().map(|s| s.spec.child);
+                    if let Some(slot) = peer.slot.as_mut() {
+                        slot.bound = Some(Bound {
+                            id,
+                            ticket,
+                            faults: VecDeque::new(),
+                            given_up: false,
+                        });
+                    }
+                    Self::reset_slot(hive, peer, ctx);
+                    if let Some(child) = child {
+                        ctx.pd_restart(child);
+                    }
+                }
+                WorkerEvent::Killed { id } => {
+                    let peer = self.peers.iter_mut().find(|p| {
+                        p.slot
+                            .as_ref()
+                            .and_then(|s| s.bound.as_ref())
+                            .is_some_and(|b| b.id == id)
+                    });
+                    if let Some(peer) = peer {
+                        if let Some(slot) = peer.slot.as_mut() {
+                            ctx.pd_stop(slot.spec.child);
+                            slot.bound = None;
+                        }
+                        Self::close_sessions(hive, peer);
+                    }
+                }
+            }
         }
-        Ok(())
+    }
+
+    fn close_sessions(hive: &mut Hive, peer: &mut Peer) {
+        for (_, session) in core::mem::take(&mut peer.sessions) {
+            hive.close_session(session);
+        }
+    }
+
+    /// Gives a slot's PD fresh rings and no session (it is stopped, or
+    /// about to be restarted).
+    fn reset_slot(hive: &mut Hive, peer: &mut Peer, ctx: &mut dyn Context) {
+        Self::close_sessions(hive, peer);
+        let Some(slot) = peer.slot.as_ref() else {
+            return;
+        };
+        peer.link = Link::new(slot.spec.link.channel, slot.rx, slot.tx);
+        if let Err(e) = peer.link.init_rings() {
+            ctx.debug(&format!("ninedoor: {}: {e}\n", peer.link.channel()));
+        }
     }
 
     /// Serves what `peer` has sent, until its ring is empty or the way
@@ -205,6 +345,10 @@ impl NineDoorPd {
         let (Some(hive), Some(p)) = (self.hive.as_mut(), self.peers.get_mut(peer)) else {
             return;
         };
+        if p.slot.as_ref().is_some_and(|s| !s.live()) {
+            // A slot with no worker (or one left stopped): nothing to serve.
+            return;
+        }
         if let Err(e) = p.link.flush() {
             ctx.debug(&format!("ninedoor: {}: {e}\n", p.link.channel()));
         }
@@ -258,13 +402,21 @@ impl NineDoorPd {
                     hive.complete(request.token, result, now, &mut self.out);
                 }
                 Err(e) => {
-                    // Framing lost: start the peer over with a fresh session.
+                    // Framing lost: the session is over, and a host's
+                    // connection with it (its PD closes it on this entry).
                     ctx.debug(&format!(
-                        "ninedoor: {}: session closed: {e}\n",
+                        "ninedoor: {}: connection {conn}: session closed: {e}\n",
                         p.link.channel()
                     ));
                     hive.close_session(session);
                     p.sessions.remove(&conn);
+                    if p.host {
+                        mux::wrap(conn, &[], &mut self.entry);
+                        if let Err(e) = p.link.send(&self.entry) {
+                            ctx.debug(&format!("ninedoor: {}: {e}\n", p.link.channel()));
+                        }
+                    }
+                    continue;
                 }
             }
             for reply in frames::split(&self.out) {
@@ -320,15 +472,23 @@ impl Handler for NineDoorPd {
             }
         }
         for p in &mut self.peers {
-            if let Err(e) = p.link.init_rings() {
-                ctx.debug(&format!("ninedoor: {}: {e}\n", p.link.channel()));
+            match &p.slot {
+                // Free slots never run: the PDs of spawned workers are
+                // restarted as their slots are bound.
+                Some(slot) => ctx.pd_stop(slot.spec.child),
+                None => {
+                    if let Err(e) = p.link.init_rings() {
+                        ctx.debug(&format!("ninedoor: {}: {e}\n", p.link.channel()));
+                    }
+                }
             }
         }
         if let Err(e) = self.spawn_workers(now) {
             ctx.debug(&e);
         }
-        // Rings ready, tickets ready: wake every peer that waited for them.
-        for p in &self.peers {
+        self.place(ctx);
+        // Rings ready: wake the host PDs, which may have waited for them.
+        for p in self.peers.iter().filter(|p| p.host) {
             p.link.poke(ctx);
         }
         ctx.debug("ninedoor: hive up\n");
@@ -337,24 +497,96 @@ impl Handler for NineDoorPd {
     fn notified(&mut self, ch: Channel, ctx: &mut dyn Context) {
         if let Some(peer) = self.peers.iter().position(|p| p.link.channel() == ch) {
             self.serve(peer, ctx);
+            self.place(ctx);
             self.check_pass(ctx);
         }
     }
 
     fn protected(&mut self, ch: Channel, msg: MsgInfo, ctx: &mut dyn Context) -> MsgInfo {
-        let worker = self
+        let bound = self
             .peers
             .iter()
             .find(|p| p.link.channel() == ch)
-            .and_then(|p| p.worker.as_ref());
-        match (msg.label(), worker) {
-            (call::TICKET, Some((id, Some(ticket)))) => {
-                let bytes = format!("{id}\n{ticket}");
-                ticket::put(ctx, bytes.as_bytes()).unwrap_or(MsgInfo::new(REFUSED, 0))
+            .and_then(|p| p.slot.as_ref());
+        let Some(slot) = bound else {
+            return MsgInfo::new(REFUSED, 0);
+        };
+        match (msg.label(), &slot.bound) {
+            (call::TICKET, Some(b)) if !b.given_up => {
+                let fault_after = self
+                    .knob
+                    .as_ref()
+                    .filter(|k| k.worker == b.id)
+                    .map(|k| k.after_beats);
+                let handover = Handover {
+                    id: b.id.clone(),
+                    ticket: b.ticket.clone(),
+                    fault_after,
+                };
+                ticket::put(ctx, handover.encode().as_bytes()).unwrap_or(MsgInfo::new(REFUSED, 0))
             }
-            (call::TICKET, Some((_, None))) => MsgInfo::new(call::NOT_READY, 0),
+            (call::TICKET, _) => MsgInfo::new(call::NOT_READY, 0),
             _ => MsgInfo::new(REFUSED, 0),
         }
+    }
+
+    fn fault(&mut self, child: Child, fault: Fault, ctx: &mut dyn Context) -> bool {
+        let now = Self::now(ctx);
+        let (Some(hive), Some(peer)) = (
+            self.hive.as_mut(),
+            self.peers
+                .iter_mut()
+                .find(|p| p.slot.as_ref().is_some_and(|s| s.spec.child == child)),
+        ) else {
+            ctx.debug(&format!("ninedoor: fault of unknown {child}: {fault}\n"));
+            return false;
+        };
+        let pd = format!("slot {}", child.id());
+        let Some(bound) = peer.slot.as_mut().and_then(|s| s.bound.as_mut()) else {
+            ctx.debug(&format!(
+                "ninedoor: {pd} faulted with no worker: {fault}; stopped\n"
+            ));
+            ctx.pd_stop(child);
+            return false;
+        };
+        let id = bound.id.clone();
+        let what = format!("{fault}");
+        if let Err(e) = hive.worker_fault(&id, &what, now) {
+            ctx.debug(&format!("ninedoor: worker {id}: {e}\n"));
+        }
+        bound
+            .faults
+            .retain(|t| now.saturating_sub(*t) < RESTART_WINDOW_S);
+        bound.faults.push_back(now);
+        let attempt = bound.faults.len() as u32;
+        if attempt > RESTART_LIMIT {
+            bound.given_up = true;
+            let why = format!(
+                "{RESTART_LIMIT} restarts in {RESTART_WINDOW_S} s spent; left stopped until killed"
+            );
+            ctx.debug(&format!("ninedoor: worker {id} ({pd}): {what}; {why}\n"));
+            if let Err(e) = hive.worker_stopped(&id, &why, now) {
+                ctx.debug(&format!("ninedoor: worker {id}: {e}\n"));
+            }
+            ctx.pd_stop(child);
+            Self::close_sessions(hive, peer);
+            return false;
+        }
+        match hive.restart_worker(&id, attempt, RESTART_LIMIT, now) {
+            Ok(ticket) => {
+                bound.ticket = ticket;
+                ctx.debug(&format!(
+                    "ninedoor: worker {id} ({pd}): {what}; restart {attempt} of {RESTART_LIMIT}\n"
+                ));
+                Self::reset_slot(hive, peer, ctx);
+                ctx.pd_restart(child);
+            }
+            Err(e) => {
+                ctx.debug(&format!("ninedoor: worker {id}: not restarted: {e}\n"));
+                ctx.pd_stop(child);
+            }
+        }
+        false
     }
 }
 
@@ -369,9 +601,9 @@ struct LocalQueen<'h> {
 }
 
 impl LocalQueen<'_> {
-    /// Attaches as the Queen, spawns [`WORKER_IDS`] through `/queen/ctl`
-    /// and returns their tickets, in order.
-    fn spawn(&mut self, queen: &str) -> Result<Vec<String>, String> {
+    /// Attaches as the Queen and spawns [`WORKER_IDS`] through
+    /// `/queen/ctl`.
+    fn spawn(&mut self, queen: &str) -> Result<(), String> {
         self.version()?;
         let root = self.client.alloc_fid();
         let ctl = self.client.alloc_fid();
@@ -392,7 +624,6 @@ impl LocalQueen<'_> {
             fid: ctl,
             flags: LOpenFlags::RDWR,
         })?;
-        let mut tickets = Vec::new();
         for id in WORKER_IDS {
             let line = format!(r#"{{"cmd":"spawn","role":"heartbeat","id":"{id}"}}"#);
             self.call(Twrite {
@@ -403,14 +634,13 @@ impl LocalQueen<'_> {
             let reply = self.read(ctl)?;
             let value: serde_json::Value =
                 serde_json::from_slice(&reply).map_err(|e| spawn_error("reply", e))?;
-            let ticket = value["ticket"]
-                .as_str()
-                .ok_or_else(|| spawn_error("reply", "no ticket"))?;
-            tickets.push(String::from(ticket));
+            if value["spawned"].as_str() != Some(id) {
+                return Err(spawn_error("reply", "not the worker asked for"));
+            }
         }
         self.call(Tclunk { fid: ctl })?;
         self.call(Tclunk { fid: root })?;
-        Ok(tickets)
+        Ok(())
     }
 
     fn exchange(&mut self) -> Result<(), String> {

@@ -51,3 +51,59 @@ impl core::fmt::Debug for SeedIds {
             .finish_non_exhaustive()
     }
 }
+
+/// Marks the test knob that may follow the seed in the seed page.
+pub const FAULT_KNOB_MAGIC: [u8; 8] = *b"CHXFAULT";
+
+/// Bytes of the seed page NineDoor reads: the seed, then the knob (magic,
+/// beats, id length, id of at most [`ninedoor::MAX_ID_LEN`] bytes).
+pub const SEED_PAGE_LEN: usize = SEED_LEN + 8 + 4 + 1 + ninedoor::MAX_ID_LEN;
+
+/// A test knob the image builder may put in the seed page after the seed:
+/// the worker spawned with id `worker` faults (reads [`FAULT_VADDR`]
+/// (crate::wiring::FAULT_VADDR)) after `after_beats` heartbeats past its
+/// boot script, on every run. Whoever writes the seed page already holds
+/// the hive's key, so the knob grants nothing new; an image built without
+/// it has no faulting worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultKnob {
+    /// The worker id it applies to.
+    pub worker: alloc::string::String,
+    /// Heartbeats after the boot script before the fault.
+    pub after_beats: u32,
+}
+
+impl FaultKnob {
+    /// The knob in `page` (the seed page from its start), if one is there
+    /// and well formed.
+    pub fn parse(page: &[u8]) -> Option<FaultKnob> {
+        let knob = page.get(SEED_LEN..)?;
+        let (magic, rest) = knob.split_at_checked(8)?;
+        if magic != FAULT_KNOB_MAGIC {
+            return None;
+        }
+        let (beats, rest) = rest.split_at_checked(4)?;
+        let after_beats = u32::from_le_bytes(beats.try_into().ok()?);
+        let (len, rest) = rest.split_first()?;
+        let id = rest.get(..usize::from(*len))?;
+        let worker = core::str::from_utf8(id).ok()?;
+        if worker.is_empty() || worker.len() > ninedoor::MAX_ID_LEN {
+            return None;
+        }
+        Some(FaultKnob {
+            worker: alloc::string::String::from(worker),
+            after_beats,
+        })
+    }
+
+    /// The knob's bytes, to append to the seed in the seed page.
+    pub fn encode(&self) -> alloc::vec::Vec<u8> {
+        let mut out = alloc::vec::Vec::from(FAULT_KNOB_MAGIC);
+        out.extend_from_slice(&self.after_beats.to_le_bytes());
+        let id = self.worker.as_bytes();
+        let id = id.get(..ninedoor::MAX_ID_LEN).unwrap_or(id);
+        out.push(id.len() as u8);
+        out.extend_from_slice(id);
+        out
+    }
+}

@@ -297,6 +297,16 @@ impl<D: Device> HostPort for TcpPort<D> {
         }
     }
 
+    fn close(&mut self, conn: ConnId) {
+        if let Some(i) = self.slot_of(conn) {
+            // The PD already forgot the connection: no Closed event.
+            self.slots[i].conn = None;
+            self.slots[i].backlog.clear();
+            let now = Instant::from_millis((self.clock)() as i64);
+            self.reset(i, now);
+        }
+    }
+
     fn interrupt(&mut self) {
         (self.ack)(&mut self.device);
     }

@@ -1,5 +1,6 @@
 //! Handing a worker its id and ticket by protected call: the bytes
-//! `<id>\n<ticket>` travel in message registers, MR0 the byte count and
+//! `<id>\n<ticket>` (and `\nfault_after=<K>` for a worker the image's test
+//! knob makes fault) travel in message registers, MR0 the byte count and
 //! eight bytes per register after it, little-endian.
 
 use alloc::string::String;
@@ -45,12 +46,55 @@ pub fn get(ctx: &dyn Context, info: MsgInfo) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// `<id>\n<ticket>` split, if both parts are non-empty UTF-8.
-pub fn parse(bytes: &[u8]) -> Option<(String, String)> {
-    let text = core::str::from_utf8(bytes).ok()?;
-    let (id, ticket) = text.split_once('\n')?;
-    if id.is_empty() || ticket.is_empty() {
-        return None;
+/// What a worker is handed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Handover {
+    /// Its id.
+    pub id: String,
+    /// Its ticket text.
+    pub ticket: String,
+    /// Fault after this many heartbeats past the boot script (test knob).
+    pub fault_after: Option<u32>,
+}
+
+impl Handover {
+    /// The bytes of the reply.
+    pub fn encode(&self) -> String {
+        match self.fault_after {
+            Some(k) => alloc::format!("{}\n{}\nfault_after={k}", self.id, self.ticket),
+            None => alloc::format!("{}\n{}", self.id, self.ticket),
+        }
     }
-    Some((String::from(id), String::from(ticket)))
+
+    /// The handover in `bytes`, if id and ticket are non-empty UTF-8 and
+    /// anything after them is a well-formed `fault_after`.
+    pub fn parse(bytes: &[u8]) -> Option<Handover> {
+        let text = core::str::from_utf8(bytes).ok()?;
+        let (id, rest) = text.split_once('\n')?;
+        let (ticket, fault_after) = match rest.split_once('\n') {
+            Some((ticket, knob)) => (
+                ticket,
+                Some(knob.strip_prefix("fault_after=")?.parse().ok()?),
+            ),
+            None => (rest, None),
+        };
+        if id.is_empty() || ticket.is_empty() {
+            return None;
+        }
+        Some(Handover {
+            id: String::from(id),
+            ticket: String::from(ticket),
+            fault_after,
+        })
+    }
+}
+
+impl core::fmt::Debug for Handover {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Never the ticket.
+        f.debug_struct("Handover")
+            .field("id", &self.id)
+            .field("fault_after", &self.fault_after)
+            .finish_non_exhaustive()
+    }
 }

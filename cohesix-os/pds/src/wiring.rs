@@ -3,7 +3,7 @@
 //! compares its symbols with the system file, and the simulator's tests
 //! boot that same file.
 
-use cohesix_abi::Channel;
+use cohesix_abi::{Channel, Child};
 
 /// The largest 9P message in the system. The Linux client needs at least
 /// 4096; 8 KiB lets a whole telemetry page through in one read. Every ring
@@ -14,8 +14,37 @@ pub const MSIZE: u32 = 8192;
 /// ring's control block, rounded up to pages (four pages).
 pub const RING_MIN_BYTES: usize = 0x4000;
 
-/// Worker ids NineDoor spawns, in the order of its worker links.
+/// Worker ids NineDoor spawns at boot (into the first free slots).
 pub const WORKER_IDS: [&str; 2] = ["w1", "w2"];
+
+/// Heartbeat worker slots: child PDs of NineDoor (`worker1`..`worker4`),
+/// stopped while free. Four: the two boot workers and two more the Queen
+/// may spawn (a `spawn` beyond them fails with `ENOSPC`). Each slot costs
+/// a PD (4 MiB heap, 64 KiB stack), two ring regions, a channel to
+/// NineDoor and one from the timer; Microkit allows 63 PDs and 62 channels
+/// a PD, so the pool could grow to about 28 before NineDoor's or the
+/// timer's channel ids run out, but memory in QEMU's 2 GiB and boot time
+/// say keep it small until a workload needs more.
+pub const HEARTBEAT_SLOTS: usize = 4;
+
+/// What kind of worker a slot runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotKind {
+    /// `worker.elf`: a heartbeat worker.
+    Heartbeat,
+}
+
+/// One worker slot as NineDoor sees it: the child PD, its kind and its
+/// ring pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotSpec {
+    /// The PD's child id under NineDoor.
+    pub child: Child,
+    /// What it runs.
+    pub kind: SlotKind,
+    /// The ring pair (its channel also carries the ticket call).
+    pub link: LinkSpec,
+}
 
 /// Heartbeat lines a worker appends after its boot line.
 pub const HEARTBEATS: u32 = 3;
@@ -39,8 +68,8 @@ pub struct LinkSpec {
 
 /// NineDoor's side.
 pub mod ninedoor {
-    use super::LinkSpec;
-    use cohesix_abi::Channel;
+    use super::{HEARTBEAT_SLOTS, LinkSpec, SlotKind, SlotSpec};
+    use cohesix_abi::{Channel, Child};
 
     /// The link to the device PD.
     pub const DEVICE: LinkSpec = LinkSpec {
@@ -48,19 +77,26 @@ pub mod ninedoor {
         rx: "dev_rx",
         tx: "dev_tx",
     };
-    /// The links to the workers, in [`WORKER_IDS`](super::WORKER_IDS) order.
-    pub const WORKERS: [LinkSpec; 2] = [
-        LinkSpec {
-            channel: Channel::fixed(1),
-            rx: "w1_rx",
-            tx: "w1_tx",
-        },
-        LinkSpec {
-            channel: Channel::fixed(2),
-            rx: "w2_rx",
-            tx: "w2_tx",
-        },
+    /// The worker slots: slot `n` (1-based) is child `n`, on channel
+    /// `10 + n`, over regions `w<n>_rx`/`w<n>_tx`.
+    pub const SLOTS: [SlotSpec; HEARTBEAT_SLOTS] = [
+        slot(1, "w1_rx", "w1_tx"),
+        slot(2, "w2_rx", "w2_tx"),
+        slot(3, "w3_rx", "w3_tx"),
+        slot(4, "w4_rx", "w4_tx"),
     ];
+
+    const fn slot(n: u8, rx: &'static str, tx: &'static str) -> SlotSpec {
+        SlotSpec {
+            child: Child::fixed(n),
+            kind: SlotKind::Heartbeat,
+            link: LinkSpec {
+                channel: Channel::fixed(10 + n),
+                rx,
+                tx,
+            },
+        }
+    }
     /// The link to the network PD (9P over TCP from the host).
     pub const NET: LinkSpec = LinkSpec {
         channel: Channel::fixed(3),
@@ -71,8 +107,9 @@ pub mod ninedoor {
     /// and the seed of its ticket ids.
     pub const SEED: &str = "seed";
     /// Region symbols, for the image's patched variables.
-    pub const REGIONS: [&str; 9] = [
-        "dev_rx", "dev_tx", "w1_rx", "w1_tx", "w2_rx", "w2_tx", "seed", "net_rx", "net_tx",
+    pub const REGIONS: [&str; 13] = [
+        "dev_rx", "dev_tx", "w1_rx", "w1_tx", "w2_rx", "w2_tx", "w3_rx", "w3_tx", "w4_rx", "w4_tx",
+        "seed", "net_rx", "net_tx",
     ];
 }
 
@@ -99,10 +136,16 @@ pub mod timer {
 
     /// The RTC's interrupt.
     pub const IRQ: Channel = Channel::fixed(0);
-    /// The channels to the workers, in [`WORKER_IDS`](super::WORKER_IDS)
-    /// order; each worker hears the tick on
-    /// [`worker::TICK`](super::worker::TICK).
-    pub const WORKERS: [Channel; 2] = [Channel::fixed(1), Channel::fixed(2)];
+    /// The channels to the worker slots (slot `n` on `10 + n`, as on
+    /// NineDoor's side); each worker hears the tick on
+    /// [`worker::TICK`](super::worker::TICK), running or not (a stopped
+    /// slot's notification waits for its restart).
+    pub const WORKERS: [Channel; super::HEARTBEAT_SLOTS] = [
+        Channel::fixed(11),
+        Channel::fixed(12),
+        Channel::fixed(13),
+        Channel::fixed(14),
+    ];
     /// The channel to the network PD, which hears the tick on
     /// [`device::TICK`](super::device::TICK) (TCP retransmissions).
     pub const NET: Channel = Channel::fixed(3);
@@ -156,3 +199,7 @@ pub mod call {
     /// NineDoor's next notification.
     pub const NOT_READY: u64 = 2;
 }
+
+/// An address no PD maps (below every image's 2 MiB load address): where
+/// a worker told to fault reads.
+pub const FAULT_VADDR: u64 = 0x10;

@@ -8,10 +8,15 @@
 //! on every tick of the timer PD ([`wiring::worker::TICK`]); a tick that
 //! arrives while a heartbeat is still on its way is counted in the next
 //! line (`missed=N`).
+//!
+//! All its state lives in the handler, built at the image's entry point,
+//! so a restart by NineDoor (which reloads no memory) starts it clean. A
+//! worker handed `fault_after=K` (the image's test knob) reads an unmapped
+//! address after K ticks' heartbeats: a real fault for NineDoor to catch.
 
 use crate::link::{Link, LinkError};
 use crate::ticket;
-use crate::wiring::{self, HEARTBEATS, MSIZE, WORKER_IDS, call};
+use crate::wiring::{self, FAULT_VADDR, HEARTBEATS, MSIZE, WORKER_IDS, call};
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -60,6 +65,8 @@ pub struct HeartbeatPd {
     frame: Vec<u8>,
     /// Ticks that came while a heartbeat was in flight.
     missed: u32,
+    /// Fault after this many ticks' heartbeats (test knob).
+    fault_after: Option<u32>,
 }
 
 impl core::fmt::Debug for HeartbeatPd {
@@ -97,6 +104,7 @@ impl HeartbeatPd {
             req: Vec::new(),
             frame: Vec::new(),
             missed: 0,
+            fault_after: None,
         })
     }
 
@@ -109,10 +117,14 @@ impl HeartbeatPd {
         if reply.label() != call::OK {
             return;
         }
-        match ticket::get(ctx, reply).as_deref().and_then(ticket::parse) {
-            Some((id, ticket)) => {
-                self.id = Some(id);
-                self.ticket = Some(ticket);
+        match ticket::get(ctx, reply)
+            .as_deref()
+            .and_then(ticket::Handover::parse)
+        {
+            Some(h) => {
+                self.id = Some(h.id);
+                self.ticket = Some(h.ticket);
+                self.fault_after = h.fault_after;
             }
             None => ctx.debug("worker: malformed ticket reply\n"),
         }
@@ -315,6 +327,16 @@ impl HeartbeatPd {
     fn tick(&mut self, ctx: &mut dyn Context) {
         match self.step {
             Step::Live(n) => {
+                if self
+                    .fault_after
+                    .is_some_and(|k| n >= HEARTBEATS.saturating_add(k))
+                {
+                    ctx.debug(&format!(
+                        "{}: test knob: faulting at {FAULT_VADDR:#x} after {n} heartbeats\n",
+                        ctx.name()
+                    ));
+                    ctx.crash_at(FAULT_VADDR);
+                }
                 let next = Step::Beat(n.wrapping_add(1));
                 if self.request(next, ctx) {
                     self.step = next;

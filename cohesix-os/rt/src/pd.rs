@@ -4,10 +4,11 @@ extern crate alloc;
 
 use cohesix_abi::microkit::{
     BADGE_ENDPOINT_BIT, BADGE_FAULT_BIT, BASE_ENDPOINT_CAP, BASE_IRQ_CAP,
-    BASE_OUTPUT_NOTIFICATION_CAP, CHANNEL_MASK, INPUT_CAP, IPC_BUFFER, IRQ_ACK_LABEL, MONITOR_EP,
-    MSG_MAX_LENGTH, PD_NAME_LENGTH, REPLY_CAP,
+    BASE_OUTPUT_NOTIFICATION_CAP, BASE_TCB_CAP, CHANNEL_MASK, INPUT_CAP, IPC_BUFFER, IRQ_ACK_LABEL,
+    MONITOR_EP, MSG_MAX_LENGTH, PD_ENTRY, PD_NAME_LENGTH, PD_STACK_TOP, REPLY_CAP,
+    TCB_SUSPEND_LABEL, TCB_WRITE_REGISTERS_LABEL,
 };
-use cohesix_abi::{Channel, Context, Handler, MsgInfo};
+use cohesix_abi::{Channel, Child, Context, Fault, Handler, MsgInfo};
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::sync::atomic::AtomicU32;
@@ -218,6 +219,38 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 
 struct Sel4;
 
+/// Mask of the child id in a fault badge (libmicrokit's `PD_MASK`).
+const CHILD_MASK: u64 = 0xff;
+
+/// Reports a failed invocation on a child's TCB (the reply label is the
+/// seL4 error number; 0 is success).
+fn check_tcb(what: &str, child: Child, reply: u64) {
+    let error = MsgInfo::from_raw(reply).label();
+    if error != 0 {
+        debug_print(pd_name());
+        debug_print(what);
+        debug_print(": error on the TCB of child ");
+        put_decimal(u64::from(child.id()));
+        debug_print(" (seL4 error ");
+        put_decimal(error);
+        debug_print(")\n");
+    }
+}
+
+fn put_decimal(mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits[i..].iter().copied().for_each(put_char);
+}
+
 fn granted(mask: &Patched<u64>, ch: Channel, what: &str) -> bool {
     let ok = mask.get() & ch.bit() != 0;
     if !ok {
@@ -276,6 +309,35 @@ impl Context for Sel4 {
     fn uptime_ms(&self) -> u64 {
         uptime_ms()
     }
+    fn pd_restart(&mut self, child: Child) {
+        // seL4_TCB_WriteRegisters(tcb, resume, arch_flags 0, count 2, {pc,
+        // sp}): MR0 = resume | flags << 8, MR1 = count, then the registers
+        // in seL4_UserContext order. Unlike libmicrokit, which writes only
+        // pc, the stack pointer is reset too: a child that faulted on a
+        // full stack must not restart on it.
+        self.set_mr(0, 1);
+        self.set_mr(1, 2);
+        self.set_mr(2, PD_ENTRY);
+        self.set_mr(3, PD_STACK_TOP);
+        let cap = BASE_TCB_CAP + u64::from(child.id());
+        let info = MsgInfo::new(TCB_WRITE_REGISTERS_LABEL, 4);
+        let (_, reply) = syscall(SYS_CALL, cap, info.raw(), 0, 0);
+        check_tcb(" microkit_pd_restart", child, reply);
+    }
+    fn pd_stop(&mut self, child: Child) {
+        let cap = BASE_TCB_CAP + u64::from(child.id());
+        let info = MsgInfo::new(TCB_SUSPEND_LABEL, 0);
+        let (_, reply) = syscall(SYS_CALL, cap, info.raw(), 0, 0);
+        check_tcb(" microkit_pd_stop", child, reply);
+    }
+    fn crash_at(&mut self, vaddr: u64) -> ! {
+        // SAFETY: a deliberate read of an address the caller chose to be
+        // unmapped: the kernel stops this thread with a VM fault before the
+        // load completes, and its parent receives the fault. A mapped
+        // address just yields a value, and the PD aborts below.
+        let _ = unsafe { (vaddr as *const u64).read_volatile() };
+        abort("crash_at: the address was mapped")
+    }
 }
 
 /// libmicrokit's `main` and `handler_loop`, around `handler`.
@@ -306,7 +368,18 @@ pub fn run(handler: &mut dyn Handler) -> ! {
                 handler.protected(c, MsgInfo::from_raw(tag), ctx)
             }));
         } else if badge >> BADGE_FAULT_BIT & 1 != 0 {
-            debug_print("unexpected fault badge: this PD has no children\n");
+            let id = (badge & CHILD_MASK) as u8;
+            match Child::new(id) {
+                Some(child) => {
+                    let msg = MsgInfo::from_raw(tag);
+                    let fault = Fault::decode(msg.label(), |i| ctx.mr(i));
+                    if handler.fault(child, fault, ctx) {
+                        // Resume the child where it faulted.
+                        reply = Some(MsgInfo::new(0, 0));
+                    }
+                }
+                None => debug_print("fault badge names no child id\n"),
+            }
         } else {
             (0..62u8)
                 .filter(|i| badge & (1 << i) != 0)

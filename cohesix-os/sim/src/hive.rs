@@ -11,6 +11,7 @@ use cohesix_pds::wiring::device::IRQ;
 use cohesix_pds::wiring::timer;
 use cohesix_pds::{DevicePd, HeartbeatPd, NineDoorPd, TimerPd};
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 /// Deliveries allowed before a boot or an exchange counts as a livelock.
 pub const MAX_STEPS: usize = 10_000;
@@ -52,25 +53,25 @@ pub fn factories(host: &HostPipe, net: &HostPipe) -> BTreeMap<String, Factory> {
     let mut f: BTreeMap<String, Factory> = BTreeMap::new();
     f.insert(
         "ninedoor.elf".into(),
-        Box::new(|env: &PdEnv<'_>| boxed(NineDoorPd::new(env))),
+        Rc::new(|env: &PdEnv<'_>| boxed(NineDoorPd::new(env))),
     );
     f.insert(
         "worker.elf".into(),
-        Box::new(|env: &PdEnv<'_>| boxed(HeartbeatPd::new(env))),
+        Rc::new(|env: &PdEnv<'_>| boxed(HeartbeatPd::new(env))),
     );
     f.insert(
         "timer.elf".into(),
-        Box::new(|env: &PdEnv<'_>| boxed(TimerPd::new(env))),
+        Rc::new(|env: &PdEnv<'_>| boxed(TimerPd::new(env))),
     );
     let port = net.clone();
     f.insert(
         "net.elf".into(),
-        Box::new(move |env: &PdEnv<'_>| boxed(DevicePd::new(port.clone(), env))),
+        Rc::new(move |env: &PdEnv<'_>| boxed(DevicePd::new(port.clone(), env))),
     );
     let port = host.clone();
     f.insert(
         "device.elf".into(),
-        Box::new(move |env: &PdEnv<'_>| boxed(DevicePd::new(port.clone(), env))),
+        Rc::new(move |env: &PdEnv<'_>| boxed(DevicePd::new(port.clone(), env))),
     );
     f
 }

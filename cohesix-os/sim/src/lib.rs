@@ -14,7 +14,7 @@ mod sim;
 pub mod system;
 
 pub use pipe::HostPipe;
-pub use sim::{Factory, PdEnv, SimError, SimHandler, Simulator};
+pub use sim::{Factory, PdEnv, PdState, SimError, SimHandler, Simulator};
 pub use system::{System, SystemError};
 
 /// The system file the image is built from.

@@ -22,6 +22,8 @@ struct Queues {
     events: VecDeque<PortEvent>,
     next: ConnId,
     current: ConnId,
+    /// Connections the device closed (framing lost), in order.
+    closed_by_device: Vec<ConnId>,
 }
 
 impl Default for Queues {
@@ -31,6 +33,7 @@ impl Default for Queues {
             events: VecDeque::from([PortEvent::Opened(0)]),
             next: 1,
             current: 0,
+            closed_by_device: Vec::new(),
         }
     }
 }
@@ -94,6 +97,11 @@ impl HostPipe {
         }
     }
 
+    /// Whether the device closed `conn` (as a TCP peer sees a reset).
+    pub fn closed_by_device(&self, conn: ConnId) -> bool {
+        self.0.borrow().closed_by_device.contains(&conn)
+    }
+
     /// The newest connection ends and a new one begins (a host that
     /// reconnects).
     pub fn reconnect(&self) -> ConnId {
@@ -123,6 +131,13 @@ impl HostPort for HostPipe {
     fn write(&mut self, conn: ConnId, data: &[u8]) {
         if let Some(c) = self.0.borrow_mut().conns.get_mut(&conn) {
             c.from_device.extend_from_slice(data);
+        }
+    }
+
+    fn close(&mut self, conn: ConnId) {
+        let mut q = self.0.borrow_mut();
+        if q.conns.remove(&conn).is_some() {
+            q.closed_by_device.push(conn);
         }
     }
 }

@@ -11,7 +11,14 @@
 //! callee's `protected` synchronously and copy the message registers both
 //! ways; an IRQ is masked from delivery until the PD acknowledges it; a
 //! channel operation the system file did not grant is refused with a
-//! message, as libmicrokit refuses it. What differs: entry points always
+//! message, as libmicrokit refuses it. A parent stops and restarts its
+//! children (a restart builds the child's handler afresh from its factory,
+//! as the image's entry point does, and runs its `init` when it is next
+//! scheduled); a handler that panics has faulted: it runs no more, and the
+//! fault goes to its parent's `fault` entry (a [`Context::crash_at`] is a
+//! VM fault at that address, any other panic a user exception, as the
+//! image's `abort` raises), or to the console as the monitor reports a PD
+//! with no parent. What differs: entry points always
 //! run to completion (a higher-priority PD signalled mid-handler runs when
 //! the handler returns, not at the signal), budgets and periods are not
 //! enforced, and mapping permissions are checked in the file but not
@@ -19,10 +26,13 @@
 
 use crate::system::{MemoryRegion, ProtectionDomain, System};
 use cohesix_abi::microkit::MSG_MAX_LENGTH;
-use cohesix_abi::{Channel, Context, Handler, MsgInfo, Regions};
+use cohesix_abi::{Channel, Child, Context, Fault, FaultKind, Handler, MsgInfo, Regions};
 use std::any::Any;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A PD handler the simulator can also hand back to a test.
@@ -43,8 +53,38 @@ impl Regions for PdEnv<'_> {
 }
 
 /// Builds the handler of every PD whose `program_image` it is registered
-/// for.
-pub type Factory = Box<dyn Fn(&PdEnv<'_>) -> Result<Box<dyn SimHandler>, String>>;
+/// for (again at every restart of a child).
+pub type Factory = Rc<dyn Fn(&PdEnv<'_>) -> Result<Box<dyn SimHandler>, String>>;
+
+/// The panic payload of [`Context::crash_at`] in the simulator.
+struct SimFault {
+    vaddr: u64,
+}
+
+/// Keeps the default panic message for real panics and says nothing for
+/// the deliberate faults of `crash_at`.
+fn quiet_sim_faults() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<SimFault>().is_none() {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Whether a PD runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PdState {
+    /// Scheduled as usual.
+    Running,
+    /// Stopped by its parent.
+    Stopped,
+    /// Faulted: waiting for its parent (or forever, without one).
+    Faulted,
+}
 
 /// Why the simulation stopped or refused to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +142,17 @@ struct Slot {
     priority: u8,
     handler: Option<Box<dyn SimHandler>>,
     initialised: bool,
+    state: PdState,
+    /// Restarted: `init` runs on its next turn.
+    needs_init: bool,
+    factory: Factory,
+    by_symbol: BTreeMap<String, &'static [AtomicU32]>,
+    /// Child id → PD index.
+    children: BTreeMap<u8, usize>,
+    /// Faults of children not yet delivered to this PD.
+    faults: VecDeque<(Child, Fault)>,
+    /// Entry points run (init, notifications, faults, protected calls).
+    entries: usize,
     /// Notification bits raised and not yet delivered.
     pending: u64,
     /// IRQs delivered and not yet acknowledged.
@@ -183,13 +234,17 @@ impl Simulator {
                     by_symbol.insert(sym.clone(), *region);
                 }
             }
-            let env = PdEnv { pd, by_symbol };
             let factory = factories
                 .get(&pd.program_image)
                 .ok_or_else(|| SimError::NoFactory {
                     pd: pd.name.clone(),
                     image: pd.program_image.clone(),
-                })?;
+                })?
+                .clone();
+            let env = PdEnv {
+                pd,
+                by_symbol: by_symbol.clone(),
+            };
             let handler = factory(&env).map_err(|why| SimError::Build {
                 pd: pd.name.clone(),
                 why,
@@ -200,6 +255,16 @@ impl Simulator {
                 priority: pd.priority,
                 handler: Some(handler),
                 initialised: false,
+                state: PdState::Running,
+                needs_init: false,
+                factory,
+                by_symbol,
+                children: system
+                    .children(slots.len())
+                    .map(|(i, id)| (id, i))
+                    .collect(),
+                faults: VecDeque::new(),
+                entries: 0,
                 pending: 0,
                 irq_masked: 0,
                 irq_latched: 0,
@@ -223,6 +288,7 @@ impl Simulator {
                 }
             }
         }
+        quiet_sim_faults();
         Ok(Simulator {
             system,
             slots,
@@ -250,13 +316,71 @@ impl Simulator {
     }
 
     fn init(&mut self, pd: usize) {
-        if self.slots[pd].initialised {
+        let s = &mut self.slots[pd];
+        if s.initialised || s.state != PdState::Running {
             return;
         }
-        self.slots[pd].initialised = true;
+        s.initialised = true;
+        s.needs_init = false;
+        s.entries += 1;
         if let Some(mut h) = self.slots[pd].handler.take() {
-            h.init(&mut SimCtx { sim: self, pd });
-            self.slots[pd].handler = Some(h);
+            let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+                h.init(&mut SimCtx { sim: self, pd });
+            }));
+            self.finish_entry(pd, h, ran);
+        }
+    }
+
+    /// Puts `h` back after an entry point of `pd`, or, if it panicked,
+    /// marks `pd` faulted and reports the fault to its parent.
+    fn finish_entry(
+        &mut self,
+        pd: usize,
+        h: Box<dyn SimHandler>,
+        ran: Result<(), Box<dyn Any + Send>>,
+    ) {
+        match ran {
+            Ok(()) => {
+                // A parent may have stopped or restarted this PD from
+                // inside a call it made (never its own handler then).
+                if self.slots[pd].state == PdState::Running && self.slots[pd].handler.is_none() {
+                    self.slots[pd].handler = Some(h);
+                }
+            }
+            Err(payload) => {
+                drop(h);
+                let fault = match payload.downcast_ref::<SimFault>() {
+                    Some(f) => Fault {
+                        kind: FaultKind::Vm {
+                            prefetch: false,
+                            fsr: 0,
+                        },
+                        ip: 0,
+                        addr: f.vaddr,
+                    },
+                    None => Fault {
+                        kind: FaultKind::UserException { number: 0, code: 0 },
+                        ip: 0,
+                        addr: 0,
+                    },
+                };
+                self.fault(pd, fault);
+            }
+        }
+    }
+
+    fn fault(&mut self, pd: usize, fault: Fault) {
+        let s = &mut self.slots[pd];
+        s.state = PdState::Faulted;
+        s.handler = None;
+        s.needs_init = false;
+        let parent = self.system.pds[pd].parent;
+        match parent.and_then(|(p, id)| Some((p, Child::new(id)?))) {
+            Some((p, child)) => self.slots[p].faults.push_back((child, fault)),
+            None => {
+                let line = format!("MON|ERROR: PD '{}' faulted: {fault}\n", self.slots[pd].name);
+                self.console.push_str(&line);
+            }
         }
     }
 
@@ -290,7 +414,11 @@ impl Simulator {
     fn next_runnable(&self) -> Option<usize> {
         let mut best: Option<usize> = None;
         for (i, s) in self.slots.iter().enumerate() {
-            if s.pending != 0 && best.is_none_or(|b| s.priority > self.slots[b].priority) {
+            let work = s.pending != 0 || s.needs_init || !s.faults.is_empty();
+            if s.state == PdState::Running
+                && work
+                && best.is_none_or(|b| s.priority > self.slots[b].priority)
+            {
                 best = Some(i);
             }
         }
@@ -300,18 +428,77 @@ impl Simulator {
     fn deliver(&mut self, pd: usize) {
         self.clock_ms += 1;
         self.deliveries += 1;
+        if self.slots[pd].needs_init {
+            self.init(pd);
+            return;
+        }
+        if let Some((child, fault)) = self.slots[pd].faults.pop_front() {
+            self.slots[pd].entries += 1;
+            let Some(mut h) = self.slots[pd].handler.take() else {
+                return;
+            };
+            let mut resume = false;
+            let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+                resume = h.fault(child, fault, &mut SimCtx { sim: self, pd });
+            }));
+            self.finish_entry(pd, h, ran);
+            if resume {
+                self.console
+                    .push_str("sim: resuming a faulted child is not modelled; it stays stopped\n");
+            }
+            return;
+        }
         let badge = std::mem::take(&mut self.slots[pd].pending);
         let Some(mut h) = self.slots[pd].handler.take() else {
             return;
         };
-        for id in 0..64u8 {
-            if badge & (1 << id) != 0
-                && let Some(ch) = Channel::new(id)
-            {
-                h.notified(ch, &mut SimCtx { sim: self, pd });
+        self.slots[pd].entries += 1;
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+            for id in 0..64u8 {
+                if badge & (1 << id) != 0
+                    && let Some(ch) = Channel::new(id)
+                {
+                    h.notified(ch, &mut SimCtx { sim: self, pd });
+                }
+            }
+        }));
+        self.finish_entry(pd, h, ran);
+    }
+
+    /// Builds `pd`'s handler afresh and schedules its `init`.
+    fn restart(&mut self, pd: usize) {
+        let env = PdEnv {
+            pd: &self.system.pds[pd],
+            by_symbol: self.slots[pd].by_symbol.clone(),
+        };
+        let built = (self.slots[pd].factory)(&env);
+        let s = &mut self.slots[pd];
+        match built {
+            Ok(h) => {
+                s.handler = Some(h);
+                s.state = PdState::Running;
+                s.initialised = false;
+                s.needs_init = true;
+            }
+            Err(why) => {
+                let line = format!("sim: PD '{}' could not be rebuilt: {why}\n", s.name);
+                s.handler = None;
+                s.state = PdState::Stopped;
+                self.console.push_str(&line);
             }
         }
-        self.slots[pd].handler = Some(h);
+    }
+
+    /// Whether `pd` is running, stopped by its parent, or faulted.
+    pub fn state(&self, pd: &str) -> Result<PdState, SimError> {
+        Ok(self.slots[self.index(pd)?].state)
+    }
+
+    /// Entry points `pd` has run so far (inits, notification deliveries,
+    /// faults of children, protected calls): a stopped PD's count stands
+    /// still.
+    pub fn entries(&self, pd: &str) -> Result<usize, SimError> {
+        Ok(self.slots[self.index(pd)?].entries)
     }
 
     fn index(&self, name: &str) -> Result<usize, SimError> {
@@ -367,6 +554,16 @@ impl Simulator {
     /// Notifications and IRQs delivered so far.
     pub fn deliveries(&self) -> usize {
         self.deliveries
+    }
+
+    fn refuse_child(&mut self, pd: usize, what: &str, child: Child) {
+        let line = format!(
+            "{} {what}: no child with id {}\n",
+            self.slots[pd].name,
+            child.id()
+        );
+        self.console.push_str(&line);
+        self.refusals.push(line);
     }
 
     fn refuse(&mut self, pd: usize, what: &str, ch: Channel) {
@@ -440,15 +637,19 @@ impl Context for SimCtx<'_> {
         let args = self.sim.slots[self.pd].mrs;
         self.sim.slots[callee].mrs[..n].copy_from_slice(&args[..n]);
         let their = Channel::new(their).unwrap_or(ch);
-        let reply = h.protected(
-            their,
-            msg,
-            &mut SimCtx {
-                sim: self.sim,
-                pd: callee,
-            },
-        );
-        self.sim.slots[callee].handler = Some(h);
+        self.sim.slots[callee].entries += 1;
+        let mut reply = MsgInfo::new(0, 0);
+        let ran = panic::catch_unwind(AssertUnwindSafe(|| {
+            reply = h.protected(
+                their,
+                msg,
+                &mut SimCtx {
+                    sim: self.sim,
+                    pd: callee,
+                },
+            );
+        }));
+        self.sim.finish_entry(callee, h, ran);
         let n = reply.count();
         let back = self.sim.slots[callee].mrs;
         self.sim.slots[self.pd].mrs[..n].copy_from_slice(&back[..n]);
@@ -471,5 +672,28 @@ impl Context for SimCtx<'_> {
 
     fn uptime_ms(&self) -> u64 {
         self.sim.clock_ms
+    }
+
+    fn pd_restart(&mut self, child: Child) {
+        match self.sim.slots[self.pd].children.get(&child.id()).copied() {
+            Some(target) => self.sim.restart(target),
+            None => self.sim.refuse_child(self.pd, "microkit_pd_restart", child),
+        }
+    }
+
+    fn pd_stop(&mut self, child: Child) {
+        match self.sim.slots[self.pd].children.get(&child.id()).copied() {
+            Some(target) => {
+                let s = &mut self.sim.slots[target];
+                s.state = PdState::Stopped;
+                s.handler = None;
+                s.needs_init = false;
+            }
+            None => self.sim.refuse_child(self.pd, "microkit_pd_stop", child),
+        }
+    }
+
+    fn crash_at(&mut self, vaddr: u64) -> ! {
+        panic::panic_any(SimFault { vaddr })
     }
 }

@@ -4,14 +4,14 @@
 //! for free from its priority rule and we state outright: protected calls
 //! form no cycle.
 //!
-//! Only what the Cohesix system uses is accepted; anything else (child PDs,
-//! virtual machines, I/O ports, unknown attributes) is refused by name
+//! Only what the Cohesix system uses is accepted; anything else (virtual
+//! machines, I/O ports, unknown attributes) is refused by name
 //! rather than silently ignored, so the file the simulator boots is the
 //! file the real tool would build.
 
 use cohesix_abi::microkit::{
-    DEFAULT_BUDGET_US, DEFAULT_STACK_SIZE, MAX_CHANNELS, MAX_PRIORITY, MAX_STACK_SIZE,
-    MIN_STACK_SIZE, MONITOR_NAME, PAGE_SIZE, PAGE_SIZES,
+    DEFAULT_BUDGET_US, DEFAULT_STACK_SIZE, MAX_CHANNELS, MAX_CHILD_ID, MAX_PRIORITY,
+    MAX_STACK_SIZE, MIN_STACK_SIZE, MONITOR_NAME, PAGE_SIZE, PAGE_SIZES,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -127,6 +127,9 @@ pub struct ProtectionDomain {
     pub irqs: Vec<Irq>,
     /// Its physical-address variables.
     pub paddr_vars: Vec<PaddrVar>,
+    /// For a child PD: its parent's index in [`System::pds`] and its id
+    /// there (the parent's TCB cap and fault badge for it).
+    pub parent: Option<(usize, u8)>,
     /// Line of its element.
     pub line: u32,
 }
@@ -315,18 +318,48 @@ fn parse_region(e: &Element<'_, '_>) -> Result<MemoryRegion, SystemError> {
     })
 }
 
+/// A PD as written: nested `<protection_domain>`s are its children, with
+/// the ids they have in it.
+struct PdTree {
+    pd: ProtectionDomain,
+    children: Vec<(u8, PdTree)>,
+}
+
+/// A child's `id`: required, `0..=MAX_CHILD_ID`.
+fn child_id(e: &Element<'_, '_>, name: &str) -> Result<u8, SystemError> {
+    let id = parse_number(e.req("id")?, e.line, "id")?;
+    match u8::try_from(id) {
+        Ok(i) if i <= MAX_CHILD_ID => Ok(i),
+        _ => Err(err(
+            Some(e.line),
+            format!(
+                "child PD '{name}': id {id} must be < {}",
+                u64::from(MAX_CHILD_ID) + 1
+            ),
+        )),
+    }
+}
+
 fn parse_pd(
     doc: &roxmltree::Document<'_>,
     e: &Element<'_, '_>,
-) -> Result<ProtectionDomain, SystemError> {
-    e.allow(&[
+    is_child: bool,
+) -> Result<PdTree, SystemError> {
+    let common = [
         "name",
         "priority",
         "budget",
         "period",
         "passive",
         "stack_size",
-    ])?;
+    ];
+    if is_child {
+        let mut attrs = common.to_vec();
+        attrs.push("id");
+        e.allow(&attrs)?;
+    } else {
+        e.allow(&common)?;
+    }
     let name = e.req("name")?.to_owned();
     let priority = e.number("priority")?.unwrap_or(0);
     let priority = match u8::try_from(priority) {
@@ -375,10 +408,23 @@ fn parse_pd(
         maps: Vec::new(),
         irqs: Vec::new(),
         paddr_vars: Vec::new(),
+        parent: None,
         line: e.line,
     };
+    let mut children: Vec<(u8, PdTree)> = Vec::new();
     for c in e.children(doc) {
         match c.name() {
+            "protection_domain" => {
+                let child = parse_pd(doc, &c, true)?;
+                let id = child_id(&c, &child.pd.name)?;
+                if children.iter().any(|(i, _)| *i == id) {
+                    return Err(err(
+                        Some(c.line),
+                        format!("duplicate child id {id} in protection domain '{}'", pd.name),
+                    ));
+                }
+                children.push((id, child));
+            }
             "program_image" => {
                 c.allow(&["path"])?;
                 if !pd.program_image.is_empty() {
@@ -457,7 +503,19 @@ fn parse_pd(
             format!("PD '{}' has no program_image", pd.name),
         ));
     }
-    Ok(pd)
+    Ok(PdTree { pd, children })
+}
+
+/// Appends `tree` to `pds` as Microkit's tool lists it: each PD, then its
+/// children (and theirs) right after it, each knowing its parent.
+fn flatten(tree: PdTree, parent: Option<(usize, u8)>, pds: &mut Vec<ProtectionDomain>) {
+    let PdTree { mut pd, children } = tree;
+    pd.parent = parent;
+    let me = pds.len();
+    pds.push(pd);
+    for (id, child) in children {
+        flatten(child, Some((me, id)), pds);
+    }
 }
 
 fn parse_channel(
@@ -533,7 +591,7 @@ impl System {
         // PDs first: channels may name PDs declared after them.
         for c in &children {
             match c.name() {
-                "protection_domain" => system.pds.push(parse_pd(&doc, c)?),
+                "protection_domain" => flatten(parse_pd(&doc, c, false)?, None, &mut system.pds),
                 "memory_region" => system.regions.push(parse_region(c)?),
                 "channel" => {}
                 other => {
@@ -599,9 +657,42 @@ impl System {
     fn check(&self) -> Result<(), SystemError> {
         self.check_irqs_and_ids()?;
         self.check_ppcs()?;
+        self.check_children()?;
         for pd in &self.pds {
             self.check_maps(pd)?;
             self.check_setvars(pd)?;
+        }
+        Ok(())
+    }
+
+    /// The children of `parent` (its index), with their ids.
+    pub fn children(&self, parent: usize) -> impl Iterator<Item = (usize, u8)> + '_ {
+        self.pds
+            .iter()
+            .enumerate()
+            .filter_map(move |(i, pd)| match pd.parent {
+                Some((p, id)) if p == parent => Some((i, id)),
+                _ => None,
+            })
+    }
+
+    /// Cohesix's rule for children, beyond Microkit's ids: a child runs
+    /// below its parent, so that a parent that stops or restarts it (or
+    /// handles its fault) is never preempted by it halfway.
+    fn check_children(&self) -> Result<(), SystemError> {
+        for pd in &self.pds {
+            if let Some((parent, id)) = pd.parent {
+                let p = &self.pds[parent];
+                if pd.priority >= p.priority {
+                    return Err(err(
+                        Some(pd.line),
+                        format!(
+                            "child PD '{}' (id {id}, priority {}) must have a lower priority than its parent '{}' ({})",
+                            pd.name, pd.priority, p.name, p.priority
+                        ),
+                    ));
+                }
+            }
         }
         Ok(())
     }

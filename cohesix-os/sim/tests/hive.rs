@@ -2,160 +2,18 @@
 //! the simulator from `cohesix.system`, driven from the host end of the
 //! device PD's console by a 9P client, as the Queen and as a worker.
 
-use cohesix_pds::mux::ConnId;
 use cohesix_pds::wiring::{HEARTBEATS, MSIZE, PASS_MARKER};
 use cohesix_pds::{BOOT_EPOCH, DevicePd, MAX_HOST_SESSIONS, NineDoorPd, TimerPd, boot_hive};
 use cohesix_sim::HostPipe;
 use cohesix_sim::hive::{HiveSim, HostLink};
 use ninedoor::secure9p_core::codec::{
-    Dialect, Fid, GetattrMask, LOpenFlags, Msg, Tattach, Tgetattr, Tlopen, Tread, Twalk, Twrite,
-    WalkNames,
+    Dialect, GetattrMask, LOpenFlags, Msg, Tgetattr, Tlopen, Tread, Twrite,
 };
 use ninedoor::secure9p_core::{Client, FsError};
 
-const SEED: [u8; 64] = [0x42; 64];
+mod common;
 
-/// A 9P session from the host, through the device PD.
-struct Host {
-    client: Client,
-    req: Vec<u8>,
-    via: HostLink,
-    conn: ConnId,
-}
-
-impl Host {
-    fn connect(hive: &mut HiveSim) -> Host {
-        Host::connect_via(hive, HostLink::Console)
-    }
-
-    fn connect_via(hive: &mut HiveSim, via: HostLink) -> Host {
-        let conn = match via {
-            HostLink::Console => hive.host.current(),
-            HostLink::Net => hive.net.current(),
-        };
-        Host::connect_on(hive, via, conn)
-    }
-
-    fn connect_on(hive: &mut HiveSim, via: HostLink, conn: ConnId) -> Host {
-        let mut h = Host {
-            client: Client::new(MSIZE),
-            req: Vec::new(),
-            via,
-            conn,
-        };
-        h.client.version(Dialect::Linux, &mut h.req).unwrap();
-        let rep = hive
-            .exchange_on(via, conn, &std::mem::take(&mut h.req))
-            .unwrap();
-        h.client.receive(&rep).expect("Rversion");
-        assert_eq!(h.client.msize(), MSIZE);
-        h
-    }
-
-    /// One request; the reply's message mapped by `f`, or its error.
-    fn rpc<'m, T>(
-        &mut self,
-        hive: &mut HiveSim,
-        msg: impl Into<Msg<'m>>,
-        f: impl FnOnce(Msg<'_>) -> T,
-    ) -> Result<T, FsError> {
-        self.client.request(msg, &mut self.req).unwrap();
-        let rep = hive
-            .exchange_on(self.via, self.conn, &std::mem::take(&mut self.req))
-            .unwrap();
-        assert!(!rep.is_empty(), "no reply came back through the host PD");
-        let reply = self.client.receive(&rep).expect("a reply frame");
-        reply.into_result().map(f)
-    }
-
-    fn attach(&mut self, hive: &mut HiveSim, uname: &str, ticket: &str) -> Result<Fid, FsError> {
-        let fid = self.client.alloc_fid();
-        self.rpc(
-            hive,
-            Tattach {
-                fid,
-                afid: Fid::NOFID,
-                uname,
-                aname: ticket,
-                n_uname: Some(0),
-            },
-            |_| fid,
-        )
-    }
-
-    /// Walks one element at a time, so the failing element's error comes back.
-    fn walk(&mut self, hive: &mut HiveSim, root: Fid, path: &str) -> Result<Fid, FsError> {
-        let fid = self.client.alloc_fid();
-        let none: [&str; 0] = [];
-        self.rpc(
-            hive,
-            Twalk {
-                fid: root,
-                newfid: fid,
-                wnames: WalkNames::new(&none).unwrap(),
-            },
-            |_| (),
-        )?;
-        for name in path.split('/').filter(|s| !s.is_empty()) {
-            let names = [name];
-            let walked = self.rpc(
-                hive,
-                Twalk {
-                    fid,
-                    newfid: fid,
-                    wnames: WalkNames::new(&names).unwrap(),
-                },
-                |m| matches!(m, Msg::Rwalk(w) if w.wqids.len() == 1),
-            )?;
-            if !walked {
-                return Err(FsError::NotFound);
-            }
-        }
-        Ok(fid)
-    }
-
-    fn read_all(&mut self, hive: &mut HiveSim, root: Fid, path: &str) -> Result<String, FsError> {
-        let fid = self.walk(hive, root, path)?;
-        self.rpc(
-            hive,
-            Tlopen {
-                fid,
-                flags: LOpenFlags::empty(),
-            },
-            |_| (),
-        )?;
-        let mut text = Vec::new();
-        loop {
-            let chunk = self.rpc(
-                hive,
-                Tread {
-                    fid,
-                    offset: text.len() as u64,
-                    count: MSIZE - 64,
-                },
-                |m| match m {
-                    Msg::Rread(r) => r.data.to_vec(),
-                    other => panic!("not an Rread: {other:?}"),
-                },
-            )?;
-            if chunk.is_empty() {
-                break;
-            }
-            text.extend_from_slice(&chunk);
-        }
-        Ok(String::from_utf8(text).expect("utf-8"))
-    }
-}
-
-fn booted() -> HiveSim {
-    let hive = HiveSim::boot(SEED).expect("hive boots");
-    assert!(
-        hive.sim.refusals().is_empty(),
-        "channel operations refused: {:?}",
-        hive.sim.refusals()
-    );
-    hive
-}
+use common::{Host, SEED, booted};
 
 #[test]
 fn hive_boots_and_workers_heartbeat() {
@@ -486,13 +344,21 @@ fn a_bad_ticket_is_refused_and_hostile_bytes_do_not_wedge_the_device() {
         host.attach(&mut hive, "queen", "c9t1.not-a-ticket")
             .is_err()
     );
-    // A size prefix above msize: the device PD drops the stream's bytes and
-    // carries on; a fresh session works afterwards.
+    // A size prefix above msize: the stream cannot be resynchronised, so
+    // the device PD closes the connection (and NineDoor its session); a
+    // fresh connection works at once.
     let back = hive.exchange(&u32::MAX.to_le_bytes()).unwrap();
     assert!(back.is_empty());
-    assert!(hive.sim.console().contains("device: connection 0: "));
-    assert!(hive.sim.console().contains("; bytes dropped"));
+    assert!(
+        hive.sim.console().contains(
+            "device: connection 0: frame size 4294967295 outside 7..=8192; connection closed"
+        ),
+        "{}",
+        hive.sim.console()
+    );
+    assert!(hive.host.closed_by_device(0));
     let queen = hive.queen_ticket().unwrap();
+    hive.host.open();
     let mut again = Host::connect(&mut hive);
     again
         .attach(&mut hive, "queen", &queen)

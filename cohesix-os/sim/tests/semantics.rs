@@ -84,7 +84,7 @@ fn sim(scripts: &[(&'static str, Vec<Action>)]) -> (Simulator, Trace) {
         let (t, script, name) = (trace.clone(), script.clone(), *name);
         f.insert(
             name.to_owned(),
-            Box::new(move |env: &PdEnv<'_>| {
+            Rc::new(move |env: &PdEnv<'_>| {
                 Ok(Box::new(Probe {
                     name: env.pd.name.clone(),
                     trace: t.clone(),

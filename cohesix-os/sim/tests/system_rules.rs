@@ -26,9 +26,32 @@ fn the_cohesix_system_passes() {
     let names: Vec<&str> = s.pds.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
-        ["timer", "device", "net", "ninedoor", "worker1", "worker2"]
+        [
+            "timer", "device", "net", "ninedoor", "worker1", "worker2", "worker3", "worker4"
+        ]
     );
-    assert_eq!(s.channels.len(), 7);
+    assert_eq!(s.channels.len(), 11);
+    // The worker slots are NineDoor's children, with the ids its code uses.
+    let ninedoor = s.pds.iter().position(|p| p.name == "ninedoor").unwrap();
+    let children: Vec<(&str, u8)> = s
+        .children(ninedoor)
+        .map(|(i, id)| (s.pds[i].name.as_str(), id))
+        .collect();
+    let slots: Vec<u8> = cohesix_pds::wiring::ninedoor::SLOTS
+        .iter()
+        .map(|slot| slot.child.id())
+        .collect();
+    assert_eq!(
+        children,
+        [
+            ("worker1", 1),
+            ("worker2", 2),
+            ("worker3", 3),
+            ("worker4", 4)
+        ]
+    );
+    assert_eq!(children.iter().map(|c| c.1).collect::<Vec<_>>(), slots);
+    assert!(s.pds.iter().filter(|p| p.parent.is_none()).count() == 4);
     let nd = s.pd("ninedoor").unwrap();
     let vaddrs: Vec<&str> = nd
         .maps
@@ -75,16 +98,16 @@ fn broken_systems_are_refused_with_clear_errors() {
         (
             "duplicate channel id in one PD",
             variant(
-                r#"<end pd="ninedoor" id="2" />"#,
-                r#"<end pd="ninedoor" id="1" />"#,
+                r#"<end pd="ninedoor" id="12" />"#,
+                r#"<end pd="ninedoor" id="11" />"#,
             ),
-            "duplicate channel id 1 in PD 'ninedoor'",
+            "duplicate channel id 11 in PD 'ninedoor'",
         ),
         (
             "ppc to lower priority",
             variant(
-                r#"<end pd="ninedoor" id="1" />"#,
-                r#"<end pd="ninedoor" id="1" pp="true" />"#,
+                r#"<end pd="ninedoor" id="11" />"#,
+                r#"<end pd="ninedoor" id="11" pp="true" />"#,
             )
             .replacen(
                 r#"<end pd="worker1" id="0" pp="true" />"#,
@@ -114,10 +137,46 @@ fn broken_systems_are_refused_with_clear_errors() {
         (
             "bidirectional ppc",
             variant(
-                r#"<end pd="ninedoor" id="1" />"#,
-                r#"<end pd="ninedoor" id="1" pp="true" />"#,
+                r#"<end pd="ninedoor" id="11" />"#,
+                r#"<end pd="ninedoor" id="11" pp="true" />"#,
             ),
             "cannot ppc bidirectionally",
+        ),
+        (
+            "duplicate child id",
+            variant(r#"name="worker2" id="2""#, r#"name="worker2" id="1""#),
+            "duplicate child id 1 in protection domain 'ninedoor'",
+        ),
+        (
+            "child id 62 (Microkit's PD_MAX_ID is 61)",
+            variant(r#"name="worker2" id="2""#, r#"name="worker2" id="62""#),
+            "child PD 'worker2': id 62 must be < 62",
+        ),
+        (
+            "child without an id",
+            variant(r#"name="worker2" id="2""#, r#"name="worker2""#),
+            "<protection_domain> is missing attribute 'id'",
+        ),
+        (
+            "id on a PD that is no child",
+            variant(
+                r#"name="device" priority="200""#,
+                r#"name="device" id="3" priority="200""#,
+            ),
+            "unknown attribute 'id'",
+        ),
+        (
+            "child at its parent's priority",
+            variant(
+                r#"name="worker1" id="1" priority="100""#,
+                r#"name="worker1" id="1" priority="150""#,
+            )
+            .replacen(
+                r#"<end pd="worker1" id="0" pp="true" />"#,
+                r#"<end pd="worker1" id="0" />"#,
+                1,
+            ),
+            "child PD 'worker1' (id 1, priority 150) must have a lower priority than its parent 'ninedoor' (150)",
         ),
         (
             "region size not page-sized",
@@ -215,7 +274,7 @@ fn errors_carry_the_line() {
     let e = System::parse(&xml).unwrap_err();
     let line = xml
         .lines()
-        .position(|l| l.contains(r#"protection_domain name="worker1" priority="100""#))
+        .position(|l| l.contains(r#"protection_domain name="worker1" id="1" priority="100""#))
         .unwrap() as u32
         + 1;
     // The second of the two worker1 elements.
