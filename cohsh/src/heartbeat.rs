@@ -270,7 +270,13 @@ pub fn main() -> ExitCode {
             interval: Duration::from_millis(cli.interval_ms),
             count: cli.count,
         };
-        let target = cli.target.target();
+        let target = match cli.target.target() {
+            Ok(t) => t,
+            Err(f) => {
+                eprintln!("worker-heartbeat: {f}");
+                return f.exit.code();
+            }
+        };
         eprintln!(
             "worker-heartbeat {id}: appending to {} at {target} every {} ms",
             worker.path(),

@@ -1,5 +1,5 @@
 //! A ticket-holding session with the hive over `secure9p-transport`'s
-//! client: connect (TCP or Unix socket), attach with the ticket in `aname`,
+//! client: connect (TCP, mutual TLS over TCP, or a Unix socket), attach with the ticket in `aname`,
 //! then file operations by path. Every call has a deadline, and every error
 //! comes back as a [`Failure`] that names the path and the exit code.
 //!
@@ -9,9 +9,11 @@
 
 use crate::exit::{self, Failure, Op};
 use crate::ticket::{Presented, TicketInfo};
+use ninedoor::host::TlsArgs;
 use ninedoor::secure9p_core::FsError;
 use ninedoor::secure9p_core::codec::{Fid, LOpenFlags, Msg, QidType, Rgetattr, Twalk, WalkNames};
 use secure9p_transport::client::{CallError, Connection, connect_tcp, connect_unix};
+use secure9p_transport::tls::{Identity, TlsClient, server_name_of};
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
@@ -40,14 +42,39 @@ pub struct TargetArgs {
     /// Seconds to wait for the hive to answer each request.
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, global = true)]
     pub timeout_s: f64,
+    /// Mutual TLS to the hive (`ninedoor cert client`).
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// The name the hive's TLS certificate must carry [default: the host of --addr].
+    #[arg(long, value_name = "NAME", global = true)]
+    pub tls_server_name: Option<String>,
 }
 
 impl TargetArgs {
-    /// The target named by the flags.
-    pub fn target(&self) -> Target {
-        match &self.unix {
-            Some(p) => Target::Unix(p.clone()),
-            None => Target::Tcp(self.addr.clone()),
+    /// The target named by the flags (TLS files read here, so a bad one is
+    /// a usage error before anything is sent).
+    pub fn target(&self) -> Result<Target, Failure> {
+        let files = self.tls.files().map_err(Failure::usage)?;
+        match (&self.unix, files) {
+            (Some(p), None) => Ok(Target::Unix(p.clone())),
+            (Some(_), Some(_)) => Err(Failure::usage(
+                "--tls-* is for TCP; the Unix socket is local and mode 0600",
+            )),
+            (None, None) => Ok(Target::Tcp(self.addr.clone())),
+            (None, Some(files)) => {
+                let client = Identity::load(&files)
+                    .and_then(|id| TlsClient::new(&id))
+                    .map_err(|e| Failure::usage(format!("tls: {e}")))?;
+                let server_name = match &self.tls_server_name {
+                    Some(n) => n.clone(),
+                    None => server_name_of(&self.addr).to_string(),
+                };
+                Ok(Target::Tls(TlsTarget {
+                    addr: self.addr.clone(),
+                    server_name,
+                    client,
+                }))
+            }
         }
     }
 
@@ -64,12 +91,37 @@ pub enum Target {
     Tcp(String),
     /// A Unix socket path.
     Unix(PathBuf),
+    /// `host:port` over mutual TLS.
+    Tls(TlsTarget),
 }
+
+/// A hive reached over mutual TLS.
+#[derive(Debug, Clone)]
+pub struct TlsTarget {
+    /// `host:port`.
+    pub addr: String,
+    /// The name its certificate must carry.
+    pub server_name: String,
+    /// This host's connector (its certificate, the CA).
+    pub client: TlsClient,
+}
+
+impl PartialEq for TlsTarget {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.addr, &self.server_name) == (&other.addr, &other.server_name)
+    }
+}
+
+impl Eq for TlsTarget {}
 
 impl fmt::Display for Target {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Target::Tcp(a) => f.write_str(a),
+            Target::Tls(t) if t.server_name == server_name_of(&t.addr) => {
+                write!(f, "tls:{}", t.addr)
+            }
+            Target::Tls(t) => write!(f, "tls:{} ({})", t.addr, t.server_name),
             Target::Unix(p) => write!(f, "unix:{}", p.display()),
         }
     }
@@ -116,6 +168,11 @@ impl Session {
             match target {
                 Target::Tcp(a) => connect_tcp(a.as_str(), msize).await,
                 Target::Unix(p) => connect_unix(p, msize).await,
+                Target::Tls(t) => {
+                    t.client
+                        .connect(t.addr.as_str(), &t.server_name, msize)
+                        .await
+                }
             }
         };
         let conn = match tokio::time::timeout(timeout, connect).await {

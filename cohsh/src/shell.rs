@@ -218,7 +218,7 @@ fn last_lines(data: &[u8], n: usize) -> &[u8] {
 impl Cli {
     async fn run(self) -> Result<(), Failure> {
         let ticket = self.ticket.resolve(true)?;
-        let target = self.target.target();
+        let target = self.target.target()?;
         let session = Session::connect(&target, &ticket, self.target.timeout()).await?;
         let json = self.json;
         match self.verb {

@@ -29,7 +29,33 @@ pub use error::TlsError;
 pub use identity::{Identity, TlsFiles};
 pub use tokio_rustls::client::TlsStream as ClientTlsStream;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// The name a client verifies by default: the host part of `host:port`
+/// (`[::1]:5640` gives `::1`, a bare host is itself).
+pub fn server_name_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// The secure-by-default rule for a listener: plain TCP only on a loopback
+/// address (where the Linux kernel's v9fs client, which has no TLS, and the
+/// tests run), unless the operator said `insecure_plain_tcp`. A TLS
+/// listener may bind anywhere.
+pub fn check_listener(
+    addr: SocketAddr,
+    tls: bool,
+    insecure_plain_tcp: bool,
+) -> Result<(), TlsError> {
+    if tls || insecure_plain_tcp || addr.ip().to_canonical().is_loopback() {
+        Ok(())
+    } else {
+        Err(TlsError::PlainOnNetwork(addr))
+    }
+}
 
 /// The one crypto provider every TLS config is built with.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {

@@ -1,7 +1,10 @@
 //! `gpu-bridge-host`: discovers GPUs (NVML, or `--mock`), prints their
 //! descriptors (`--list`), runs the executor self-test (`--selftest`), or
 //! serves `/gpu/<id>/…` over Secure9P TCP (`--listen`) with one worker
-//! thread per GPU running jobs on its best executor.
+//! thread per GPU running jobs on its best executor. With `--tls-cert/
+//! --tls-key/--tls-ca` it serves mutual TLS (NineDoor dials it with its own
+//! certificate); plain TCP on a non-loopback address is refused unless
+//! `--insecure-plain-tcp` is given.
 //!
 //! Exit status: 0 success, 1 a self-test case failed or serving failed, 2
 //! bad usage, 3 no NVML (or another discovery failure).
@@ -14,7 +17,9 @@ use gpu_bridge::{
 };
 use secure9p_core::TicketAuthority;
 use secure9p_transport::server::{ServeConfig, Shared, serve};
+use secure9p_transport::tls::{self, Identity, TlsFiles, TlsServer};
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +56,19 @@ struct Cli {
     /// only).
     #[arg(long, requires = "listen")]
     anonymous: bool,
+    /// Serve mutual TLS with this certificate, PEM (`ninedoor cert server`).
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    tls_cert: Option<PathBuf>,
+    /// Its private key, PEM, mode 0600.
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    tls_key: Option<PathBuf>,
+    /// The CA clients' certificates must chain to (`ninedoor cert ca`).
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    tls_ca: Option<PathBuf>,
+    /// Serve plain TCP on a non-loopback --listen anyway: tickets cross the
+    /// network in clear (only on a network you trust).
+    #[arg(long, requires = "listen")]
+    insecure_plain_tcp: bool,
     /// Stage a payload file as artefact NAME (repeatable).
     #[arg(long, value_name = "NAME=PATH")]
     stage: Vec<String>,
@@ -91,6 +109,23 @@ fn read_key(path: &std::path::Path) -> Result<[u8; 32], String> {
     Ok(key)
 }
 
+/// The TLS acceptor of `--tls-*`, if given (all three or none).
+fn tls_acceptor(cli: &Cli) -> Result<Option<TlsServer>, String> {
+    let files = TlsFiles::from_flags(
+        cli.tls_cert.as_deref(),
+        cli.tls_key.as_deref(),
+        cli.tls_ca.as_deref(),
+    )?;
+    let Some(files) = files else {
+        return Ok(None);
+    };
+    let identity = Identity::load(&files).map_err(|e| e.to_string())?;
+    let acceptor = TlsServer::new(&identity).map_err(|e| e.to_string())?;
+    Ok(Some(
+        acceptor.with_log(|line| eprintln!("gpu-bridge-host: {line}")),
+    ))
+}
+
 fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
     let tickets = match &cli.ticket_key_file {
         Some(path) => match read_key(path) {
@@ -101,6 +136,13 @@ fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
             }
         },
         None => None,
+    };
+    let acceptor = match tls_acceptor(cli) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("gpu-bridge-host: {e}");
+            return ExitCode::from(2);
+        }
     };
     if tickets.is_none() && !cli.anonymous {
         eprintln!(
@@ -146,8 +188,18 @@ fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
     };
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await?;
-        println!("listening on {}", listener.local_addr()?);
-        let running = serve(listener, Shared::new(server), ServeConfig::default());
+        let bound = listener.local_addr()?;
+        tls::check_listener(bound, acceptor.is_some(), cli.insecure_plain_tcp)
+            .map_err(std::io::Error::other)?;
+        println!("listening on {bound}");
+        let (shared, config) = (Shared::new(server), ServeConfig::default());
+        let running = match acceptor {
+            Some(acceptor) => {
+                println!("tls: mutual TLS 1.3, clients' certificates from the --tls-ca");
+                tls::serve(listener, acceptor, shared, config)
+            }
+            None => serve(listener, shared, config),
+        };
         tokio::signal::ctrl_c().await?;
         eprintln!("gpu-bridge-host: shutting down");
         running.shutdown().await;

@@ -8,9 +8,16 @@
 //! config error, 2 when it could not start (address in use, unwritable
 //! ticket file, unusable key or GPU bridge settings). GPU bridges are
 //! connected in the background; their state goes to stderr.
+//!
+//! With `--tls-cert/--tls-key/--tls-ca` the TCP listener and the links to
+//! GPU bridges speak mutual TLS; a listener on a non-loopback address
+//! without them refuses to start unless `--insecure-plain-tcp` is given.
+//! `ninedoor cert ca|server|client` makes those files.
 
-use clap::Parser;
-use ninedoor::host::{Host, HostConfig};
+use clap::{Parser, Subcommand};
+use ninedoor::host::cert_files::{make_ca, make_leaf};
+use ninedoor::host::{Host, HostConfig, TlsArgs};
+use secure9p_transport::tls::certs::{DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, Usage};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,9 +56,96 @@ struct Cli {
     /// bytes or 64 hex digits, mode 0600. Not the hive key.
     #[arg(long, value_name = "FILE")]
     gpu_bridge_key: Option<PathBuf>,
+    /// Mutual TLS on the TCP listener and the bridge links.
+    #[command(flatten)]
+    tls: TlsArgs,
+    /// Serve plain TCP on a non-loopback --listen anyway: tickets cross the
+    /// network in clear (only on a network you trust).
+    #[arg(long)]
+    insecure_plain_tcp: bool,
     /// Print the configuration in force as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make TLS certificates: a hive CA, then server and client
+    /// certificates it signs (PEM, every file mode 0600, never overwritten).
+    Cert {
+        #[command(subcommand)]
+        kind: CertKind,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertKind {
+    /// A new CA: DIR/ca.pem (every host's --tls-ca) and DIR/ca.key (keep it
+    /// off the hosts).
+    Ca {
+        /// Where to write (created mode 0700).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Days it is valid.
+        #[arg(long, default_value_t = DEFAULT_CA_DAYS)]
+        days: u32,
+    },
+    /// A listener's certificate (ninedoor, gpu-bridge-host), signed by
+    /// DIR/ca.*: DIR/NAME.pem and DIR/NAME.key. Clients must dial NAME or
+    /// one of the --also names. It is also good for dialling out (NineDoor's
+    /// bridge links).
+    Server {
+        /// The host's DNS name or IP address (and the files' name).
+        name: String,
+        /// More DNS names or IP addresses the host is dialled by (repeatable).
+        #[arg(long, value_name = "NAME")]
+        also: Vec<String>,
+        /// The CA's directory, where the files go too.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Days it is valid.
+        #[arg(long, default_value_t = DEFAULT_LEAF_DAYS)]
+        days: u32,
+    },
+    /// A client's certificate (cohsh, worker-heartbeat), signed by
+    /// DIR/ca.*: DIR/NAME.pem and DIR/NAME.key.
+    Client {
+        /// Who it is for (a DNS-style name: the files' name too).
+        name: String,
+        /// The CA's directory, where the files go too.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// Days it is valid.
+        #[arg(long, default_value_t = DEFAULT_LEAF_DAYS)]
+        days: u32,
+    },
+}
+
+fn cert(kind: &CertKind) -> ExitCode {
+    let written = match kind {
+        CertKind::Ca { dir, days } => make_ca(dir, *days),
+        CertKind::Server {
+            name,
+            also,
+            dir,
+            days,
+        } => make_leaf(dir, Usage::Server, name, also, *days),
+        CertKind::Client { name, dir, days } => make_leaf(dir, Usage::Client, name, &[], *days),
+    };
+    match written {
+        Ok(files) => {
+            for f in files {
+                println!("ninedoor cert: wrote {} (mode 0600)", f.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ninedoor cert: {e}");
+            ExitCode::from(EXIT_START)
+        }
+    }
 }
 
 const AFTER_HELP: &str = "\
@@ -60,6 +154,8 @@ Examples:
   ninedoor --listen 127.0.0.1:0 --ticket-file ./queen.ticket
   ninedoor --config /etc/cohesix/ninedoor.toml --unix /run/cohesix/ninedoor.sock
   ninedoor --gpu-bridge 127.0.0.1:5650 --gpu-bridge-key /etc/cohesix/bridge.key
+  ninedoor cert ca --dir ./pki && ninedoor cert server queen.example --dir ./pki
+  ninedoor --listen 0.0.0.0:5640 --tls-cert pki/queen.example.pem --tls-key pki/queen.example.key --tls-ca pki/ca.pem
 Then drive it with cohsh, e.g. `cohsh ls /`, `cohsh spawn heartbeat w1` or `cohsh gpu list`.";
 
 /// Usage or config errors.
@@ -93,6 +189,12 @@ fn config(cli: &Cli) -> Result<HostConfig, String> {
     if let Some(path) = &cli.gpu_bridge_key {
         config.gpu.key_file = Some(path.clone());
     }
+    if let Some(files) = cli.tls.files()? {
+        config.tls = Some(files.into());
+    }
+    if cli.insecure_plain_tcp {
+        config.insecure_plain_tcp = true;
+    }
     Ok(config)
 }
 
@@ -120,6 +222,9 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
+    if let Some(Command::Cert { kind }) = &cli.command {
+        return cert(kind);
+    }
     let config = match config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -150,6 +255,12 @@ fn main() -> ExitCode {
             }
         };
         println!("ninedoor listening on tcp {}", host.tcp_addr());
+        if let Some(tls) = config.tls.as_ref().filter(|_| host.tls()) {
+            println!(
+                "ninedoor tls: mutual TLS 1.3 on tcp and the bridge links, peers' certificates from {}",
+                tls.ca.display()
+            );
+        }
         if let Some(path) = host.unix_path() {
             println!("ninedoor listening on unix {}", path.display());
         }

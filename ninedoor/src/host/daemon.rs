@@ -11,6 +11,7 @@ use crate::host::key::{OsIds, load_key, random_key};
 use crate::host::settings::HostConfig;
 use crate::host::ticket_file::{default_ticket_path, remove_if_holds, write_ticket};
 use secure9p_transport::server::{Running, Shared, serve};
+use secure9p_transport::tls::{self, Identity, TlsClient, TlsServer};
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ pub struct Host {
     shared: Arc<Shared<HiveEngine>>,
     tcp: Running,
     tcp_addr: SocketAddr,
+    tls: bool,
     unix: Option<(Running, PathBuf)>,
     ticket_path: PathBuf,
     renew: tokio::task::JoinHandle<()>,
@@ -42,13 +44,15 @@ impl Host {
     /// under `/gpu` once it answers), or with none (`/gpu` requests fail
     /// with `EHOSTUNREACH`). Must be called inside a tokio runtime.
     pub async fn start(config: &HostConfig) -> Result<Host, HostError> {
-        match Bridges::plan(&config.gpu)? {
+        let identity = load_identity(config)?;
+        let dialer = identity.as_ref().map(TlsClient::new).transpose()?;
+        match Bridges::plan(&config.gpu, dialer)? {
             Some((bridges, forward)) => {
-                let mut host = Host::start_with(config, forward).await?;
+                let mut host = Host::start_tls(config, forward, identity.as_ref()).await?;
                 host.bridges = bridges.start(&host.shared);
                 Ok(host)
             }
-            None => Host::start_with(config, NoBridge).await,
+            None => Host::start_tls(config, NoBridge, identity.as_ref()).await,
         }
     }
 
@@ -60,6 +64,20 @@ impl Host {
         config: &HostConfig,
         bridge: impl GpuForward,
     ) -> Result<Host, HostError> {
+        let identity = load_identity(config)?;
+        Host::start_tls(config, bridge, identity.as_ref()).await
+    }
+
+    async fn start_tls(
+        config: &HostConfig,
+        bridge: impl GpuForward,
+        identity: Option<&Identity>,
+    ) -> Result<Host, HostError> {
+        tls::check_listener(config.listen, identity.is_some(), config.insecure_plain_tcp)?;
+        let acceptor = identity
+            .map(TlsServer::new)
+            .transpose()?
+            .map(|a| a.with_log(|line| eprintln!("ninedoor: {line}")));
         let ticket_path = match &config.ticket_file {
             Some(p) => p.clone(),
             None => default_ticket_path().ok_or(HostError::NoTicketPath)?,
@@ -93,7 +111,10 @@ impl Host {
         }
         let shared = Shared::new(HiveEngine::new(hive, bridge));
         let serve_config = config.serve.to_serve_config();
-        let tcp = serve(listener, shared.clone(), serve_config.clone());
+        let tcp = match acceptor {
+            Some(acceptor) => tls::serve(listener, acceptor, shared.clone(), serve_config.clone()),
+            None => serve(listener, shared.clone(), serve_config.clone()),
+        };
         let unix = unix.map(|(l, path)| (serve(l, shared.clone(), serve_config), path));
         let renew = tokio::spawn(renew_queen(
             shared.clone(),
@@ -104,6 +125,7 @@ impl Host {
             shared,
             tcp,
             tcp_addr,
+            tls: identity.is_some(),
             unix,
             ticket_path,
             renew,
@@ -114,6 +136,16 @@ impl Host {
     /// The TCP address bound (the real port when `listen` asked for port 0).
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp_addr
+    }
+
+    /// Whether the TCP listener speaks mutual TLS.
+    pub fn tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The TCP runner's counters (TLS refusals among them).
+    pub fn tcp_stats(&self) -> &secure9p_transport::server::Stats {
+        self.tcp.stats()
     }
 
     /// The Unix socket served, if any.
@@ -159,6 +191,15 @@ impl Host {
         }
         remove_if_holds(&self.ticket_path, &ticket);
     }
+}
+
+/// The host's TLS identity, if `config.tls` names one.
+fn load_identity(config: &HostConfig) -> Result<Option<Identity>, HostError> {
+    Ok(config
+        .tls
+        .as_ref()
+        .map(|t| Identity::load(&t.files()))
+        .transpose()?)
 }
 
 /// Binds a Unix socket at `path`, mode 0600. A socket file left by a server

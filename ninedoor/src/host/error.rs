@@ -59,6 +59,13 @@ pub enum HostError {
     /// `XDG_RUNTIME_DIR` nor `HOME` is set).
     #[error("no ticket file path: set --ticket-file, XDG_RUNTIME_DIR or HOME")]
     NoTicketPath,
+    /// The TLS files are unusable, or plain TCP was refused on a network
+    /// address.
+    #[error("{0}")]
+    Tls(#[from] secure9p_transport::tls::TlsError),
+    /// A certificate could not be made (`ninedoor cert`).
+    #[error("certificate: {0}")]
+    Cert(String),
 }
 
 impl HostError {

@@ -1,5 +1,6 @@
 //! [`BridgeForward`]: the [`GpuForward`] hook that sends `/gpu` requests to
-//! real GPU bridges over Secure9P TCP, one [`Link`](super::link) per bridge.
+//! real GPU bridges over Secure9P TCP (mutual TLS when the host has a TLS
+//! identity), one [`Link`](super::link) per bridge.
 //!
 //! The hook runs with the engine locked, so it only routes: it looks the
 //! GPU up (which bridge, and that bridge's id for it) and hands the request
@@ -18,6 +19,7 @@ use crate::host::settings::GpuSettings;
 use crate::{GpuClosed, GpuRequest};
 use secure9p_core::{Completion, FsError};
 use secure9p_transport::server::Shared;
+use secure9p_transport::tls::TlsClient;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -77,6 +79,12 @@ impl std::str::FromStr for BridgeTarget {
 }
 
 impl BridgeTarget {
+    /// The host part of the address: the name the bridge's TLS certificate
+    /// must carry (`[::1]:5650` gives `::1`).
+    pub fn host(&self) -> &str {
+        secure9p_transport::tls::server_name_of(&self.addr)
+    }
+
     /// The id in `/gpu` of the bridge's GPU `remote`.
     pub fn local_id(&self, remote: &str) -> String {
         match &self.prefix {
@@ -150,12 +158,14 @@ pub(crate) struct Bridges {
     timeout: Duration,
     routes: Routes,
     jobs: Vec<mpsc::UnboundedReceiver<LinkJob>>,
+    tls: Option<TlsClient>,
 }
 
 impl Bridges {
     /// Checks the settings and loads the bridge key; `None` without bridges.
     pub(crate) fn plan(
         settings: &GpuSettings,
+        tls: Option<TlsClient>,
     ) -> Result<Option<(Bridges, BridgeForward)>, HostError> {
         if settings.bridges.is_empty() {
             return Ok(None);
@@ -182,6 +192,7 @@ impl Bridges {
                 timeout: Duration::from_secs(settings.timeout_s.max(1)),
                 routes: routes.clone(),
                 jobs,
+                tls,
             },
             BridgeForward {
                 routes,
@@ -207,6 +218,7 @@ impl Bridges {
                     shared.clone(),
                     self.routes.clone(),
                     self.timeout,
+                    self.tls.clone(),
                 );
                 tokio::spawn(link.run(jobs))
             })
@@ -221,7 +233,13 @@ mod tests {
     #[test]
     fn bridge_targets_parse() {
         let t: BridgeTarget = "127.0.0.1:5650".parse().unwrap();
-        assert_eq!((t.prefix, t.addr.as_str()), (None, "127.0.0.1:5650"));
+        assert_eq!(
+            (t.prefix.clone(), t.addr.as_str()),
+            (None, "127.0.0.1:5650")
+        );
+        assert_eq!(t.host(), "127.0.0.1");
+        let t: BridgeTarget = "[::1]:5650".parse().unwrap();
+        assert_eq!(t.host(), "::1");
         let t: BridgeTarget = "h1=gpu-host:5650".parse().unwrap();
         assert_eq!(t.prefix.as_deref(), Some("h1"));
         assert_eq!(t.local_id("0"), "h1-0");

@@ -24,6 +24,7 @@ use crate::{GpuDescriptor, GpuOp, GpuOrigin, GpuRequest};
 use secure9p_core::codec::{Fid, LOpenFlags};
 use secure9p_core::{Completion, FsError};
 use secure9p_transport::server::Shared;
+use secure9p_transport::tls::TlsClient;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -71,6 +72,7 @@ pub(crate) struct Link {
     shared: Arc<Shared<HiveEngine>>,
     routes: Routes,
     timeout: Duration,
+    tls: Option<TlsClient>,
     current: std::sync::Mutex<Option<Arc<Remote>>>,
 }
 
@@ -99,6 +101,7 @@ impl Link {
         shared: Arc<Shared<HiveEngine>>,
         routes: Routes,
         timeout: Duration,
+        tls: Option<TlsClient>,
     ) -> Arc<Link> {
         Arc::new(Link {
             index,
@@ -107,6 +110,7 @@ impl Link {
             shared,
             routes,
             timeout,
+            tls,
             current: std::sync::Mutex::new(None),
         })
     }
@@ -158,7 +162,8 @@ impl Link {
     /// the connection, NineDoor's attach (fid, expiry) and the local ids of
     /// the bridge's GPUs.
     async fn connect(&self) -> Result<(Arc<Remote>, (Fid, u64), Vec<String>), String> {
-        let remote = Remote::connect(&self.target.addr, BRIDGE_MSIZE, self.timeout).await?;
+        let tls = self.tls.as_ref().map(|c| (c, self.target.host()));
+        let remote = Remote::connect(&self.target.addr, BRIDGE_MSIZE, self.timeout, tls).await?;
         let own = self.attach_own(&remote).await.map_err(|e| {
             format!("attach refused ({e}): is its --ticket-key-file the key of --gpu-bridge-key?")
         })?;

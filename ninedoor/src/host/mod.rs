@@ -8,9 +8,15 @@
 //! them over Secure9P TCP by [`BridgeForward`]: see `forward`, `link`,
 //! `remote` and `mirror` (how the requester's identity reaches the bridge).
 //!
+//! With a TLS identity ([`TlsSettings`], `--tls-cert/--tls-key/--tls-ca`)
+//! the TCP listener and the bridge links speak mutual TLS; without one, a
+//! listener on a non-loopback address refuses to start unless told
+//! `insecure_plain_tcp`.
+//!
 //! This module only moves frames and files; the hive logic stays in the
 //! `no_std` library so a protection domain runs exactly the same code.
 
+pub mod cert_files;
 mod daemon;
 mod engine;
 mod error;
@@ -21,6 +27,7 @@ mod mirror;
 mod remote;
 mod settings;
 mod ticket_file;
+mod tls_args;
 
 pub use daemon::{Host, unix_now};
 pub use engine::{GpuForward, HiveEngine, NoBridge};
@@ -29,5 +36,7 @@ pub use forward::{BridgeForward, BridgeTarget};
 pub use key::{OsIds, load_key, random_key};
 pub use settings::{
     DEFAULT_BRIDGE_TIMEOUT_S, DEFAULT_LISTEN, GpuSettings, HiveSettings, HostConfig, ServeSettings,
+    TlsSettings,
 };
 pub use ticket_file::{TICKET_ENV, default_ticket_path, read_ticket, write_ticket};
+pub use tls_args::TlsArgs;

@@ -14,6 +14,7 @@ use crate::{GpuFile, GpuRequest};
 use secure9p_core::codec::{Dialect, Fid, IOHDRSZ, LOpenFlags};
 use secure9p_core::{FsError, TicketId};
 use secure9p_transport::client::{CallError, Connection};
+use secure9p_transport::tls::TlsClient;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
@@ -60,13 +61,14 @@ impl Health {
     }
 }
 
-/// A socket that marks its connection dead at end of stream or on an error.
-struct Watched {
-    inner: TcpStream,
+/// A socket (TCP, or TLS over it) that marks its connection dead at end of
+/// stream or on an error.
+struct Watched<S> {
+    inner: S,
     health: Arc<Health>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -85,7 +87,7 @@ impl AsyncRead for Watched {
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -155,20 +157,28 @@ fn open_flags(file: GpuFile) -> LOpenFlags {
 impl Remote {
     /// Connects to `addr` and negotiates 9P2000.L with `msize`, all within
     /// `timeout`, which then bounds every call.
+    /// Connects to `addr`, over TLS verifying the bridge's certificate
+    /// names `tls.1` when `tls` is given.
     pub(crate) async fn connect(
         addr: &str,
         msize: u32,
         timeout: Duration,
+        tls: Option<(&TlsClient, &str)>,
     ) -> Result<Arc<Remote>, String> {
         let health = Arc::new(Health::default());
         let connect = async {
-            let s = TcpStream::connect(addr).await?;
-            s.set_nodelay(true)?;
-            let watched = Watched {
-                inner: s,
-                health: health.clone(),
-            };
-            Connection::over(watched, msize, Dialect::Linux).await
+            let health = health.clone();
+            match tls {
+                Some((client, name)) => {
+                    let inner = client.connect_stream(addr, name).await?;
+                    Connection::over(Watched { inner, health }, msize, Dialect::Linux).await
+                }
+                None => {
+                    let inner = TcpStream::connect(addr).await?;
+                    inner.set_nodelay(true)?;
+                    Connection::over(Watched { inner, health }, msize, Dialect::Linux).await
+                }
+            }
         };
         let conn = match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(c)) => c,

@@ -8,6 +8,7 @@
 //! unix = "/run/cohesix/ninedoor.sock" # optional
 //! ticket_file = "/run/user/1000/cohesix/queen.ticket"
 //! key_file = "/etc/cohesix/hive.key"  # optional: 32 bytes or 64 hex, mode 0600
+//! insecure_plain_tcp = false          # plain TCP on a non-loopback listen: refused
 //!
 //! [hive]
 //! ticket_ttl_s = 3600
@@ -20,6 +21,11 @@
 //! [gpu]
 //! bridges = ["127.0.0.1:5650"]        # or "PREFIX=HOST:PORT", repeatable
 //! key_file = "/etc/cohesix/bridge.key" # shared with each bridge's --ticket-key-file
+//!
+//! [tls]                               # mutual TLS on the listener and the bridge links
+//! cert = "/etc/cohesix/queen.pem"     # `ninedoor cert server`
+//! key = "/etc/cohesix/queen.key"      # mode 0600
+//! ca = "/etc/cohesix/ca.pem"          # `ninedoor cert ca`
 //! ```
 //!
 //! `ninedoor --print-config` prints every key with its value in force.
@@ -27,6 +33,7 @@
 use crate::HiveConfig;
 use crate::host::error::HostError;
 use secure9p_transport::server::ServeConfig;
+use secure9p_transport::tls::TlsFiles;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,12 +60,52 @@ pub struct HostConfig {
     /// process).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
+    /// Serve plain TCP on a non-loopback `listen` anyway (tickets cross the
+    /// network in clear). Without it, such a listener needs [`tls`](Self::tls).
+    pub insecure_plain_tcp: bool,
     /// The hive's limits.
     pub hive: HiveSettings,
     /// The socket runners' limits.
     pub serve: ServeSettings,
     /// The GPU bridges whose GPUs the hive mirrors under `/gpu`.
     pub gpu: GpuSettings,
+    /// Mutual TLS on the TCP listener and on the links to GPU bridges (the
+    /// Unix socket stays plain: it is local and mode 0600).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSettings>,
+}
+
+/// The host's TLS files, as the config file spells them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    /// This host's certificate (it serves and dials the bridges with it).
+    pub cert: PathBuf,
+    /// Its private key, mode 0600.
+    pub key: PathBuf,
+    /// The CA every peer's certificate must chain to.
+    pub ca: PathBuf,
+}
+
+impl TlsSettings {
+    /// The files for `secure9p_transport::tls`.
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            ca: self.ca.clone(),
+        }
+    }
+}
+
+impl From<TlsFiles> for TlsSettings {
+    fn from(f: TlsFiles) -> Self {
+        TlsSettings {
+            cert: f.cert,
+            key: f.key,
+            ca: f.ca,
+        }
+    }
 }
 
 impl Default for HostConfig {
@@ -68,9 +115,11 @@ impl Default for HostConfig {
             unix: None,
             ticket_file: None,
             key_file: None,
+            insecure_plain_tcp: false,
             hive: HiveSettings::default(),
             serve: ServeSettings::default(),
             gpu: GpuSettings::default(),
+            tls: None,
         }
     }
 }

@@ -90,7 +90,9 @@ impl std::fmt::Debug for Pair {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Usage {
     /// A listener (`ninedoor`, `gpu-bridge-host`): its names are the DNS
-    /// names and IP addresses clients dial.
+    /// names and IP addresses clients dial. It may also dial out with the
+    /// same certificate (NineDoor's links to its bridges), so it is valid
+    /// for both server and client authentication.
     Server,
     /// A client (`cohsh`, `worker-heartbeat`, NineDoor's bridge links).
     Client,
@@ -187,10 +189,13 @@ impl Authority {
         params.distinguished_name = dn;
         validity.apply(&mut params)?;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![match usage {
-            Usage::Server => ExtendedKeyUsagePurpose::ServerAuth,
-            Usage::Client => ExtendedKeyUsagePurpose::ClientAuth,
-        }];
+        params.extended_key_usages = match usage {
+            Usage::Server => vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+            Usage::Client => vec![ExtendedKeyUsagePurpose::ClientAuth],
+        };
         params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;

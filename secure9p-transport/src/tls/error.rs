@@ -1,6 +1,7 @@
 //! Why a TLS identity could not be loaded or a TLS config built. Never
 //! holds key bytes: paths and rustls' own messages only.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// A TLS setup error (at start, never per connection).
@@ -38,6 +39,13 @@ pub enum TlsError {
     /// The client-certificate verifier could not be built from the CA.
     #[error("tls client verifier: {0}")]
     Verifier(String),
+    /// A plain-TCP listener on an address other hosts can reach, without
+    /// the operator's explicit `--insecure-plain-tcp`.
+    #[error(
+        "refusing plain TCP on {0}: not a loopback address, so tickets would cross the network in clear; \
+         give --tls-cert, --tls-key and --tls-ca (or --insecure-plain-tcp on a network you trust)"
+    )]
+    PlainOnNetwork(SocketAddr),
     /// The server name to verify is neither a DNS name nor an IP address.
     #[error("tls server name {0:?} is neither a DNS name nor an IP address")]
     ServerName(String),
