@@ -40,7 +40,9 @@ mod worker;
 pub use device::{DevicePd, HostPort, OneStream, PortEvent, Stream};
 pub use frames::{FrameAssembler, FrameError};
 pub use link::{Link, LinkError};
-pub use ninedoor::{BOOT_EPOCH, MAX_HOST_SESSIONS, NineDoorPd, boot_hive};
+pub use ninedoor::{
+    BOOT_EPOCH, MAX_HOST_SESSIONS, NineDoorPd, RESTART_LIMIT, RESTART_WINDOW_S, boot_hive,
+};
 pub use seed::{FAULT_KNOB_MAGIC, FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds};
 pub use tcp::{MAX_CONNECTIONS, TcpConfig, TcpPort};
 pub use timer::{TICK_S, TimerError, TimerPd};

@@ -107,3 +107,29 @@ impl FaultKnob {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fault_knob_round_trips_and_rejects_what_is_not_one() {
+        let knob = FaultKnob {
+            worker: alloc::string::String::from("wfault"),
+            after_beats: 2,
+        };
+        let mut page = alloc::vec![7u8; SEED_LEN];
+        page.extend(knob.encode());
+        assert!(page.len() <= SEED_PAGE_LEN);
+        assert_eq!(FaultKnob::parse(&page), Some(knob));
+        // A seed page of zeros after the seed, or a short or broken knob.
+        assert_eq!(FaultKnob::parse(&[7u8; SEED_PAGE_LEN]), None);
+        assert_eq!(FaultKnob::parse(&page[..SEED_LEN + 10]), None);
+        let mut bad = page.clone();
+        bad[SEED_LEN + 12] = 200; // id longer than what follows
+        assert_eq!(FaultKnob::parse(&bad), None);
+        let mut empty = page.clone();
+        empty[SEED_LEN + 12] = 0;
+        assert_eq!(FaultKnob::parse(&empty), None);
+    }
+}

@@ -98,3 +98,30 @@ impl core::fmt::Debug for Handover {
             .finish_non_exhaustive()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Handover;
+
+    #[test]
+    fn a_handover_round_trips_with_and_without_the_knob() {
+        for fault_after in [None, Some(3)] {
+            let h = Handover {
+                id: "w3".into(),
+                ticket: "c9t1.abc".into(),
+                fault_after,
+            };
+            assert_eq!(Handover::parse(h.encode().as_bytes()), Some(h));
+        }
+        for bad in [
+            &b"w3"[..],
+            b"\nc9t1.abc",
+            b"w3\n",
+            b"w3\nc9t1.abc\nfault_after=x",
+            b"w3\nc9t1.abc\nsomething",
+            b"\xff\nc9t1",
+        ] {
+            assert_eq!(Handover::parse(bad), None, "{bad:?}");
+        }
+    }
+}

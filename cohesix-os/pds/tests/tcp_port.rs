@@ -408,3 +408,23 @@ fn the_port_acknowledges_its_device_interrupt_with_the_given_function() {
     Guest::new(c).port.interrupt();
     assert_eq!(ACKS.with(Cell::get), 2);
 }
+
+#[test]
+fn a_connection_the_pd_closes_is_reset_and_the_next_one_is_served() {
+    let (mut guest, mut peer, first) = connected();
+    round_trip(&mut peer, &mut guest, 0, first, b"before", b"ok");
+    // The PD lost this stream's framing: the host sees a reset at once,
+    // and no Closed event follows (the PD already forgot it).
+    guest.port.close(first);
+    run(&mut peer, &mut guest, 5);
+    assert_eq!(peer.sock_n(0).state(), tcp::State::Closed);
+    assert_eq!(guest.port.open(), 0);
+    assert!(guest.take_events().is_empty());
+    // Replies to it go nowhere; a new connection is served.
+    guest.port.write(first, b"late");
+    peer.connect_n(0);
+    run(&mut peer, &mut guest, 20);
+    let second = guest.last_opened();
+    assert_ne!(second, first);
+    round_trip(&mut peer, &mut guest, 0, second, b"after", b"fine");
+}

@@ -80,10 +80,17 @@ impl HiveSim {
     /// Parses `cohesix.system`, builds every PD and boots them, with `seed`
     /// as the hive's boot entropy.
     pub fn boot(seed: [u8; 64]) -> Result<HiveSim, Box<dyn std::error::Error>> {
+        HiveSim::boot_page(&seed)
+    }
+
+    /// [`HiveSim::boot`] with the whole seed page as the image builder
+    /// writes it: the 64-byte seed, then anything after it (the test knob,
+    /// `cohesix_pds::FaultKnob`).
+    pub fn boot_page(page: &[u8]) -> Result<HiveSim, Box<dyn std::error::Error>> {
         let system = System::parse(COHESIX_SYSTEM)?;
         let host = HostPipe::default();
         let net = HostPipe::default();
-        let prefill = BTreeMap::from([(SEED_FILE.to_owned(), seed.to_vec())]);
+        let prefill = BTreeMap::from([(SEED_FILE.to_owned(), page.to_vec())]);
         let mut sim = Simulator::new(system, &factories(&host, &net), &prefill)?;
         sim.boot(MAX_STEPS)?;
         Ok(HiveSim { sim, host, net })

@@ -528,6 +528,15 @@ impl Simulator {
         Ok(())
     }
 
+    /// Signals channel `ch` as PD `pd` would (granted channels only), from
+    /// outside any of its entry points: for tests that need a PD's peer
+    /// woken without writing a handler that does it.
+    pub fn notify_from(&mut self, pd: &str, ch: Channel) -> Result<(), SimError> {
+        let pd = self.index(pd)?;
+        SimCtx { sim: self, pd }.notify(ch);
+        Ok(())
+    }
+
     /// The handler of `pd`, if it is a `T`.
     pub fn handler<T: SimHandler>(&self, pd: &str) -> Option<&T> {
         let slot = self.slots.iter().find(|s| s.name == pd)?;
