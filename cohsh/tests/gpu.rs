@@ -6,50 +6,8 @@
 
 mod common;
 
-use common::{Bridge, DEADLINE, NineDoor, Run};
-use gpu_bridge::{JobDescriptor, Workload};
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use common::{Bridge, DEADLINE, NineDoor, bridge_key, eventually, ok, result_values, vadd_job};
 use std::time::{Duration, Instant};
-
-/// Polls `f` until it returns `Some` or `within` passes.
-fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(t) = f() {
-            return t;
-        }
-        assert!(start.elapsed() < within, "{what}: not within {within:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A bridge key: 64 hex digits, mode 0600.
-fn bridge_key(dir: &Path) -> PathBuf {
-    let path = dir.join("bridge.key");
-    let hex: String = (0u8..32)
-        .map(|i| format!("{:02x}", i.wrapping_mul(37) ^ 0x5c))
-        .collect();
-    std::fs::write(&path, hex).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    path
-}
-
-/// A vadd job file; returns its path and the sums the GPU must produce.
-fn vadd_job(dir: &Path, id: &str, n: usize) -> (PathBuf, Vec<f32>) {
-    let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
-    let b: Vec<f32> = (0..n).map(|i| 1000.0 - (i % 97) as f32).collect();
-    let expected = a.iter().zip(&b).map(|(x, y)| x + y).collect();
-    let job = JobDescriptor::inline(id, &Workload::Vadd { a, b });
-    let path = dir.join(format!("{id}.json"));
-    std::fs::write(&path, job.to_json()).unwrap();
-    (path, expected)
-}
-
-fn ok(run: Run) -> Run {
-    assert_eq!(run.code, Some(0), "{run:?}");
-    run
-}
 
 #[test]
 fn a_leased_gpu_runs_a_job_through_the_hive_and_survives_its_bridge_restarting() {
@@ -114,13 +72,7 @@ fn a_leased_gpu_runs_a_job_through_the_hive_and_survives_its_bridge_restarting()
     let result: serde_json::Value = serde_json::from_str(result.stdout.trim()).unwrap();
     assert_eq!(result["len"], 1000);
     assert_eq!(result["truncated"], false);
-    let values: Vec<f32> = result["values"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect();
-    assert_eq!(values, expected);
+    assert_eq!(result_values(&result), expected);
 
     // g1 is confined to its GPU's worker files.
     let ctl = hive.with_ticket(&g1, &["cat", "/gpu/0/ctl"]);

@@ -6,7 +6,9 @@
 //! when its handle drops, and every wait has a deadline.
 #![allow(dead_code)]
 
+use gpu_bridge::{JobDescriptor, Workload};
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
@@ -196,10 +198,16 @@ impl Bridge {
     /// Starts it on `listen` (`127.0.0.1:0`, or the address of a bridge
     /// that stopped) and reads the bound address from its first line.
     pub fn start(listen: &str, key: &Path) -> Bridge {
+        Bridge::start_with(listen, key, &[])
+    }
+
+    /// [`Bridge::start`] with `extra` flags (`--tls-*`).
+    pub fn start_with(listen: &str, key: &Path, extra: &[&str]) -> Bridge {
         let mut proc = Proc::spawn(
             Command::new(gpu_bridge_bin())
                 .args(["--mock", "--listen", listen, "--ticket-key-file"])
-                .arg(key),
+                .arg(key)
+                .args(extra),
         );
         let first = first_line(&mut proc, "gpu-bridge-host");
         let addr = first
@@ -234,4 +242,53 @@ pub fn run(cmd: &mut Command) -> Run {
         stdout: reader.join().unwrap_or_default(),
         stderr,
     }
+}
+
+/// Polls `f` until it returns `Some` or `within` passes.
+pub fn eventually<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(t) = f() {
+            return t;
+        }
+        assert!(start.elapsed() < within, "{what}: not within {within:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A bridge key: 64 hex digits, mode 0600.
+pub fn bridge_key(dir: &Path) -> PathBuf {
+    let path = dir.join("bridge.key");
+    let hex: String = (0u8..32)
+        .map(|i| format!("{:02x}", i.wrapping_mul(37) ^ 0x5c))
+        .collect();
+    std::fs::write(&path, hex).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+/// A vadd job file; returns its path and the sums the GPU must produce.
+pub fn vadd_job(dir: &Path, id: &str, n: usize) -> (PathBuf, Vec<f32>) {
+    let a: Vec<f32> = (0..n).map(|i| i as f32 * 0.5).collect();
+    let b: Vec<f32> = (0..n).map(|i| 1000.0 - (i % 97) as f32).collect();
+    let expected = a.iter().zip(&b).map(|(x, y)| x + y).collect();
+    let job = JobDescriptor::inline(id, &Workload::Vadd { a, b });
+    let path = dir.join(format!("{id}.json"));
+    std::fs::write(&path, job.to_json()).unwrap();
+    (path, expected)
+}
+
+pub fn ok(run: Run) -> Run {
+    assert_eq!(run.code, Some(0), "{run:?}");
+    run
+}
+
+/// The values of a `cohsh gpu result` (its JSON `values`).
+pub fn result_values(result: &serde_json::Value) -> Vec<f32> {
+    result["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .map(|v| v.as_f64().expect("a number") as f32)
+        .collect()
 }
