@@ -200,6 +200,13 @@ pub fn call_failure(
 ) -> Failure {
     match e {
         CallError::Fs(e) => fs_failure(e, path, op, who),
+        // rustls reports a refused certificate, name or alert as InvalidData.
+        CallError::Io(e) if e.kind() == std::io::ErrorKind::InvalidData => Failure::new(
+            Exit::Connection,
+            format!(
+                "TLS with the hive at {target} failed: {e} (check --tls-cert, --tls-ca and the name)"
+            ),
+        ),
         CallError::Io(e) => Failure::new(
             Exit::Connection,
             format!("cannot reach the hive at {target}: {e} (is ninedoor running?)"),

@@ -160,6 +160,11 @@ fn the_hive_runs_a_gpu_job_with_every_link_on_mutual_tls() {
         .concat(),
     );
     assert_eq!(refused.code, Some(5), "{refused:?}");
+    assert!(
+        refused.stderr.contains("TLS with the hive at tls:")
+            && refused.stderr.contains("UnknownCA"),
+        "{refused:?}"
+    );
     // A wrong server name: cohsh refuses the hive.
     let misnamed = hive.queen(
         &[

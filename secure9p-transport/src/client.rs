@@ -89,7 +89,7 @@ impl std::fmt::Debug for PendingReply {
 impl PendingReply {
     /// Waits for the reply (`CallError::Closed` if it was flushed and will never come).
     pub async fn wait(self) -> Result<Response, CallError> {
-        let frame = self.rx.await.map_err(|_| CallError::Closed)?;
+        let frame = self.rx.await.map_err(|_| self.inner.gone())?;
         let cfg = lock(&self.inner.client).decode_config();
         Ok(Response { frame, cfg })
     }
@@ -101,6 +101,20 @@ struct Inner {
     client: Mutex<Client>,
     waiters: Mutex<Waiters>,
     tx: mpsc::Sender<Vec<u8>>,
+    /// Why reading broke, if it failed rather than reached end of stream
+    /// (a TLS server refusing this client's certificate after the
+    /// handshake says so in an alert, which lands here).
+    broken: Mutex<Option<(io::ErrorKind, String)>>,
+}
+
+impl Inner {
+    /// The error for a call whose reply will never come.
+    fn gone(&self) -> CallError {
+        match &*lock(&self.broken) {
+            Some((kind, why)) => CallError::Io(io::Error::new(*kind, why.clone())),
+            None => CallError::Closed,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -159,6 +173,7 @@ impl Connection {
             client: Mutex::new(Client::new(msize)),
             waiters: Mutex::new(HashMap::new()),
             tx,
+            broken: Mutex::new(None),
         });
         tokio::spawn(read_loop(rd, Arc::downgrade(&inner), msize));
         let conn = Connection { inner };
@@ -197,7 +212,7 @@ impl Connection {
             .send(out)
             .await
             .map_err(|_| CallError::Closed)?;
-        let frame = rx.await.map_err(|_| CallError::Closed)?;
+        let frame = rx.await.map_err(|_| self.inner.gone())?;
         let cfg = lock(&self.inner.client).decode_config();
         Ok(Response { frame, cfg })
     }
@@ -476,8 +491,14 @@ async fn read_loop<R: AsyncRead + Unpin>(mut rd: R, weak: Weak<Inner>, msize: u3
         }
         drop(inner);
         match rd.read_buf(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(_) => {}
+            Err(e) => {
+                if let Some(inner) = weak.upgrade() {
+                    *lock(&inner.broken) = Some((e.kind(), e.to_string()));
+                }
+                break;
+            }
         }
     }
     // Wake every waiter: the connection is gone.

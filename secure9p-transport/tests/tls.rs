@@ -283,7 +283,10 @@ async fn a_client_without_a_certificate_is_refused() {
             .map(|_| ()),
         Err(e) => Err(CallError::Io(e)),
     };
-    assert!(result.is_err(), "no Rversion without a client certificate");
+    assert!(
+        matches!(&result, Err(CallError::Io(e)) if e.to_string().contains("CertificateRequired")),
+        "no Rversion without a client certificate: {result:?}"
+    );
     let line = f.refusal().await;
     assert!(line.contains("no client certificate presented"), "{line}");
     f.finish(1).await;
@@ -295,7 +298,15 @@ async fn a_certificate_from_another_ca_is_refused() {
     let other = Authority::new(valid()).expect("other ca");
     // Signed by another CA, though it trusts the right one for the server.
     let client = client_of(&f.ca, &other, valid());
-    assert!(client.connect(f.addr, SERVER_NAME, MSIZE).await.is_err());
+    // The server's alert reaches the client as the reason its call failed.
+    let err = client
+        .connect(f.addr, SERVER_NAME, MSIZE)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, CallError::Io(e) if e.to_string().contains("UnknownCA")),
+        "{err}"
+    );
     let line = f.refusal().await;
     assert!(line.contains("client certificate refused"), "{line}");
     assert!(line.contains("UnknownIssuer"), "{line}");
@@ -311,7 +322,14 @@ async fn an_expired_certificate_is_refused() {
         not_after: 1_609_459_200,
     };
     let client = client_of(&f.ca, &f.ca, expired);
-    assert!(client.connect(f.addr, SERVER_NAME, MSIZE).await.is_err());
+    let err = client
+        .connect(f.addr, SERVER_NAME, MSIZE)
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(&err, CallError::Io(e) if e.to_string().contains("CertificateExpired")),
+        "{err}"
+    );
     let line = f.refusal().await;
     assert!(line.contains("client certificate refused"), "{line}");
     assert!(line.to_lowercase().contains("expired"), "{line}");
