@@ -415,20 +415,25 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
     }
     // The console goes on printing while cohsh talks to the system.
     let passed = wait_for_marker(&rx, opts.timeout);
+    let console = Console::default();
+    let seen = console.clone();
     let printer = std::thread::spawn(move || {
         for line in rx {
             println!("{line}");
+            seen.push(line);
         }
     });
     let result = if passed {
         println!("xtask run: pass marker seen; the host's cohsh session follows");
-        host_session(host).and_then(|()| {
-            if opts.linux {
-                linux_session(host)
-            } else {
-                Ok(())
-            }
-        })
+        host_session(host)
+            .and_then(|()| lifecycle_session(host, &console))
+            .and_then(|()| {
+                if opts.linux {
+                    linux_session(host)
+                } else {
+                    Ok(())
+                }
+            })
     } else {
         Err(Failure::new(format!(
             "no pass marker ({PASS_MARKER:?}) within {}s",
@@ -456,6 +461,38 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
         println!("xtask run: pass");
     }
     result
+}
+
+/// The serial console's lines since the pass marker, as the checks see
+/// them (they are printed as they come, too).
+#[derive(Clone, Default)]
+struct Console(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Console {
+    fn push(&self, line: String) {
+        if let Ok(mut lines) = self.0.lock() {
+            lines.push(line);
+        }
+    }
+
+    /// How many lines have come so far.
+    fn mark(&self) -> usize {
+        self.0.lock().map(|l| l.len()).unwrap_or(0)
+    }
+
+    /// The lines after `mark` that contain `text`.
+    fn since(&self, mark: usize, text: &str) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|l| {
+                l.iter()
+                    .skip(mark)
+                    .filter(|line| line.contains(text))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
 }
 
 fn wait_for_marker(rx: &mpsc::Receiver<String>, timeout: Duration) -> bool {
@@ -564,23 +601,37 @@ fn cohsh_command(host: &Host, via: Via, args: &[&str]) -> (Command, String) {
 }
 
 fn cohsh(host: &Host, via: Via, args: &[&str]) -> Result<String, Failure> {
+    let (ok, stdout, _) = cohsh_status(host, via, args, None)?;
+    if ok {
+        Ok(stdout)
+    } else {
+        Err(Failure::new(format!("cohsh {} failed", args.join(" "))))
+    }
+}
+
+/// Runs `cohsh` and returns whether it succeeded, its standard output and
+/// its standard error; both are printed, standard output as `hide` says
+/// in its place if given (a spawn prints the new worker's ticket there).
+fn cohsh_status(
+    host: &Host,
+    via: Via,
+    args: &[&str],
+    hide: Option<&str>,
+) -> Result<(bool, String, String), Failure> {
     let (mut cmd, shown) = cohsh_command(host, via, args);
     println!("$ {shown}");
     let out = cmd
         .output()
         .map_err(|e| Failure::new(format!("running {}: {e}", host.cohsh.display())))?;
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    print!("{stdout}");
-    eprint!("{}", String::from_utf8_lossy(&out.stderr));
-    if out.status.success() {
-        Ok(stdout)
-    } else {
-        Err(Failure::new(format!(
-            "cohsh {} failed ({})",
-            args.join(" "),
-            out.status
-        )))
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    match hide {
+        None => print!("{stdout}"),
+        Some(shown) if !stdout.is_empty() => println!("{shown}"),
+        Some(_) => {}
     }
+    eprint!("{stderr}");
+    Ok((out.status.success(), stdout, stderr))
 }
 
 /// The host's checks, as the Queen over the console and over TCP: `/`
@@ -672,6 +723,212 @@ fn host_session(host: &Host) -> Result<(), Failure> {
         beats >= 2,
     )?;
     Ok(())
+}
+
+/// How long the lifecycle checks wait for a worker's heartbeats to grow.
+const GROW_WAIT: Duration = Duration::from_secs(3);
+/// How long they wait for the faulting worker to spend its restarts.
+const FAULTS_WAIT: Duration = Duration::from_secs(60);
+
+fn fail(what: String) -> Failure {
+    Failure::new(format!("lifecycle: {what}"))
+}
+
+/// The last heartbeat of `id`, read over TCP as the Queen.
+fn seq_of(host: &Host, id: &str) -> Result<Option<u64>, Failure> {
+    let path = format!("/worker/{id}/telemetry");
+    Ok(last_seq(&cohsh(
+        host,
+        Via::Tcp,
+        &["tail", "-n", "2", &path],
+    )?))
+}
+
+/// Waits [`GROW_WAIT`] and fails unless `id`'s heartbeats grew past `before`.
+fn grows(host: &Host, id: &str, before: Option<u64>) -> Result<Option<u64>, Failure> {
+    std::thread::sleep(GROW_WAIT);
+    let after = seq_of(host, id)?;
+    if after <= before {
+        return Err(fail(format!(
+            "{id}'s telemetry did not grow in {}s ({before:?} then {after:?})",
+            GROW_WAIT.as_secs()
+        )));
+    }
+    Ok(after)
+}
+
+fn spawn_worker(host: &Host, id: &str) -> Result<(bool, String), Failure> {
+    let (ok, _, stderr) = cohsh_status(
+        host,
+        Via::Tcp,
+        &["spawn", "heartbeat", id],
+        Some("<ticket>"),
+    )?;
+    Ok((ok, stderr))
+}
+
+/// Workers as protection domains, on the running image: `kill` stops a
+/// worker's PD (its console falls silent, its files go, the other worker
+/// beats on); `spawn` restarts a free slot's PD for a new worker whose
+/// telemetry grows; the test knob's worker faults, is restarted
+/// [`cohesix_pds::RESTART_LIMIT`] times and then left stopped, as the log
+/// shows; a spawn beyond the pool fails; garbage over TCP gets that
+/// connection closed within a second while others are served.
+fn lifecycle_session(host: &Host, console: &Console) -> Result<(), Failure> {
+    let [w1, w2] = WORKER_IDS;
+    let pd1 = "worker1:";
+    let mark = console.mark();
+    cohsh(host, Via::Tcp, &["kill", w1])?;
+    let w2_seq = seq_of(host, w2)?;
+    let w2_seq = grows(host, w2, w2_seq)?;
+    let listing = cohsh(host, Via::Tcp, &["ls", "/worker"])?;
+    if listing.lines().any(|l| l.trim_end_matches('/') == w1) {
+        return Err(fail(format!("/worker/{w1} is still there after kill")));
+    }
+    let noise = console.since(mark, pd1);
+    if !noise.is_empty() {
+        return Err(fail(format!(
+            "the killed worker's PD still runs: {noise:?}"
+        )));
+    }
+    println!("xtask run: {w1} killed: its PD printed nothing since, {w2} beats on");
+
+    let w3 = "w3";
+    let (ok, err) = spawn_worker(host, w3)?;
+    if !ok {
+        return Err(fail(format!("spawn {w3}: {err}")));
+    }
+    let boot = cohsh(
+        host,
+        Via::Tcp,
+        &["tail", "-n", "8", &format!("/worker/{w3}/telemetry")],
+    )?;
+    if !boot.contains(&format!("boot {w3} pd=worker1")) {
+        return Err(fail(format!("{w3} did not boot in the freed slot worker1")));
+    }
+    grows(host, w3, seq_of(host, w3)?)?;
+
+    let mark = console.mark();
+    let faulty = FAULTY_WORKER;
+    let (ok, err) = spawn_worker(host, faulty)?;
+    if !ok {
+        return Err(fail(format!("spawn {faulty}: {err}")));
+    }
+    let deadline = Instant::now() + FAULTS_WAIT;
+    let stopped = loop {
+        if !console.since(mark, "left stopped until killed").is_empty() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let log = cohsh_status(
+        host,
+        Via::Tcp,
+        &["cat", "/log/queen.log"],
+        Some("(the faulting worker's lines follow)"),
+    )?
+    .1;
+    let mine: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&format!("worker={faulty}")))
+        .filter(|l| {
+            ["worker-fault", "worker-restart", "worker-stopped"]
+                .iter()
+                .any(|e| l.contains(e))
+        })
+        .collect();
+    println!(
+        "$ cohsh --addr {} cat /log/queen.log | grep worker={faulty}",
+        host.tcp
+    );
+    for line in &mine {
+        println!("{line}");
+    }
+    let count = |event: &str| mine.iter().filter(|l| l.contains(event)).count();
+    let limit = cohesix_pds::RESTART_LIMIT as usize;
+    if !stopped
+        || count("worker-fault") != limit + 1
+        || count("worker-restart") != limit
+        || count("worker-stopped") != 1
+    {
+        return Err(fail(format!(
+            "{faulty}: wanted {} faults, {limit} restarts and a stop within {}s; the log has {} faults, {} restarts, {} stops",
+            limit + 1,
+            FAULTS_WAIT.as_secs(),
+            count("worker-fault"),
+            count("worker-restart"),
+            count("worker-stopped")
+        )));
+    }
+    grows(host, w2, Some(w2_seq.unwrap_or(0)))?;
+    println!(
+        "xtask run: {faulty} faulted, was restarted {limit} times and left stopped; {w2} never paused"
+    );
+
+    // The pool: w3, w2, the stopped faulty worker and one free slot.
+    let (ok, err) = spawn_worker(host, "w4")?;
+    if !ok {
+        return Err(fail(format!("spawn w4 into the last free slot: {err}")));
+    }
+    let (ok, err) = spawn_worker(host, "w5")?;
+    if ok || !err.contains("No space") && !err.contains("ENOSPC") && !err.contains("slot") {
+        return Err(fail(format!(
+            "a spawn beyond the pool was not refused: {err}"
+        )));
+    }
+    cohsh(host, Via::Tcp, &["kill", faulty])?;
+    let (ok, err) = spawn_worker(host, "w5")?;
+    if !ok {
+        return Err(fail(format!("spawn w5 after freeing a slot: {err}")));
+    }
+    grows(host, "w5", seq_of(host, "w5")?)?;
+
+    garbage_closes(host, console)
+}
+
+/// A frame size of 3 over TCP: the network PD must close that connection
+/// within a second, and serve the next one.
+fn garbage_closes(host: &Host, console: &Console) -> Result<(), Failure> {
+    use std::io::Write;
+    let mark = console.mark();
+    let mut stream = std::net::TcpStream::connect(host.tcp)
+        .map_err(|e| fail(format!("connect {}: {e}", host.tcp)))?;
+    let started = Instant::now();
+    stream
+        .write_all(&[3, 0, 0, 0, 100, 0, 0])
+        .map_err(|e| fail(format!("write: {e}")))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .map_err(|e| fail(format!("{e}")))?;
+    let mut buf = [0u8; 64];
+    let closed = match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    };
+    let took = started.elapsed();
+    println!(
+        "$ printf '\\x03\\0\\0\\0d\\0\\0' | nc 127.0.0.1 {}   -> closed: {closed} after {} ms",
+        host.tcp.port(),
+        took.as_millis()
+    );
+    if !closed {
+        return Err(fail(String::from(
+            "a frame of size 3 over TCP did not get the connection closed within 1s",
+        )));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let said = console.since(mark, "outside 7..=");
+    if said.is_empty() {
+        return Err(fail(String::from("no console line named the framing loss")));
+    }
+    cohsh(host, Via::Tcp, &["ls", "/"]).map(|_| ())
 }
 
 #[cfg(test)]
