@@ -211,10 +211,19 @@ pub fn call_failure(
             Exit::Connection,
             format!("cannot reach the hive at {target}: {e} (is ninedoor running?)"),
         ),
-        CallError::Closed => Failure::new(
-            Exit::Connection,
-            format!("the hive at {target} closed the connection"),
-        ),
+        CallError::Closed => {
+            let shown = target.to_string();
+            // A TLS hive closes a plain client at once: say what to try.
+            let hint = if shown.starts_with("tls:") || shown.starts_with("unix:") {
+                ""
+            } else {
+                " (a hive on TLS closes plain connections: give --tls-cert, --tls-key and --tls-ca)"
+            };
+            Failure::new(
+                Exit::Connection,
+                format!("the hive at {target} closed the connection{hint}"),
+            )
+        }
         other => Failure::new(
             Exit::Other,
             format!("protocol error talking to {target}: {other}"),

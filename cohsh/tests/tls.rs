@@ -146,6 +146,7 @@ fn the_hive_runs_a_gpu_job_with_every_link_on_mutual_tls() {
     // certificate comes from another CA. The hive keeps serving.
     let plain = hive.queen(&["cat", "/proc/boot"]);
     assert_eq!(plain.code, Some(5), "{plain:?}");
+    assert!(plain.stderr.contains("give --tls-cert"), "{plain:?}");
     let other = dir.path().join("other");
     ok(cert(&other, &["ca"]));
     ok(cert(&other, &["client", "operator"]));

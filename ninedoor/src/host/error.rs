@@ -64,7 +64,7 @@ pub enum HostError {
     #[error("{0}")]
     Tls(#[from] secure9p_transport::tls::TlsError),
     /// A certificate could not be made (`ninedoor cert`).
-    #[error("certificate: {0}")]
+    #[error("{0}")]
     Cert(String),
 }
 
