@@ -163,7 +163,9 @@ impl Connection {
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
         tokio::spawn(async move {
             while let Some(buf) = rx.recv().await {
-                if wr.write_all(&buf).await.is_err() {
+                // On TLS a write can leave records in rustls' buffer: the
+                // flush sends them (a no-op on a plain socket).
+                if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
                     break;
                 }
             }

@@ -367,7 +367,10 @@ async fn connection<E: Engine, S>(
     lock(&shared.routes).insert(sid, tx.clone());
     let writer = tokio::spawn(async move {
         while let Some(buf) = rx.recv().await {
-            if wr.write_all(&buf).await.is_err() {
+            // The flush matters on TLS: a write can return with records
+            // still buffered in rustls, which only a flush (or the next
+            // write) puts on the wire. On a plain socket it is a no-op.
+            if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
         }

@@ -216,6 +216,51 @@ async fn mutual_tls_serves_file_verbs_and_many_clients() {
 }
 
 #[tokio::test]
+async fn large_reads_at_a_1_mib_msize_arrive_whole() {
+    // Replies bigger than the socket and TLS buffers: every record must
+    // reach the wire, not wait in rustls for a write that never comes.
+    let ca = Authority::new(valid()).expect("ca");
+    let names = [SERVER_NAME.to_string()];
+    let server_pair = ca.issue(Usage::Server, &names, valid()).expect("cert");
+    let big: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
+    let config = ServerConfig {
+        max_msize: 1024 * 1024 + 24,
+        ..ServerConfig::default()
+    };
+    let inner = memfs::server("/srv", &[("big.bin", big.clone())], config).expect("tree");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let acceptor = TlsServer::new(&identity(&server_pair, &ca)).expect("acceptor");
+    let running = tls::serve(
+        listener,
+        acceptor,
+        Shared::new(inner),
+        ServeConfig::default(),
+    );
+    let conn = client_of(&ca, &ca, valid())
+        .connect(addr, SERVER_NAME, 1024 * 1024 + 24)
+        .await
+        .expect("served");
+    let root = conn.attach("guest", "/srv").await.expect("attach");
+    let file = conn.walk(root, "big.bin").await.expect("walk");
+    conn.lopen(file, LOpenFlags::empty()).await.expect("open");
+    let reads = (0..4).map(|_| {
+        let conn = conn.clone();
+        tokio::spawn(async move { conn.read_to_end(file, 0).await })
+    });
+    for read in reads.collect::<Vec<_>>() {
+        let got = tokio::time::timeout(WAIT, read)
+            .await
+            .expect("no reply stuck in a TLS buffer")
+            .expect("task")
+            .expect("read");
+        assert!(got == big, "6 MB read back whole");
+    }
+    drop(conn);
+    running.shutdown().await;
+}
+
+#[tokio::test]
 async fn plain_9p_client_on_the_tls_port_is_refused() {
     let mut f = Fixture::start(ServeConfig::default()).await;
     assert!(
