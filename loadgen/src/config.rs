@@ -3,6 +3,7 @@
 //! everything after trusts it.
 
 use crate::mix::{Mix, Op};
+use secure9p_transport::tls::TlsClient;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -56,6 +57,9 @@ pub struct LoadConfig {
     pub connect_batch: usize,
     /// Process whose memory is sampled during the run.
     pub server_pid: Option<u32>,
+    /// Mutual TLS to the server: the connector and the name its
+    /// certificate must carry (`None`: plain TCP).
+    pub tls: Option<(TlsClient, String)>,
 }
 
 impl LoadConfig {
@@ -79,6 +83,7 @@ impl LoadConfig {
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
             connect_batch: DEFAULT_CONNECT_BATCH,
             server_pid: None,
+            tls: None,
         }
     }
 

@@ -6,7 +6,9 @@ use s9p_load::config::{
 };
 use s9p_load::mix::Mix;
 use s9p_load::{fdlimit, run};
+use secure9p_transport::tls::{Identity, TlsClient, TlsFiles};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -72,6 +74,38 @@ struct Cli {
     /// Print the report as one line of JSON.
     #[arg(long)]
     json: bool,
+    /// Mutual TLS: this client's certificate, PEM (with --tls-key, --tls-ca).
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// Its private key, PEM, mode 0600.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// The CA the server's certificate must chain to.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// The name the server's certificate must carry [default: the IP of --addr].
+    #[arg(long, value_name = "NAME")]
+    tls_server_name: Option<String>,
+}
+
+/// The TLS connector and server name of `--tls-*`, if given.
+fn tls(cli: &Cli) -> Result<Option<(TlsClient, String)>, String> {
+    let files = TlsFiles::from_flags(
+        cli.tls_cert.as_deref(),
+        cli.tls_key.as_deref(),
+        cli.tls_ca.as_deref(),
+    )?;
+    let Some(files) = files else {
+        return Ok(None);
+    };
+    let client = Identity::load(&files)
+        .and_then(|id| TlsClient::new(&id))
+        .map_err(|e| e.to_string())?;
+    let name = cli
+        .tls_server_name
+        .clone()
+        .unwrap_or_else(|| cli.addr.ip().to_string());
+    Ok(Some((client, name)))
 }
 
 fn seconds(flag: &str, s: f64) -> Result<Duration, String> {
@@ -79,7 +113,9 @@ fn seconds(flag: &str, s: f64) -> Result<Duration, String> {
 }
 
 fn config(cli: Cli) -> Result<(LoadConfig, Option<usize>, bool), String> {
+    let tls = tls(&cli)?;
     let cfg = LoadConfig {
+        tls,
         duration: seconds("--duration", cli.duration)?,
         reply_timeout: seconds("--reply-timeout", cli.reply_timeout)?,
         uname: cli.uname,

@@ -70,6 +70,8 @@ pub struct OpReport {
 pub struct Report {
     /// The server's address.
     pub addr: String,
+    /// Whether the connections ran mutual TLS.
+    pub tls: bool,
     /// Tree attached (a Cohesix ticket in it is shown as its 8-byte id
     /// only: reports end up in logs).
     pub aname: String,
@@ -162,6 +164,7 @@ impl Report {
             .collect();
         Report {
             addr: cfg.addr.to_string(),
+            tls: cfg.tls.is_some(),
             aname: shown_aname(&cfg.aname),
             msize_asked: cfg.msize,
             msize: out.msize,
@@ -240,8 +243,9 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "s9p-load {} aname {:?}: msize {} (asked {}), {}/{} connections, pipeline {}, mix {}",
+            "s9p-load {}{} aname {:?}: msize {} (asked {}), {}/{} connections, pipeline {}, mix {}",
             self.addr,
+            if self.tls { " over TLS" } else { "" },
             self.aname,
             self.msize,
             self.msize_asked,

@@ -6,7 +6,8 @@
 //! `Connection`: the replies that arrive in one read are answered by their
 //! replacement requests in one write, with no lock, channel hop or task
 //! wake-up per request. On a machine the server shares, every cycle the
-//! load generator saves is a cycle the server gets.
+//! load generator saves is a cycle the server gets. Over TLS the same loop
+//! runs on the rustls stream ([`Wire`]).
 
 use crate::config::LoadConfig;
 use crate::mix::{Op, Picker};
@@ -18,6 +19,7 @@ use secure9p_core::codec::{
 };
 use secure9p_core::{Client, ClientError, FsError};
 use secure9p_transport::framing::{FrameError, NinePCodec};
+use secure9p_transport::tls::ClientTlsStream;
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -110,10 +112,37 @@ struct Files {
     stat: Fid,
 }
 
+/// The socket a session runs over: plain TCP, or mutual TLS over it.
+#[derive(Debug)]
+enum Wire {
+    Plain(TcpStream),
+    Tls(Box<ClientTlsStream<TcpStream>>),
+}
+
+impl Wire {
+    async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.write_all(buf).await,
+            // rustls may keep the last records of a write: flush sends them.
+            Wire::Tls(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    async fn read_buf(&mut self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read_buf(buf).await,
+            Wire::Tls(s) => s.read_buf(buf).await,
+        }
+    }
+}
+
 /// An established, attached session with its files open.
 #[derive(Debug)]
 pub struct Session {
-    stream: TcpStream,
+    stream: Wire,
     client: Client,
     codec: NinePCodec,
     rbuf: BytesMut,
@@ -136,7 +165,20 @@ impl Session {
     /// Connects, negotiates 9P2000.L, attaches and opens the files `cfg` reads.
     pub async fn establish(cfg: &LoadConfig) -> Result<Session, LoadError> {
         let timeout = cfg.reply_timeout;
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(cfg.addr))
+        let connect = async {
+            match &cfg.tls {
+                Some((client, name)) => client
+                    .connect_stream(cfg.addr, name)
+                    .await
+                    .map(|s| Wire::Tls(Box::new(s))),
+                None => {
+                    let s = TcpStream::connect(cfg.addr).await?;
+                    s.set_nodelay(true)?;
+                    Ok(Wire::Plain(s))
+                }
+            }
+        };
+        let stream = tokio::time::timeout(timeout, connect)
             .await
             .map_err(|_| LoadError::Timeout {
                 step: "connect",
@@ -146,10 +188,6 @@ impl Session {
                 step: "connect",
                 source,
             })?;
-        stream.set_nodelay(true).map_err(|source| LoadError::Io {
-            step: "connect",
-            source,
-        })?;
         let mut s = Session {
             stream,
             client: Client::new(cfg.msize),

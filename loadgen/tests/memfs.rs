@@ -1,5 +1,6 @@
 //! s9p-load's whole run against the example memfs server over real TCP on
-//! 127.0.0.1: every operation of the mix completes, nothing errs. No timing
+//! 127.0.0.1, plain and over mutual TLS: every operation of the mix
+//! completes, nothing errs. No timing
 //! is asserted (performance lives in RESULTS.md, not in tests).
 
 use s9p_load::LoadConfig;
@@ -7,6 +8,8 @@ use s9p_load::mix::Op;
 use secure9p_core::ServerConfig;
 use secure9p_transport::memfs;
 use secure9p_transport::server::{ServeConfig, Shared, serve};
+use secure9p_transport::tls::certs::{Authority, Usage, Validity};
+use secure9p_transport::tls::{self, Identity, TlsClient, TlsServer};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -65,6 +68,72 @@ async fn a_missing_file_is_counted_as_a_setup_error_not_a_hang() {
     assert_eq!(
         report.errors.into_iter().collect::<Vec<_>>(),
         [("walk: errno 2 (file does not exist)".to_string(), 2)]
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_run_over_mutual_tls_completes_every_operation_without_errors() {
+    let ca = Authority::new(Validity::days(1)).expect("ca");
+    let identity = |usage, name: &str| {
+        let pair = ca
+            .issue(usage, &[name.to_string()], Validity::days(1))
+            .expect("cert");
+        Identity::from_pem(
+            pair.cert_pem.as_bytes(),
+            pair.key_pem.as_bytes(),
+            ca.cert_pem().as_bytes(),
+        )
+        .expect("identity")
+    };
+    let large: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+    let files = [("small", vec![7u8; 4096]), ("large", large)];
+    let server = memfs::server("/srv", &files, ServerConfig::default()).expect("tree");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let acceptor = TlsServer::new(&identity(Usage::Server, "127.0.0.1")).expect("acceptor");
+    let running = tls::serve(
+        listener,
+        acceptor,
+        Shared::new(server),
+        ServeConfig::default(),
+    );
+
+    let mut cfg = LoadConfig::new(addr, "/srv");
+    cfg.connections = 2;
+    cfg.pipeline = 8;
+    cfg.duration = Duration::from_millis(500);
+    // 1 MiB reads: replies far larger than one TLS record.
+    cfg.msize = 1024 * 1024 + 24;
+    cfg.small_file = Some("small".into());
+    cfg.large_file = Some("large".into());
+    let client = TlsClient::new(&identity(Usage::Client, "load")).expect("client");
+    cfg.tls = Some((client, "127.0.0.1".into()));
+    cfg.validate().unwrap();
+    let report = s9p_load::run(cfg).await;
+
+    assert!(report.tls);
+    assert_eq!(report.errors, Default::default(), "{report}");
+    assert_eq!(
+        (report.connected, report.connections_lost),
+        (2, 0),
+        "{report}"
+    );
+    assert_eq!(report.msize, 1024 * 1024 + 24);
+    for op in &report.ops {
+        assert!(op.requests > 0, "{} never completed: {report}", op.op);
+    }
+    let large = &report.ops[Op::LargeRead.index()];
+    assert!(
+        large.bytes > 1024 * 1024,
+        "whole 1 MiB reads arrived: {report}"
+    );
+    assert_eq!(
+        running
+            .stats()
+            .handshake_failures
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
     );
     running.shutdown().await;
 }

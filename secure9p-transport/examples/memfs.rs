@@ -8,6 +8,9 @@
 //! mount -t 9p -o trans=tcp,port=5640,version=9p2000.L,aname=/srv 127.0.0.1 /mnt
 //! ```
 //!
+//! With `--tls-cert/--tls-key/--tls-ca` the TCP listener serves mutual TLS
+//! (what `s9p-load --tls-*` measures against plain TCP).
+//!
 //! Files are copied into memory once at start; writes change only the copy.
 //! Ctrl-C stops accepting, closes every connection and exits.
 
@@ -15,6 +18,7 @@ use clap::Parser;
 use secure9p_core::ServerConfig;
 use secure9p_transport::memfs;
 use secure9p_transport::server::{ServeConfig, Shared, serve};
+use secure9p_transport::tls::{self, Identity, TlsFiles, TlsServer};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +45,15 @@ struct Args {
     /// skipped) instead of the demo set.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Serve TCP over mutual TLS with this certificate (and --tls-key, --tls-ca).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key, mode 0600.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// The CA clients' certificates must chain to.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
 }
 
 fn demo_files() -> Vec<(String, Vec<u8>)> {
@@ -126,7 +139,24 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tcp.local_addr()?,
         args.export
     );
-    let mut runners = vec![serve(tcp, shared.clone(), ServeConfig::default())];
+    let files = TlsFiles::from_flags(
+        args.tls_cert.as_deref(),
+        args.tls_key.as_deref(),
+        args.tls_ca.as_deref(),
+    )?;
+    let mut runners = match files {
+        Some(files) => {
+            let acceptor = TlsServer::new(&Identity::load(&files)?)?;
+            println!("memfs: tcp is mutual TLS 1.3");
+            vec![tls::serve(
+                tcp,
+                acceptor,
+                shared.clone(),
+                ServeConfig::default(),
+            )]
+        }
+        None => vec![serve(tcp, shared.clone(), ServeConfig::default())],
+    };
     if let Some(path) = &args.unix {
         let unix = tokio::net::UnixListener::bind(path)
             .map_err(|e| format!("listen on {}: {e}", path.display()))?;

@@ -223,11 +223,9 @@ async fn large_reads_at_a_1_mib_msize_arrive_whole() {
     let names = [SERVER_NAME.to_string()];
     let server_pair = ca.issue(Usage::Server, &names, valid()).expect("cert");
     let big: Vec<u8> = (0..6_000_000u32).map(|i| (i % 251) as u8).collect();
-    let config = ServerConfig {
-        max_msize: 1024 * 1024 + 24,
-        ..ServerConfig::default()
-    };
-    let inner = memfs::server("/srv", &[("big.bin", big.clone())], config).expect("tree");
+    // The default max msize is 1 MiB + 24.
+    let inner =
+        memfs::server("/srv", &[("big.bin", big.clone())], ServerConfig::default()).expect("tree");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let acceptor = TlsServer::new(&identity(&server_pair, &ca)).expect("acceptor");
