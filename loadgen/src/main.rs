@@ -6,7 +6,7 @@ use s9p_load::config::{
 };
 use s9p_load::mix::Mix;
 use s9p_load::{fdlimit, run};
-use secure9p_transport::tls::{Identity, TlsClient, TlsFiles};
+use secure9p_transport::tls::{Identity, TlsClient};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,17 +90,15 @@ struct Cli {
 
 /// The TLS connector and server name of `--tls-*`, if given.
 fn tls(cli: &Cli) -> Result<Option<(TlsClient, String)>, String> {
-    let files = TlsFiles::from_flags(
+    let flags = (
         cli.tls_cert.as_deref(),
         cli.tls_key.as_deref(),
         cli.tls_ca.as_deref(),
-    )?;
-    let Some(files) = files else {
+    );
+    let Some(identity) = Identity::from_flags(flags.0, flags.1, flags.2)? else {
         return Ok(None);
     };
-    let client = Identity::load(&files)
-        .and_then(|id| TlsClient::new(&id))
-        .map_err(|e| e.to_string())?;
+    let client = TlsClient::new(&identity).map_err(|e| e.to_string())?;
     let name = cli
         .tls_server_name
         .clone()

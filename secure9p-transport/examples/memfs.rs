@@ -18,7 +18,7 @@ use clap::Parser;
 use secure9p_core::ServerConfig;
 use secure9p_transport::memfs;
 use secure9p_transport::server::{ServeConfig, Shared, serve};
-use secure9p_transport::tls::{self, Identity, TlsFiles, TlsServer};
+use secure9p_transport::tls::{self, Identity, TlsServer};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -139,14 +139,14 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         tcp.local_addr()?,
         args.export
     );
-    let files = TlsFiles::from_flags(
+    let identity = Identity::from_flags(
         args.tls_cert.as_deref(),
         args.tls_key.as_deref(),
         args.tls_ca.as_deref(),
     )?;
-    let mut runners = match files {
-        Some(files) => {
-            let acceptor = TlsServer::new(&Identity::load(&files)?)?;
+    let mut runners = match identity {
+        Some(identity) => {
+            let acceptor = TlsServer::new(&identity)?;
             println!("memfs: tcp is mutual TLS 1.3");
             vec![tls::serve(
                 tcp,

@@ -17,7 +17,7 @@ use gpu_bridge::{
 };
 use secure9p_core::TicketAuthority;
 use secure9p_transport::server::{ServeConfig, Shared, serve};
-use secure9p_transport::tls::{self, Identity, TlsFiles, TlsServer};
+use secure9p_transport::tls::{self, Identity, TlsServer};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,15 +111,14 @@ fn read_key(path: &std::path::Path) -> Result<[u8; 32], String> {
 
 /// The TLS acceptor of `--tls-*`, if given (all three or none).
 fn tls_acceptor(cli: &Cli) -> Result<Option<TlsServer>, String> {
-    let files = TlsFiles::from_flags(
+    let flags = (
         cli.tls_cert.as_deref(),
         cli.tls_key.as_deref(),
         cli.tls_ca.as_deref(),
-    )?;
-    let Some(files) = files else {
+    );
+    let Some(identity) = Identity::from_flags(flags.0, flags.1, flags.2)? else {
         return Ok(None);
     };
-    let identity = Identity::load(&files).map_err(|e| e.to_string())?;
     let acceptor = TlsServer::new(&identity).map_err(|e| e.to_string())?;
     Ok(Some(
         acceptor.with_log(|line| eprintln!("gpu-bridge-host: {line}")),

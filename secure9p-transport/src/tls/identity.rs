@@ -83,6 +83,20 @@ impl Identity {
         )
     }
 
+    /// The identity named by three optional flags (see
+    /// [`TlsFiles::from_flags`]), loaded; `Ok(None)` when none is given.
+    /// Errors are one line for the command's stderr.
+    pub fn from_flags(
+        cert: Option<&Path>,
+        key: Option<&Path>,
+        ca: Option<&Path>,
+    ) -> Result<Option<Identity>, String> {
+        match TlsFiles::from_flags(cert, key, ca)? {
+            Some(files) => Identity::load(&files).map(Some).map_err(|e| e.to_string()),
+            None => Ok(None),
+        }
+    }
+
     /// The identity from PEM text: certificate chain, private key, CA(s).
     pub fn from_pem(cert: &[u8], key: &[u8], ca: &[u8]) -> Result<Identity, TlsError> {
         Identity::parse((cert, "certificate"), (key, "key"), (ca, "CA"))
