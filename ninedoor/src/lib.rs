@@ -8,6 +8,7 @@ extern crate alloc;
 
 mod audit;
 mod boot;
+pub mod bridge;
 mod command;
 mod config;
 mod ctl;
