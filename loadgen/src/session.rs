@@ -116,7 +116,7 @@ struct Files {
 #[derive(Debug)]
 enum Wire {
     Plain(TcpStream),
-    Tls(Box<ClientTlsStream<TcpStream>>),
+    Tls(Box<ClientTlsStream>),
 }
 
 impl Wire {

@@ -4,11 +4,12 @@
 //! it never reaches the engine.
 
 use crate::server::{Engine, Handshake, Running, ServeConfig, Shared, Stats, serve_with};
-use crate::tls::{Identity, TlsError, VERSIONS, provider};
+use crate::tls::{Identity, SOCKET_READ_BUFFER, TlsError, VERSIONS, provider};
 use rustls::server::WebPkiClientVerifier;
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -64,20 +65,26 @@ impl TlsServer {
 }
 
 impl Handshake<TcpStream> for TlsServer {
-    type Stream = TlsStream<TcpStream>;
+    type Stream = TlsStream<BufReader<TcpStream>>;
 
     async fn handshake(
         &self,
         stream: TcpStream,
         config: &ServeConfig,
         stats: &Stats,
-    ) -> Option<TlsStream<TcpStream>> {
+    ) -> Option<TlsStream<BufReader<TcpStream>>> {
         let peer = stream
             .peer_addr()
             .map_or_else(|_| "unknown peer".to_string(), |a| a.to_string());
         // The handshake is the first frame of a TLS connection: it must be
         // done within the partial-frame timeout, or it holds a slot open.
-        match tokio::time::timeout(config.frame_timeout, self.acceptor.accept(stream)).await {
+        match tokio::time::timeout(
+            config.frame_timeout,
+            self.acceptor
+                .accept(BufReader::with_capacity(SOCKET_READ_BUFFER, stream)),
+        )
+        .await
+        {
             Ok(Ok(tls)) => Some(tls),
             Ok(Err(e)) => {
                 self.refuse(stats, &peer, &refusal(&e));

@@ -3,7 +3,7 @@
 //! name dialled, and [`TlsClient::connect`], the 9P client over it.
 
 use crate::client::{CallError, Connection};
-use crate::tls::{Identity, TlsError, VERSIONS, provider};
+use crate::tls::{ClientTlsStream, Identity, SOCKET_READ_BUFFER, TlsError, VERSIONS, provider};
 use rustls::pki_types::ServerName;
 use secure9p_core::codec::Dialect;
 use std::io;
@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 
 /// Default bound on connecting and the handshake, the runners' default
 /// partial-frame timeout's order of magnitude but shorter: a client has a
@@ -59,7 +58,7 @@ impl TlsClient {
         &self,
         addr: impl ToSocketAddrs,
         server_name: &str,
-    ) -> io::Result<TlsStream<TcpStream>> {
+    ) -> io::Result<ClientTlsStream> {
         let name = ServerName::try_from(server_name.to_string()).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -69,7 +68,8 @@ impl TlsClient {
         let dial = async {
             let tcp = TcpStream::connect(addr).await?;
             tcp.set_nodelay(true)?;
-            self.connector.connect(name, tcp).await
+            let buffered = tokio::io::BufReader::with_capacity(SOCKET_READ_BUFFER, tcp);
+            self.connector.connect(name, buffered).await
         };
         match tokio::time::timeout(self.timeout, dial).await {
             Ok(r) => r,
