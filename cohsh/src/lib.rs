@@ -7,8 +7,10 @@
 //!   Secure9P, with exit codes a script can test ([`exit::Exit`]).
 //! - `worker-heartbeat` ([`heartbeat`]): a heartbeat worker that appends to
 //!   its `/worker/<id>/telemetry` until its ticket is revoked or expires.
-//! - `cohesix-hive` ([`demo`]): NineDoor in-process on localhost, one
-//!   heartbeat worker spawned through `/queen/ctl`, and the commands to try.
+//! - `cohesix-hive` ([`demo`]): NineDoor in-process on localhost with a
+//!   mock GPU bridge (`gpu-bridge-host --mock`), one heartbeat worker
+//!   spawned through `/queen/ctl`, a GPU worker's `vadd` job, and the
+//!   commands to try.
 //!
 //! All three speak to the hive only through [`session::Session`], which
 //! wraps `secure9p-transport`'s client with deadlines and clear errors.

@@ -246,27 +246,72 @@ fn tail_f_follows_a_growing_file_until_stopped() {
     assert_eq!(status.code(), Some(0), "{err}");
 }
 
+/// `cohesix-hive` with the workspace's `gpu-bridge-host` as its bridge.
+fn demo(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cohesix-hive"));
+    cmd.arg("--gpu-bridge-bin")
+        .arg(common::gpu_bridge_bin())
+        .args(args);
+    cmd
+}
+
+/// The lines after the one that starts with `header`.
+fn after<'a>(out: &'a str, header: &str) -> Vec<&'a str> {
+    out.lines()
+        .skip_while(|l| !l.starts_with(header))
+        .skip(1)
+        .collect()
+}
+
 #[test]
-fn the_hive_demo_shows_heartbeats_and_prints_the_next_commands() {
-    let demo = run(Command::new(env!("CARGO_BIN_EXE_cohesix-hive")).args([
-        "--once",
-        "--interval-ms",
-        "100",
-    ]));
+fn the_hive_demo_runs_a_gpu_job_beside_the_heartbeats_and_prints_the_next_commands() {
+    let demo = run(&mut demo(&["--once", "--interval-ms", "100"]));
     assert_eq!(demo.code, Some(0), "{demo:?}");
     let out = &demo.stdout;
     for want in [
+        "bridge     gpu-bridge-host --mock serving 1 mock GPU on 127.0.0.1:",
         "NineDoor   serving the hive on 127.0.0.1:",
+        "           mirroring /gpu from the bridge at 127.0.0.1:",
         "queen      spawned heartbeat worker w1 through /queen/ctl",
+        "gpu 0      Cohesix Mock GPU (16384 MiB, 16 SMs), mirrored from the bridge as /gpu/0",
+        "queen      leased gpu 0 to GPU worker g1 through /queen/ctl",
+        "           bridge: OK LEASE granted holder=g1 mem_mb=256 ",
+        "           bridge: QUEUED demo-vadd priority=0 position=1\n",
+        "worker g1  checked all 8 sums against its own: right",
         "$ cohsh cat /worker/w1/telemetry",
         " heartbeat seq=3\n",
         " spawn role=queen subject=queen ",
+        " worker=g1 worker-role=worker-gpu ",
+        " gpu-complete ",
         "kill w1",
         "NineDoor   stopped",
+        "bridge     stopped",
     ] {
         assert!(out.contains(want), "no {want:?} in\n{out}");
     }
-    // The printed commands name the real address and ticket file.
+    let sums: Vec<f32> = (1..=8).map(|i| 11.0 * i as f32).collect();
+
+    // The job's status lines, in order, end in OK with the sums.
+    let status = after(out, "$ cohsh gpu status 0 -f");
+    assert!(status[0].starts_with("QUEUED demo-vadd "), "{out}");
+    assert_eq!(status[1], "RUNNING demo-vadd", "{out}");
+    let ok: Vec<&str> = status[2].split(' ').collect();
+    assert_eq!(&ok[..2], ["OK", "demo-vadd"], "{out}");
+    assert_eq!(ok[2].len(), 64, "sha256 of the output: {out}");
+    let shown: Vec<f32> = ok[3..].iter().map(|w| w.parse().unwrap()).collect();
+    assert_eq!(shown, sums);
+
+    // The result the GPU worker read is the sums, in full.
+    let result = after(out, "$ cohsh gpu result 0 --job demo-vadd");
+    let result: serde_json::Value = serde_json::from_str(result[0]).unwrap();
+    assert_eq!(result["job_id"], "demo-vadd");
+    assert_eq!(result["kernel"], "vadd");
+    assert_eq!(result["len"], 8);
+    assert_eq!(result["sha256"], ok[2]);
+    assert_eq!(common::result_values(&result), sums);
+
+    // The printed commands name the real address and ticket files, the
+    // GPU worker's among them.
     let hint = out
         .lines()
         .find(|l| l.contains(" ls /worker"))
@@ -283,5 +328,106 @@ fn the_hive_demo_shows_heartbeats_and_prints_the_next_commands() {
         hint.contains("--ticket-file /") && hint.contains("queen.ticket"),
         "{hint}"
     );
-    assert!(out.lines().count() < 40, "keep the demo short:\n{out}");
+    for gpu in [
+        "queen.ticket gpu list",
+        "g1.ticket gpu submit 0 /",
+        "g1.ticket gpu status 0 -f",
+        "g1.ticket gpu result 0",
+        "queen.ticket gpu release 0",
+    ] {
+        assert!(
+            out.lines().any(|l| l.contains(addr) && l.contains(gpu)),
+            "no {gpu:?} hint in\n{out}"
+        );
+    }
+    let lines = out.lines().filter(|l| !l.contains(" heartbeat seq="));
+    assert!(lines.count() < 50, "keep the demo short:\n{out}");
+}
+
+#[test]
+fn the_hive_demo_without_a_gpu_shows_heartbeats_only() {
+    let demo = run(Command::new(env!("CARGO_BIN_EXE_cohesix-hive")).args([
+        "--once",
+        "--no-gpu",
+        "--interval-ms",
+        "100",
+    ]));
+    assert_eq!(demo.code, Some(0), "{demo:?}");
+    let out = &demo.stdout;
+    assert!(out.contains(" heartbeat seq=3\n"), "{out}");
+    assert!(out.contains(" ls /worker"), "{out}");
+    assert!(!out.contains("bridge") && !out.contains("gpu"), "{out}");
+}
+
+#[test]
+fn the_hive_demo_fails_clearly_without_its_bridge_binary() {
+    let missing = run(Command::new(env!("CARGO_BIN_EXE_cohesix-hive")).args([
+        "--once",
+        "--gpu-bridge-bin",
+        "/nonexistent/gpu-bridge-host",
+    ]));
+    assert_eq!(missing.code, Some(6), "{missing:?}");
+    assert!(
+        missing
+            .stderr
+            .contains("/nonexistent/gpu-bridge-host not found")
+            && missing.stderr.contains("--no-gpu"),
+        "{missing:?}"
+    );
+    assert!(!missing.stdout.contains("NineDoor"), "{missing:?}");
+}
+
+#[test]
+fn ctrl_c_stops_the_hive_demo_and_its_bridge() {
+    let mut demo = Proc::spawn(&mut demo(&["--interval-ms", "100"]));
+    let stdout = demo.child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = Vec::new();
+    while out
+        .last()
+        .is_none_or(|l: &String| l != "Serving until Ctrl-C.")
+    {
+        out.push(rx.recv_timeout(DEADLINE).expect("the demo reaches serving"));
+    }
+    let bridge_pid = out
+        .iter()
+        .find_map(|l| l.split("(pid ").nth(1))
+        .and_then(|p| p.strip_suffix(')'))
+        .expect("the bridge's pid");
+    let cmdline = |pid: &str| std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    assert!(
+        String::from_utf8_lossy(&cmdline(bridge_pid)).contains("gpu-bridge-host"),
+        "{out:?}"
+    );
+    let dir = out
+        .iter()
+        .find_map(|l| l.split_whitespace().find(|w| w.ends_with("queen.ticket")))
+        .map(|t| std::path::PathBuf::from(t).parent().unwrap().to_owned())
+        .expect("the demo's directory");
+    assert!(dir.join("bridge.key").exists());
+
+    let sent = Command::new("kill")
+        .args(["-INT", &demo.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(sent.success());
+    let (status, err) = demo.wait(DEADLINE);
+    assert_eq!(status.code(), Some(0), "{err}");
+    let rest: Vec<String> = rx.iter().collect();
+    assert_eq!(rest, ["NineDoor   stopped", "bridge     stopped"], "{err}");
+    // The bridge was reaped (its pid is gone, or another program's) and
+    // the keys and tickets are gone with the directory.
+    assert!(
+        !String::from_utf8_lossy(&cmdline(bridge_pid)).contains("gpu-bridge-host"),
+        "bridge {bridge_pid} still running"
+    );
+    assert!(!dir.exists(), "{} left behind", dir.display());
 }
