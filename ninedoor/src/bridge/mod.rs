@@ -40,6 +40,7 @@ mod link;
 pub mod mirror;
 
 pub use link::BridgeLink;
+pub(crate) use link::failed;
 
 use crate::GpuDescriptor;
 use alloc::string::String;

@@ -10,11 +10,11 @@
 //! Several bridges may number their GPUs alike (`0`, `1`, …): a bridge
 //! given as `PREFIX=HOST:PORT` has its GPU `0` installed as `PREFIX-0`.
 
+use crate::bridge::failed;
 use crate::host::engine::{GpuForward, HiveEngine};
 use crate::host::error::HostError;
 use crate::host::key::load_key;
-use crate::host::link::{Link, failed};
-use crate::host::mirror::Mirror;
+use crate::host::link::Link;
 use crate::host::settings::GpuSettings;
 use crate::{GpuClosed, GpuRequest};
 use secure9p_core::{Completion, FsError};
@@ -154,7 +154,8 @@ impl GpuForward for BridgeForward {
 /// goes into the engine), started after (the links complete through it).
 pub(crate) struct Bridges {
     targets: Vec<BridgeTarget>,
-    mirror: Arc<Mirror>,
+    /// The bridge key: each link mints mirror tickets with it.
+    key: [u8; 32],
     timeout: Duration,
     routes: Routes,
     jobs: Vec<mpsc::UnboundedReceiver<LinkJob>>,
@@ -188,7 +189,7 @@ impl Bridges {
         Ok(Some((
             Bridges {
                 targets,
-                mirror: Arc::new(Mirror::new(key)),
+                key,
                 timeout: Duration::from_secs(settings.timeout_s.max(1)),
                 routes: routes.clone(),
                 jobs,
@@ -214,7 +215,7 @@ impl Bridges {
                 let link = Link::new(
                     index,
                     target,
-                    self.mirror.clone(),
+                    self.key,
                     shared.clone(),
                     self.routes.clone(),
                     self.timeout,

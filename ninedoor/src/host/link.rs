@@ -1,79 +1,152 @@
-//! [`Link`]: NineDoor's side of one GPU bridge. Two tasks share it:
-//!
-//! - *maintain* connects (with backoff while the bridge is away), lists the
-//!   bridge's GPUs as NineDoor's own bridge identity, installs the new ones
-//!   in the hive (`install_gpu_nodes`) with a route to this link, then
-//!   probes the connection until it dies and starts over;
-//! - *dispatch* takes the forwarded requests: the requests of one open go,
-//!   in order, to one task that holds that open's fid on the bridge (opened
-//!   on first use, reopened after a reconnect, clunked when the hive's fid
-//!   is); each `lease`/`release` command runs on a fid of its own and hands
-//!   the bridge's reply to the hive.
-//!
-//! Every request is completed exactly once, through the engine's
-//! `Shared::complete`; while no connection is up that happens at once with
-//! `EHOSTUNREACH`. Nothing here blocks the engine: it is locked only to
-//! install GPUs and to complete requests.
+//! [`Link`]: the host's home for one GPU bridge's link. The link itself is
+//! the `no_std` state machine [`crate::bridge::BridgeLink`] (the seL4
+//! image's NineDoor PD runs the same one); this task only moves its bytes
+//! and time: it makes the TCP (or mutual-TLS) connection when the link asks
+//! for one, reads whole frames off it, writes the link's frames to it,
+//! wakes the link at its next deadline, hands it the hive's forwarded
+//! requests and closed opens, and carries out what the link says:
+//! installing the bridge's GPUs (with a route to this link) and completing
+//! requests through the engine.
 
-use crate::host::daemon::unix_now;
+use crate::GpuDescriptor;
+use crate::bridge::mirror::Mirror;
+use crate::bridge::{BridgeLink, LinkConfig, LinkEvent};
 use crate::host::engine::HiveEngine;
 use crate::host::forward::{BridgeTarget, LinkJob, Route, Routes, lock};
-use crate::host::mirror::{Mirror, OWN_TICKET_TTL_S};
-use crate::host::remote::{OpenFid, Remote};
-use crate::{GpuDescriptor, GpuOp, GpuOrigin, GpuRequest};
-use secure9p_core::codec::{Fid, LOpenFlags};
-use secure9p_core::{Completion, FsError};
+use crate::host::key::OsIds;
+use secure9p_core::codec::HEADER_LEN;
 use secure9p_transport::server::Shared;
 use secure9p_transport::tls::TlsClient;
-use serde::Deserialize;
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
-/// The msize asked of a bridge: its own cap (1 MiB of payload), so a job
-/// descriptor of up to the bridge's 1 MiB write limit fits one write.
-pub(crate) const BRIDGE_MSIZE: u32 = 1024 * 1024 + 24;
-/// First wait before reconnecting to a bridge that went away.
-pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest wait between reconnection attempts: how late, at worst, GPUs
-/// come back after their bridge does.
-pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// How often an idle connection is probed, so a bridge that went away is
-/// noticed (and reconnected) without waiting for a client to ask.
-pub(crate) const PROBE_INTERVAL: Duration = Duration::from_secs(1);
-/// The most GPUs taken from one bridge's listing.
-pub(crate) const MAX_BRIDGE_GPUS: usize = 64;
-/// The most bytes read back as a command's reply (one line).
-const MAX_COMMAND_REPLY: u32 = 4096;
-/// The most bytes of one `info` file read at listing (one JSON line).
-const MAX_INFO: usize = 64 * 1024;
+/// Frames read ahead of the link.
+const READ_AHEAD: usize = 64;
+/// How long the task sleeps when the link has no deadline at all.
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
-/// What NineDoor reads of a bridge's `info` (the descriptor's fields; the
-/// live readings beside them, and its `id`, which names the directory the
-/// file was read from anyway, are not kept).
-#[derive(Debug, Deserialize)]
-struct BridgeInfo {
-    name: String,
-    uuid: String,
-    memory_mb: u64,
-    #[serde(default)]
-    sm_count: Option<u32>,
-    driver_version: String,
-    runtime_version: String,
+/// A byte stream to a bridge: TCP, or TLS over it.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+type BoxStream = Box<dyn Stream>;
+
+/// Unix time in milliseconds: the link's clock.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// One bridge, shared by its tasks.
+/// One live connection. Its frames are read by a task of its own, so that
+/// waiting for the next one (beside the hive's requests and the link's
+/// deadline) never loses half of one.
+struct Conn {
+    writer: WriteHalf<BoxStream>,
+    frames: mpsc::Receiver<Result<Vec<u8>, String>>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Conn {
+    fn new(stream: BoxStream, max: u32) -> Conn {
+        let (rd, writer) = tokio::io::split(stream);
+        let (tx, frames) = mpsc::channel(READ_AHEAD);
+        let reader = tokio::spawn(read_frames(rd, max, tx));
+        Conn {
+            writer,
+            frames,
+            reader,
+        }
+    }
+}
+
+/// Reads whole frames of at most `max` bytes; the first error (the bridge
+/// closing, a size outside `7..=max`) ends the stream with its reason.
+async fn read_frames(
+    mut rd: ReadHalf<BoxStream>,
+    max: u32,
+    tx: mpsc::Sender<Result<Vec<u8>, String>>,
+) {
+    loop {
+        let mut size = [0u8; 4];
+        if let Err(e) = rd.read_exact(&mut size).await {
+            let _ = tx.send(Err(format!("connection closed ({e})"))).await;
+            return;
+        }
+        let n = u32::from_le_bytes(size);
+        if (n as usize) < HEADER_LEN || n > max {
+            let why = format!("frame of {n} bytes outside {HEADER_LEN}..={max}");
+            let _ = tx.send(Err(why)).await;
+            return;
+        }
+        let mut frame = vec![0u8; n as usize];
+        frame[..4].copy_from_slice(&size);
+        if let Err(e) = rd.read_exact(&mut frame[4..]).await {
+            let _ = tx
+                .send(Err(format!("connection closed mid-frame ({e})")))
+                .await;
+            return;
+        }
+        if tx.send(Ok(frame)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// What woke the task.
+enum Wake {
+    Job(Option<LinkJob>),
+    Frame(Option<Result<Vec<u8>, String>>),
+    Connected(Result<BoxStream, String>),
+    Tick,
+}
+
+/// A connection attempt in progress.
+struct Connecting {
+    task: JoinHandle<()>,
+    done: oneshot::Receiver<Result<BoxStream, String>>,
+}
+
+impl Drop for Connecting {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn next_frame(conn: &mut Option<Conn>) -> Option<Result<Vec<u8>, String>> {
+    match conn {
+        Some(c) => c.frames.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn connect_done(connecting: &mut Option<Connecting>) -> Result<BoxStream, String> {
+    match connecting {
+        Some(c) => (&mut c.done)
+            .await
+            .unwrap_or_else(|_| Err(String::from("connection attempt dropped"))),
+        None => std::future::pending().await,
+    }
+}
+
+/// One bridge's task.
 pub(crate) struct Link {
     index: usize,
     target: BridgeTarget,
-    mirror: Arc<Mirror>,
+    key: [u8; 32],
     shared: Arc<Shared<HiveEngine>>,
     routes: Routes,
-    timeout: Duration,
+    config: LinkConfig,
     tls: Option<TlsClient>,
-    current: std::sync::Mutex<Option<Arc<Remote>>>,
 }
 
 impl std::fmt::Debug for Link {
@@ -85,154 +158,173 @@ impl std::fmt::Debug for Link {
     }
 }
 
-/// The completion that fails `op` with `e`.
-pub(crate) fn failed(op: &GpuOp, e: FsError) -> Completion {
-    match op {
-        GpuOp::Read { .. } => Completion::Read(Err(e)),
-        GpuOp::Write { .. } => Completion::Write(Err(e)),
-    }
-}
-
 impl Link {
     pub(crate) fn new(
         index: usize,
         target: BridgeTarget,
-        mirror: Arc<Mirror>,
+        key: [u8; 32],
         shared: Arc<Shared<HiveEngine>>,
         routes: Routes,
         timeout: Duration,
         tls: Option<TlsClient>,
-    ) -> Arc<Link> {
-        Arc::new(Link {
+    ) -> Link {
+        let config = LinkConfig {
+            timeout_ms: timeout.as_millis() as u64,
+            ..LinkConfig::default()
+        };
+        Link {
             index,
             target,
-            mirror,
+            key,
             shared,
             routes,
-            timeout,
+            config,
             tls,
-            current: std::sync::Mutex::new(None),
-        })
-    }
-
-    /// Runs the link until the task is aborted.
-    pub(crate) async fn run(self: Arc<Self>, jobs: mpsc::UnboundedReceiver<LinkJob>) {
-        tokio::join!(self.clone().maintain(), self.dispatch(jobs));
-    }
-
-    /// The live connection, if any.
-    fn current(&self) -> Option<Arc<Remote>> {
-        lock(&self.current).clone().filter(|r| !r.is_dead())
+        }
     }
 
     fn say(&self, what: &str) {
         eprintln!("ninedoor: gpu bridge {}: {what}", self.target);
     }
 
-    async fn maintain(self: Arc<Self>) {
-        let mut backoff = MIN_BACKOFF;
-        let mut last_failure: Option<String> = None;
+    /// Runs the link until the hive's side of its job queue closes.
+    pub(crate) async fn run(self, mut jobs: mpsc::UnboundedReceiver<LinkJob>) {
+        let mirror = Mirror::new(self.key, OsIds::default());
+        let mut link = BridgeLink::new(self.config.clone(), mirror, now_ms());
+        let mut conn: Option<Conn> = None;
+        let mut connecting: Option<Connecting> = None;
         loop {
-            match self.connect().await {
-                Ok((remote, own, gpus)) => {
-                    backoff = MIN_BACKOFF;
-                    last_failure = None;
-                    self.say(&format!("connected, gpus {}", gpus.join(" ")));
-                    *lock(&self.current) = Some(remote.clone());
-                    self.watch(&remote, own).await;
-                    *lock(&self.current) = None;
-                    self.say("connection lost; /gpu files answer EHOSTUNREACH until it is back");
+            self.drain(&mut link, &mut conn, &mut connecting).await;
+            let wait = link.next_timeout().map_or(IDLE_WAKE, |t| {
+                Duration::from_millis(t.saturating_sub(now_ms()))
+            });
+            let wake = tokio::select! {
+                job = jobs.recv() => Wake::Job(job),
+                frame = next_frame(&mut conn) => Wake::Frame(frame),
+                stream = connect_done(&mut connecting) => Wake::Connected(stream),
+                () = tokio::time::sleep(wait) => Wake::Tick,
+            };
+            let now = now_ms();
+            match wake {
+                Wake::Job(None) => return,
+                Wake::Job(Some(LinkJob::Request { request, remote })) => {
+                    link.forward(request, &remote, now);
                 }
-                Err(why) => {
-                    if last_failure.as_deref() != Some(why.as_str()) {
-                        self.say(&format!(
-                            "{why}; retrying every {} s at most",
-                            MAX_BACKOFF.as_secs_f32()
-                        ));
-                        last_failure = Some(why);
+                Wake::Job(Some(LinkJob::Close { open })) => link.close_open(open, now),
+                Wake::Frame(Some(Ok(frame))) => link.received(&frame, now),
+                Wake::Frame(gone) => {
+                    if let Some(Err(why)) = gone {
+                        self.say(&why);
                     }
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                    conn = None;
+                    link.disconnected(now);
                 }
+                Wake::Connected(stream) => {
+                    connecting = None;
+                    match stream {
+                        Ok(s) => {
+                            conn = Some(Conn::new(s, self.config.msize));
+                            link.connected(now);
+                        }
+                        Err(why) => {
+                            self.say(&why);
+                            link.disconnected(now);
+                        }
+                    }
+                }
+                Wake::Tick => link.tick(now),
             }
         }
     }
 
-    /// Connects, attaches as NineDoor, lists and installs the GPUs. Returns
-    /// the connection, NineDoor's attach (fid, expiry) and the local ids of
-    /// the bridge's GPUs.
-    async fn connect(&self) -> Result<(Arc<Remote>, (Fid, u64), Vec<String>), String> {
-        let tls = self.tls.as_ref().map(|c| (c, self.target.host()));
-        let remote = Remote::connect(&self.target.addr, BRIDGE_MSIZE, self.timeout, tls).await?;
-        let own = self.attach_own(&remote).await.map_err(|e| {
-            format!("attach refused ({e}): is its --ticket-key-file the key of --gpu-bridge-key?")
-        })?;
-        let gpus = self
-            .list(&remote, own.0)
-            .await
-            .map_err(|e| format!("listing its GPUs failed: {e}"))?;
-        let installed = self.install(&gpus);
-        Ok((remote, own, installed))
-    }
-
-    async fn attach_own(&self, remote: &Remote) -> Result<(Fid, u64), FsError> {
-        let own = self.mirror.own(unix_now())?;
-        let fid = remote
-            .call(
-                remote
-                    .conn()
-                    .attach(crate::host::mirror::NINEDOOR_SUBJECT, &own.text),
-            )
-            .await?;
-        Ok((fid, own.claims.expires))
-    }
-
-    /// The bridge's descriptors, from `/gpu` and each `/gpu/<id>/info`.
-    async fn list(&self, remote: &Remote, root: Fid) -> Result<Vec<GpuDescriptor>, FsError> {
-        let conn = remote.conn();
-        let dir = remote.call(conn.walk(root, "gpu")).await?;
-        let listed = match remote.call(conn.lopen(dir, LOpenFlags::empty())).await {
-            Ok(_) => remote.call(conn.readdir(dir)).await,
-            Err(e) => Err(e),
-        };
-        let _ = remote.call(conn.clunk(dir)).await;
-        let mut gpus = Vec::new();
-        for (name, _) in listed?.into_iter().take(MAX_BRIDGE_GPUS) {
-            let fid = remote
-                .call(conn.walk(root, &format!("gpu/{name}/info")))
-                .await?;
-            let text = match remote.call(conn.lopen(fid, LOpenFlags::empty())).await {
-                Ok(_) => remote.call(conn.read(fid, 0, MAX_INFO as u32)).await,
-                Err(e) => Err(e),
-            };
-            let _ = remote.call(conn.clunk(fid)).await;
-            let info: BridgeInfo =
-                serde_json::from_slice(&text?).map_err(|_| FsError::BadMessage)?;
-            gpus.push(GpuDescriptor {
-                id: name,
-                name: info.name,
-                uuid: info.uuid,
-                memory_mb: info.memory_mb,
-                sm_count: info.sm_count,
-                driver_version: info.driver_version,
-                runtime_version: info.runtime_version,
-            });
+    /// Carries out the link's events and sends its frames until it has
+    /// nothing more to say.
+    async fn drain(
+        &self,
+        link: &mut BridgeLink,
+        conn: &mut Option<Conn>,
+        connecting: &mut Option<Connecting>,
+    ) {
+        loop {
+            let mut moved = false;
+            while let Some(event) = link.poll_event() {
+                moved = true;
+                match event {
+                    LinkEvent::Connect => *connecting = Some(self.connect()),
+                    LinkEvent::Disconnect => {
+                        *conn = None;
+                        *connecting = None;
+                    }
+                    LinkEvent::Gpus(gpus) => self.install(&gpus),
+                    LinkEvent::Complete {
+                        token,
+                        result,
+                        reply,
+                    } => {
+                        if let Some(reply) = reply {
+                            self.shared
+                                .with_engine(|e| e.hive_mut().set_gpu_reply(token, &reply));
+                        }
+                        self.shared.complete(token, result);
+                    }
+                    LinkEvent::Note(line) => self.say(&line),
+                }
+            }
+            while let Some(frame) = link.poll_transmit() {
+                moved = true;
+                let Some(c) = conn.as_mut() else {
+                    break;
+                };
+                if let Err(e) = c.writer.write_all(&frame).await {
+                    self.say(&format!("write failed: {e}"));
+                    *conn = None;
+                    link.disconnected(now_ms());
+                }
+            }
+            if !moved {
+                return;
+            }
         }
-        Ok(gpus)
     }
 
-    /// Routes and installs the GPUs not yet installed; returns the local
-    /// ids of every GPU of this bridge that is routed here.
-    fn install(&self, gpus: &[GpuDescriptor]) -> Vec<String> {
-        let mut ours = Vec::new();
+    /// Starts a connection attempt (the link bounds how long it may take).
+    fn connect(&self) -> Connecting {
+        let (tx, done) = oneshot::channel();
+        let addr = self.target.addr.clone();
+        let host = self.target.host().to_owned();
+        let tls = self.tls.clone();
+        let task = tokio::spawn(async move {
+            let stream: Result<BoxStream, String> = async {
+                match tls {
+                    Some(client) => {
+                        let s = client
+                            .connect_stream(addr.as_str(), &host)
+                            .await
+                            .map_err(|e| format!("cannot connect: {e}"))?;
+                        Ok(Box::new(s) as BoxStream)
+                    }
+                    None => {
+                        let s = TcpStream::connect(addr.as_str())
+                            .await
+                            .map_err(|e| format!("cannot connect: {e}"))?;
+                        let _ = s.set_nodelay(true);
+                        Ok(Box::new(s) as BoxStream)
+                    }
+                }
+            }
+            .await;
+            let _ = tx.send(stream);
+        });
+        Connecting { task, done }
+    }
+
+    /// Routes and installs the GPUs not yet installed.
+    fn install(&self, gpus: &[GpuDescriptor]) {
         for d in gpus {
             let local = self.target.local_id(&d.id);
             let known = lock(&self.routes).get(&local).cloned();
             match known {
-                Some(r) if r.link == self.index => {
-                    ours.push(local);
-                    continue;
-                }
+                Some(r) if r.link == self.index => continue,
                 Some(_) => {
                     self.say(&format!(
                         "gpu {local} is another bridge's; give each bridge a prefix (PREFIX=HOST:PORT)"
@@ -254,151 +346,10 @@ impl Link {
             let installed = self
                 .shared
                 .with_engine(|e| e.hive_mut().install_gpu_nodes(std::slice::from_ref(&desc)));
-            match installed {
-                Ok(()) => ours.push(local),
-                Err(e) => {
-                    lock(&self.routes).remove(&local);
-                    self.say(&format!("gpu {} not installed: {e}", d.id));
-                }
+            if let Err(e) = installed {
+                lock(&self.routes).remove(&local);
+                self.say(&format!("gpu {} not installed: {e}", d.id));
             }
         }
-        ours
-    }
-
-    /// Probes the connection until it dies, renewing NineDoor's own attach
-    /// at half its lifetime.
-    async fn watch(&self, remote: &Remote, mut own: (Fid, u64)) {
-        loop {
-            tokio::select! {
-                () = remote.lost() => {}
-                () = tokio::time::sleep(PROBE_INTERVAL) => {}
-            }
-            if remote.is_dead() {
-                return;
-            }
-            if unix_now().saturating_add(OWN_TICKET_TTL_S / 2) >= own.1 {
-                match self.attach_own(remote).await {
-                    Ok(fresh) => {
-                        let _ = remote.call(remote.conn().clunk(own.0)).await;
-                        own = fresh;
-                    }
-                    Err(_) => remote.kill(),
-                }
-                continue;
-            }
-            if remote.call(remote.conn().getattr(own.0)).await.is_err() {
-                remote.kill();
-            }
-        }
-    }
-
-    async fn dispatch(self: Arc<Self>, mut jobs: mpsc::UnboundedReceiver<LinkJob>) {
-        let mut opens: HashMap<u64, mpsc::UnboundedSender<(GpuRequest, String)>> = HashMap::new();
-        let mut tasks = JoinSet::new();
-        while let Some(job) = jobs.recv().await {
-            while tasks.try_join_next().is_some() {}
-            match job {
-                LinkJob::Request { request, remote } => match request.origin {
-                    GpuOrigin::Fid { open } => {
-                        let tx = opens.entry(open).or_insert_with(|| {
-                            let (tx, rx) = mpsc::unbounded_channel();
-                            tasks.spawn(self.clone().serve_open(rx));
-                            tx
-                        });
-                        if let Err(mpsc::error::SendError((request, _))) =
-                            tx.send((request, remote))
-                        {
-                            let done = failed(&request.op, FsError::Unreachable);
-                            self.shared.complete(request.token, done);
-                        }
-                    }
-                    GpuOrigin::Command => {
-                        tasks.spawn(self.clone().run_command(request, remote));
-                    }
-                },
-                // Dropping the sender lets the open's task finish what is
-                // queued, clunk its bridge fid and end.
-                LinkJob::Close { open } => {
-                    opens.remove(&open);
-                }
-            }
-        }
-    }
-
-    /// Serves the requests of one open, in order, on one bridge fid.
-    async fn serve_open(self: Arc<Self>, mut rx: mpsc::UnboundedReceiver<(GpuRequest, String)>) {
-        let mut held: Option<OpenFid> = None;
-        while let Some((request, remote_gpu)) = rx.recv().await {
-            let done = match self.on_open(&mut held, &request, &remote_gpu).await {
-                Ok(c) => c,
-                Err(e) => failed(&request.op, e),
-            };
-            self.shared.complete(request.token, done);
-        }
-        if let Some(h) = held {
-            h.close().await;
-        }
-    }
-
-    async fn on_open(
-        &self,
-        held: &mut Option<OpenFid>,
-        request: &GpuRequest,
-        remote_gpu: &str,
-    ) -> Result<Completion, FsError> {
-        let remote = self.current().ok_or(FsError::Unreachable)?;
-        if let Some(h) = held.take_if(|h| !Arc::ptr_eq(&h.remote, &remote)) {
-            // Opened on a connection that has since been replaced.
-            h.close().await;
-        }
-        let fid = match held {
-            Some(h) => h.fid,
-            None => {
-                let h = remote.open(&self.mirror, request, remote_gpu).await?;
-                let fid = h.fid;
-                *held = Some(h);
-                fid
-            }
-        };
-        Ok(match &request.op {
-            GpuOp::Read { offset, count } => {
-                Completion::Read(remote.read(fid, *offset, *count).await)
-            }
-            GpuOp::Write { offset, data } => {
-                Completion::Write(remote.write(fid, *offset, data).await)
-            }
-        })
-    }
-
-    /// Runs a `lease`/`release` on a fid of its own: the write, then the
-    /// reply the bridge left for that fid, handed to the hive.
-    async fn run_command(self: Arc<Self>, request: GpuRequest, remote_gpu: String) {
-        let (result, reply) = match self.command(&request, &remote_gpu).await {
-            Ok(done) => done,
-            Err(e) => (Err(e), Vec::new()),
-        };
-        self.shared
-            .with_engine(|e| e.hive_mut().set_gpu_reply(request.token, &reply));
-        self.shared
-            .complete(request.token, Completion::Write(result));
-    }
-
-    async fn command(
-        &self,
-        request: &GpuRequest,
-        remote_gpu: &str,
-    ) -> Result<(Result<u32, FsError>, Vec<u8>), FsError> {
-        let GpuOp::Write { data, .. } = &request.op else {
-            return Err(FsError::Invalid);
-        };
-        let remote = self.current().ok_or(FsError::Unreachable)?;
-        let h = remote.open(&self.mirror, request, remote_gpu).await?;
-        let written = remote.write(h.fid, 0, data).await;
-        let reply = remote
-            .read(h.fid, 0, MAX_COMMAND_REPLY)
-            .await
-            .unwrap_or_default();
-        h.close().await;
-        Ok((written, reply))
     }
 }

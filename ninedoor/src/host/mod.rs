@@ -5,8 +5,10 @@
 //! [`Host::start`]; `cohsh`'s demo starts the same host in-process.
 //!
 //! With GPU bridges configured ([`GpuSettings`]), `/gpu` is mirrored from
-//! them over Secure9P TCP by [`BridgeForward`]: see `forward`, `link`,
-//! `remote` and `mirror` (how the requester's identity reaches the bridge).
+//! them over Secure9P TCP by [`BridgeForward`]: `forward` routes each
+//! request to its bridge's `link` task, which drives the `no_std`
+//! [`crate::bridge::BridgeLink`] (and [`crate::bridge::mirror`]: how the
+//! requester's identity reaches the bridge) over a socket.
 //!
 //! With a TLS identity ([`TlsSettings`], `--tls-cert/--tls-key/--tls-ca`)
 //! the TCP listener and the bridge links speak mutual TLS; without one, a
@@ -23,8 +25,6 @@ mod error;
 mod forward;
 mod key;
 mod link;
-mod mirror;
-mod remote;
 mod settings;
 mod ticket_file;
 mod tls_args;
