@@ -66,6 +66,7 @@ fn wired(pd: &ProtectionDomain) -> Result<(), String> {
     let needed: &[&str] = match pd.program_image.as_str() {
         "ninedoor.elf" => &wiring::ninedoor::REGIONS,
         "worker.elf" => &wiring::worker::REGIONS,
+        "gpuworker.elf" => &wiring::gpuworker::REGIONS,
         "device.elf" => &wiring::device::REGIONS,
         "timer.elf" => &wiring::timer::REGIONS,
         "net.elf" => &wiring::device::REGIONS,

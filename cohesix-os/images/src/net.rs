@@ -14,6 +14,8 @@ mod image {
     cohesix_rt::setvars!(Maps {
         "rx" => rx / rx_size,
         "tx" => tx / tx_size,
+        "bridge_rx" => bridge_rx / bridge_rx_size,
+        "bridge_tx" => bridge_tx / bridge_tx_size,
     }, virtio_regs, dma_vaddr, dma_size, dma_paddr);
 
     cohesix_rt::protection_domain!(|| {
@@ -32,6 +34,7 @@ mod image {
             prefix: net::PREFIX,
             gateway: Some(net::GATEWAY),
             port: net::PORT,
+            bridge: Some((net::BRIDGE_ADDR, net::BRIDGE_PORT)),
         };
         let port = TcpPort::new(card, config, cohesix_rt::uptime_ms)
             .with_interrupt_ack(NetDevice::ack_interrupt);

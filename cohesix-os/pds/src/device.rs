@@ -14,6 +14,7 @@
 //! one ring's worth of backlog before it stops reading the host (the host
 //! then sees flow control, not loss).
 
+use crate::bridge_ring::{self, CLOSE, CONNECT, DATA, MAX_DATA};
 use crate::frames::FrameAssembler;
 use crate::link::{Link, LinkError};
 use crate::mux::{self, ConnId};
@@ -36,6 +37,15 @@ pub enum PortEvent {
     Closed(ConnId),
 }
 
+/// The outbound bridge connection's state changing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeEvent {
+    /// The connection asked for with [`HostPort::bridge_connect`] is up.
+    Connected,
+    /// It closed, or could not be made.
+    Closed,
+}
+
 /// The host side of a host-facing PD: byte streams, one per connection,
 /// polled. Every pump of the PD calls [`HostPort::event`] until it says
 /// `None` before it reads or writes, so a port that must be polled (a
@@ -54,12 +64,34 @@ pub trait HostPort {
     /// Called when the port's IRQ fires, before reading: acknowledge the
     /// device (the PD then acknowledges the IRQ with the kernel).
     fn interrupt(&mut self) {}
+    /// Starts the one outbound connection to the GPU bridge (closing any
+    /// there is); `false` if this port makes none (the console).
+    fn bridge_connect(&mut self) -> bool {
+        false
+    }
+    /// The bridge connection's next state change since the last call.
+    fn bridge_event(&mut self) -> Option<BridgeEvent> {
+        None
+    }
+    /// Reads what the bridge sent (at most `buf.len()` bytes); 0 if nothing.
+    fn bridge_read(&mut self, buf: &mut [u8]) -> usize {
+        let _ = buf;
+        0
+    }
+    /// Sends all of `data` to the bridge (nothing if not connected).
+    fn bridge_write(&mut self, data: &[u8]) {
+        let _ = data;
+    }
+    /// Closes the bridge connection.
+    fn bridge_close(&mut self) {}
 }
 
 /// The host-facing protection domain.
 pub struct DevicePd<P: HostPort> {
     port: P,
     link: Link,
+    /// The ring pair to NineDoor's bridge link (the network PD only).
+    bridge: Option<Link>,
     /// Each open connection's partial frame.
     conns: BTreeMap<ConnId, FrameAssembler>,
     frame: Vec<u8>,
@@ -87,9 +119,15 @@ impl<P: HostPort> DevicePd<P> {
         let tx = regions
             .region(spec.tx)
             .ok_or(LinkError::NoRegion(spec.tx))?;
+        let b = wiring::device::BRIDGE;
+        let bridge = match (regions.region(b.rx), regions.region(b.tx)) {
+            (Some(rx), Some(tx)) => Some(Link::new(b.channel, rx, tx)),
+            _ => None,
+        };
         Ok(DevicePd {
             port,
             link: Link::new(spec.channel, rx, tx),
+            bridge,
             conns: BTreeMap::new(),
             frame: Vec::new(),
             entry: Vec::new(),
@@ -242,6 +280,63 @@ impl<P: HostPort> DevicePd<P> {
         }
     }
 
+    /// NineDoor's bridge link ↔ the port's outbound connection.
+    fn pump_bridge(&mut self, ctx: &mut dyn Context) {
+        let Some(link) = self.bridge.as_mut() else {
+            return;
+        };
+        match link.attach() {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                ctx.debug(&format!("{}: bridge ring: {e}\n", ctx.name()));
+                return;
+            }
+        }
+        if let Err(e) = link.flush() {
+            ctx.debug(&format!("{}: bridge ring: {e}\n", ctx.name()));
+        }
+        loop {
+            match link.recv(&mut self.frame) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => {
+                    ctx.debug(&format!("{}: bridge ring: {e}\n", ctx.name()));
+                    break;
+                }
+            }
+            match bridge_ring::parse(&self.frame) {
+                Some((CONNECT, _)) if !self.port.bridge_connect() => {
+                    bridge_ring::entry(CLOSE, &[], &mut self.entry);
+                    let _ = link.send(&self.entry);
+                }
+                Some((DATA, bytes)) => self.port.bridge_write(bytes),
+                Some((CLOSE, _)) => self.port.bridge_close(),
+                _ => {}
+            }
+        }
+        while let Some(event) = self.port.bridge_event() {
+            let kind = match event {
+                BridgeEvent::Connected => CONNECT,
+                BridgeEvent::Closed => CLOSE,
+            };
+            bridge_ring::entry(kind, &[], &mut self.entry);
+            let _ = link.send(&self.entry);
+        }
+        let mut buf = [0u8; MAX_DATA];
+        while !link.congested() {
+            let n = self.port.bridge_read(&mut buf);
+            if n == 0 {
+                break;
+            }
+            bridge_ring::entry(DATA, &buf[..n], &mut self.entry);
+            if let Err(e) = link.send(&self.entry) {
+                ctx.debug(&format!("{}: bridge ring: {e}\n", ctx.name()));
+            }
+        }
+        link.signal(ctx);
+    }
+
     fn pump(&mut self, ctx: &mut dyn Context) {
         match self.link.attach() {
             Ok(_) => {}
@@ -253,6 +348,7 @@ impl<P: HostPort> DevicePd<P> {
         self.pump_out(ctx);
         self.pump_in(ctx);
         self.link.signal(ctx);
+        self.pump_bridge(ctx);
     }
 }
 
@@ -266,7 +362,10 @@ impl<P: HostPort> Handler for DevicePd<P> {
             self.port.interrupt();
             self.pump(ctx);
             ctx.irq_ack(ch);
-        } else if ch == self.link.channel() || ch == wiring::device::TICK {
+        } else if ch == self.link.channel()
+            || ch == wiring::device::TICK
+            || ch == wiring::device::BRIDGE.channel
+        {
             self.pump(ctx);
         }
     }

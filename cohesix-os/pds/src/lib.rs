@@ -25,8 +25,11 @@
 
 extern crate alloc;
 
+mod bridge_home;
+pub mod bridge_ring;
 mod device;
 mod frames;
+mod gpuworker;
 mod link;
 pub mod mux;
 mod ninedoor;
@@ -37,13 +40,17 @@ mod timer;
 pub mod wiring;
 mod worker;
 
-pub use device::{DevicePd, HostPort, OneStream, PortEvent, Stream};
+pub use device::{BridgeEvent, DevicePd, HostPort, OneStream, PortEvent, Stream};
 pub use frames::{FrameAssembler, FrameError};
+pub use gpuworker::{BAD_JOB_ID, GpuWorkerPd, JOB_ID as GPU_JOB_ID, vadd_descriptor};
 pub use link::{Link, LinkError};
 pub use ninedoor::{
     BOOT_EPOCH, MAX_HOST_SESSIONS, NineDoorPd, RESTART_LIMIT, RESTART_WINDOW_S, boot_hive,
 };
-pub use seed::{FAULT_KNOB_MAGIC, FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds};
+pub use seed::{
+    BRIDGE_KEY_AT, FAULT_KNOB_MAGIC, FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds, bridge_key,
+    encode_bridge_key,
+};
 pub use tcp::{MAX_CONNECTIONS, TcpConfig, TcpPort};
 pub use timer::{TICK_S, TimerError, TimerPd};
 pub use worker::HeartbeatPd;

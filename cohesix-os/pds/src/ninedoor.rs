@@ -21,10 +21,11 @@
 //! `Hive::handle` under that link's session and the reply is pushed back.
 //! It never prints a ticket.
 
+use crate::bridge_home::{BridgeHome, Reply};
 use crate::frames;
 use crate::link::{Link, LinkError};
 use crate::mux::{self, ConnId};
-use crate::seed::{FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds, hive_key};
+use crate::seed::{FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds, bridge_key, hive_key};
 use crate::ticket::{self, Handover};
 use crate::wiring::{self, HEARTBEATS, MSIZE, PASS_MARKER, SlotKind, SlotSpec, WORKER_IDS, call};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -87,6 +88,8 @@ struct Bound {
     faults: VecDeque<u64>,
     /// Out of restarts: left stopped until the Queen kills it.
     given_up: bool,
+    /// A GPU worker's GPU (its ticket's scope).
+    gpu: Option<String>,
 }
 
 /// A worker slot: a child PD and the worker bound to it, if any.
@@ -131,6 +134,11 @@ pub struct NineDoorPd {
     knob: Option<FaultKnob>,
     hive: Option<Hive>,
     peers: Vec<Peer>,
+    /// The bridge ring pair until the hive is up, then the link on it (if
+    /// the image has a bridge key).
+    bridge_ring: Option<Link>,
+    bridge: Option<BridgeHome>,
+    replies: Vec<Reply>,
     frame: Vec<u8>,
     out: Vec<u8>,
     /// A reply with its connection id, for a host link.
@@ -192,6 +200,9 @@ impl NineDoorPd {
             knob: None,
             hive: None,
             peers,
+            bridge_ring: Some(link(regions, wiring::ninedoor::BRIDGE)?),
+            bridge: None,
+            replies: Vec::new(),
             frame: Vec::new(),
             out: Vec::new(),
             entry: Vec::new(),
@@ -218,6 +229,16 @@ impl NineDoorPd {
         BOOT_EPOCH + ctx.uptime_ms() / 1000
     }
 
+    /// The bridge link's clock: unix milliseconds on the boot epoch.
+    fn now_ms(ctx: &dyn Context) -> u64 {
+        BOOT_EPOCH * 1000 + ctx.uptime_ms()
+    }
+
+    /// Whether the bridge link is up (for the simulator's tests).
+    pub fn bridge_up(&self) -> bool {
+        self.bridge.as_ref().is_some_and(BridgeHome::is_up)
+    }
+
     fn build_hive(&mut self, now: u64) -> Result<Hive, String> {
         let mut page = [0u8; SEED_PAGE_LEN];
         Window::new(self.seed)
@@ -227,12 +248,55 @@ impl NineDoorPd {
         let mut seed = [0u8; SEED_LEN];
         seed.copy_from_slice(&page[..SEED_LEN]);
         let mut hive = boot_hive(&seed, now)?;
-        let heartbeat_slots = wiring::ninedoor::SLOTS
-            .iter()
-            .filter(|s| s.kind == SlotKind::Heartbeat)
-            .count();
-        hive.set_worker_slots(Role::WorkerHeartbeat, heartbeat_slots);
+        for (role, kind) in [
+            (Role::WorkerHeartbeat, SlotKind::Heartbeat),
+            (Role::WorkerGpu, SlotKind::Gpu),
+        ] {
+            let slots = wiring::ninedoor::SLOTS
+                .iter()
+                .filter(|s| s.kind == kind)
+                .count();
+            hive.set_worker_slots(role, slots);
+        }
+        if let (Some(key), Some(ring)) = (bridge_key(&page), self.bridge_ring.take()) {
+            self.bridge = Some(BridgeHome::new(ring, key, seed, now.saturating_mul(1000)));
+        }
         Ok(hive)
+    }
+
+    /// Moves the bridge link's bytes and events, and sends the hive's
+    /// replies to the requests it completed to their sessions' peers.
+    fn drive_bridge(&mut self, ctx: &mut dyn Context) {
+        let now_ms = Self::now_ms(ctx);
+        let (Some(hive), Some(bridge)) = (self.hive.as_mut(), self.bridge.as_mut()) else {
+            return;
+        };
+        bridge.close_opens(hive, now_ms);
+        bridge.drive(hive, now_ms, ctx, &mut self.replies);
+        for (session, bytes) in core::mem::take(&mut self.replies) {
+            let owner = self.peers.iter_mut().find_map(|p| {
+                let conn = p.sessions.iter().find(|(_, s)| **s == session)?.0;
+                Some((*conn, p))
+            });
+            let Some((conn, p)) = owner else {
+                continue;
+            };
+            for reply in frames::split(&bytes) {
+                let sent = if p.host {
+                    mux::wrap(conn, reply, &mut self.entry);
+                    p.link.send(&self.entry)
+                } else {
+                    p.link.send(reply)
+                };
+                if let Err(e) = sent {
+                    ctx.debug(&format!(
+                        "ninedoor: {}: reply dropped: {e}\n",
+                        p.link.channel()
+                    ));
+                }
+            }
+            p.link.signal(ctx);
+        }
     }
 
     /// Spawns the boot workers through `/queen/ctl` as the Queen; the
@@ -268,6 +332,7 @@ impl NineDoorPd {
                 WorkerEvent::Spawned { id, role, ticket } => {
                     let kind = match role {
                         Role::WorkerHeartbeat => SlotKind::Heartbeat,
+                        Role::WorkerGpu => SlotKind::Gpu,
                         _ => {
                             ctx.debug(&format!(
                                 "ninedoor: worker {id}: no slot kind for role {}\n",
@@ -287,12 +352,17 @@ impl NineDoorPd {
                         continue;
                     };
                     let child = peer.slot.as_ref().map(|s| s.spec.child);
+                    let gpu = (kind == SlotKind::Gpu)
+                        .then(|| hive.workers().into_iter().find(|w| w.id == id))
+                        .flatten()
+                        .map(|w| w.scope);
                     if let Some(slot) = peer.slot.as_mut() {
                         slot.bound = Some(Bound {
                             id,
                             ticket,
                             faults: VecDeque::new(),
                             given_up: false,
+                            gpu,
                         });
                     }
                     Self::reset_slot(hive, peer, ctx);
@@ -342,6 +412,7 @@ impl NineDoorPd {
     /// back is congested.
     fn serve(&mut self, peer: usize, ctx: &mut dyn Context) {
         let now = Self::now(ctx);
+        let now_ms = Self::now_ms(ctx);
         let (Some(hive), Some(p)) = (self.hive.as_mut(), self.peers.get_mut(peer)) else {
             return;
         };
@@ -391,16 +462,21 @@ impl NineDoorPd {
             self.out.clear();
             match hive.handle(session, frame, now, &mut self.out) {
                 Ok(Handled::Replied) => {}
-                Ok(Handled::Forward(request)) => {
-                    // No GPU bridge inside the image: /gpu is unreachable.
-                    let result = match request.op {
-                        ninedoor::GpuOp::Read { .. } => Completion::Read(Err(FsError::Unreachable)),
-                        ninedoor::GpuOp::Write { .. } => {
-                            Completion::Write(Err(FsError::Unreachable))
-                        }
-                    };
-                    hive.complete(request.token, result, now, &mut self.out);
-                }
+                Ok(Handled::Forward(request)) => match self.bridge.as_mut() {
+                    Some(bridge) => bridge.forward(request, now_ms),
+                    None => {
+                        // An image without a bridge key: /gpu is unreachable.
+                        let result = match request.op {
+                            ninedoor::GpuOp::Read { .. } => {
+                                Completion::Read(Err(FsError::Unreachable))
+                            }
+                            ninedoor::GpuOp::Write { .. } => {
+                                Completion::Write(Err(FsError::Unreachable))
+                            }
+                        };
+                        hive.complete(request.token, result, now, &mut self.out);
+                    }
+                },
                 Err(e) => {
                     // Framing lost: the session is over, and a host's
                     // connection with it (its PD closes it on this entry).
@@ -483,10 +559,17 @@ impl Handler for NineDoorPd {
                 }
             }
         }
+        match self.bridge.as_mut() {
+            Some(bridge) => bridge.init(ctx),
+            None => {
+                ctx.debug("ninedoor: no bridge key in the seed page: /gpu answers EHOSTUNREACH\n")
+            }
+        }
         if let Err(e) = self.spawn_workers(now) {
             ctx.debug(&e);
         }
         self.place(ctx);
+        self.drive_bridge(ctx);
         // Rings ready: wake the host PDs, which may have waited for them.
         for p in self.peers.iter().filter(|p| p.host) {
             p.link.poke(ctx);
@@ -495,11 +578,19 @@ impl Handler for NineDoorPd {
     }
 
     fn notified(&mut self, ch: Channel, ctx: &mut dyn Context) {
+        let now_ms = Self::now_ms(ctx);
         if let Some(peer) = self.peers.iter().position(|p| p.link.channel() == ch) {
             self.serve(peer, ctx);
             self.place(ctx);
             self.check_pass(ctx);
+        } else if let Some(bridge) = self.bridge.as_mut() {
+            if ch == bridge.channel() {
+                bridge.take_ring(now_ms, ctx);
+            } else if ch == wiring::ninedoor::TICK {
+                bridge.tick(now_ms);
+            }
         }
+        self.drive_bridge(ctx);
     }
 
     fn protected(&mut self, ch: Channel, msg: MsgInfo, ctx: &mut dyn Context) -> MsgInfo {
@@ -522,6 +613,7 @@ impl Handler for NineDoorPd {
                     id: b.id.clone(),
                     ticket: b.ticket.clone(),
                     fault_after,
+                    gpu: b.gpu.clone(),
                 };
                 ticket::put(ctx, handover.encode().as_bytes()).unwrap_or(MsgInfo::new(REFUSED, 0))
             }

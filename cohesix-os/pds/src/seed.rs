@@ -23,12 +23,23 @@ pub fn hive_key(seed: &[u8; SEED_LEN]) -> [u8; 32] {
 pub struct SeedIds {
     seed: [u8; SEED_LEN],
     counter: u64,
+    domain: &'static [u8],
 }
 
 impl SeedIds {
-    /// Ids drawn from `seed`.
+    /// Ids drawn from `seed` (the hive's ticket ids).
     pub fn new(seed: [u8; SEED_LEN]) -> SeedIds {
-        SeedIds { seed, counter: 0 }
+        SeedIds::with_domain(seed, b"cohesix ticket id v1")
+    }
+
+    /// Ids drawn from `seed` under another domain (NineDoor's own bridge
+    /// tickets), never equal to the hive's.
+    pub fn with_domain(seed: [u8; SEED_LEN], domain: &'static [u8]) -> SeedIds {
+        SeedIds {
+            seed,
+            counter: 0,
+            domain,
+        }
     }
 }
 
@@ -36,7 +47,7 @@ impl IdSource for SeedIds {
     fn ticket_id(&mut self) -> [u8; 32] {
         self.counter = self.counter.wrapping_add(1);
         let mut h = Sha256::new();
-        h.update(b"cohesix ticket id v1");
+        h.update(self.domain);
         h.update(self.seed);
         h.update(self.counter.to_le_bytes());
         h.finalize().into()
@@ -55,9 +66,36 @@ impl core::fmt::Debug for SeedIds {
 /// Marks the test knob that may follow the seed in the seed page.
 pub const FAULT_KNOB_MAGIC: [u8; 8] = *b"CHXFAULT";
 
+/// Where the bridge key sits in the seed page (after the knob's room).
+pub const BRIDGE_KEY_AT: usize = 256;
+/// Marks the bridge key.
+pub const BRIDGE_KEY_MAGIC: [u8; 8] = *b"CHXBRKEY";
+
 /// Bytes of the seed page NineDoor reads: the seed, then the knob (magic,
-/// beats, id length, id of at most [`ninedoor::MAX_ID_LEN`] bytes).
-pub const SEED_PAGE_LEN: usize = SEED_LEN + 8 + 4 + 1 + ninedoor::MAX_ID_LEN;
+/// beats, id length, id of at most [`ninedoor::MAX_ID_LEN`] bytes), then
+/// at [`BRIDGE_KEY_AT`] the bridge key.
+pub const SEED_PAGE_LEN: usize = BRIDGE_KEY_AT + 8 + 32;
+
+/// The GPU bridge key in the seed page, if the image builder put one
+/// there: the key NineDoor mints mirror tickets with and the bridge host
+/// verifies them with (its `--ticket-key-file`). Never the hive key: a
+/// leaked bridge key mints bridge tickets only.
+pub fn bridge_key(page: &[u8]) -> Option<[u8; 32]> {
+    let at = page.get(BRIDGE_KEY_AT..BRIDGE_KEY_AT + 40)?;
+    let (magic, key) = at.split_at(8);
+    if magic != BRIDGE_KEY_MAGIC {
+        return None;
+    }
+    let key: [u8; 32] = key.try_into().ok()?;
+    (key != [0; 32]).then_some(key)
+}
+
+/// The bytes to write at [`BRIDGE_KEY_AT`] of the seed page for `key`.
+pub fn encode_bridge_key(key: &[u8; 32]) -> alloc::vec::Vec<u8> {
+    let mut out = alloc::vec::Vec::from(BRIDGE_KEY_MAGIC);
+    out.extend_from_slice(key);
+    out
+}
 
 /// A test knob the image builder may put in the seed page after the seed:
 /// the worker spawned with id `worker` faults (reads [`FAULT_VADDR`]
@@ -131,5 +169,16 @@ mod tests {
         let mut empty = page.clone();
         empty[SEED_LEN + 12] = 0;
         assert_eq!(FaultKnob::parse(&empty), None);
+    }
+
+    #[test]
+    fn the_bridge_key_is_found_after_the_knob_only_with_its_magic() {
+        let mut page = alloc::vec![7u8; SEED_PAGE_LEN];
+        assert_eq!(bridge_key(&page), None);
+        page[BRIDGE_KEY_AT..].copy_from_slice(&encode_bridge_key(&[9; 32]));
+        assert_eq!(bridge_key(&page), Some([9; 32]));
+        assert_eq!(bridge_key(&page[..BRIDGE_KEY_AT + 20]), None);
+        page[BRIDGE_KEY_AT + 8..].fill(0);
+        assert_eq!(bridge_key(&page), None, "an all-zero key is no key");
     }
 }

@@ -10,7 +10,7 @@
 //! pushed on every poll; the PD polls on the card's interrupt, on
 //! NineDoor's notifications and on the timer's tick (retransmissions).
 
-use crate::device::{HostPort, PortEvent};
+use crate::device::{BridgeEvent, HostPort, PortEvent};
 use crate::mux::ConnId;
 use alloc::collections::VecDeque;
 use alloc::vec;
@@ -43,7 +43,30 @@ pub struct TcpConfig {
     pub gateway: Option<[u8; 4]>,
     /// The TCP port 9P is served on.
     pub port: u16,
+    /// Where the GPU bridge listens, for the one outbound connection
+    /// ([`HostPort::bridge_connect`]); `None`: no bridge.
+    pub bridge: Option<([u8; 4], u16)>,
 }
+
+/// The outbound connection to the GPU bridge.
+struct Outbound {
+    handle: SocketHandle,
+    remote: ([u8; 4], u16),
+    /// Local port of the next attempt.
+    next_port: u16,
+    /// Connecting or connected.
+    active: bool,
+    up: bool,
+    backlog: VecDeque<u8>,
+    events: VecDeque<BridgeEvent>,
+}
+
+/// TCP keepalive of the bridge connection: a peer that vanished without a
+/// FIN is noticed (smoltcp then closes the socket).
+const BRIDGE_KEEPALIVE_MS: u64 = 1_000;
+/// How long an unacknowledged segment may wait before the bridge
+/// connection is given up.
+const BRIDGE_TIMEOUT_MS: u64 = 5_000;
 
 /// A socket and the connection it carries.
 struct Slot {
@@ -67,6 +90,7 @@ pub struct TcpPort<D: Device> {
     connections: u64,
     refused: u64,
     ack: fn(&mut D),
+    bridge: Option<Outbound>,
 }
 
 impl<D: Device> core::fmt::Debug for TcpPort<D> {
@@ -122,6 +146,18 @@ impl<D: Device> TcpPort<D> {
                 backlog: VecDeque::new(),
             })
             .collect();
+        let bridge = config.bridge.map(|remote| Outbound {
+            handle: sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
+                tcp::SocketBuffer::new(vec![0; SOCKET_BUF]),
+            )),
+            remote,
+            next_port: crate::wiring::net::BRIDGE_LOCAL_PORTS.start,
+            active: false,
+            up: false,
+            backlog: VecDeque::new(),
+            events: VecDeque::new(),
+        });
         let mut port = TcpPort {
             device,
             iface,
@@ -134,6 +170,7 @@ impl<D: Device> TcpPort<D> {
             connections: 0,
             refused: 0,
             ack: |_| {},
+            bridge,
         };
         for i in 0..SOCKETS {
             port.listen(i);
@@ -245,7 +282,21 @@ impl<D: Device> TcpPort<D> {
                 _ => {}
             }
         }
+        self.poll_bridge();
         let mut pushed = false;
+        if let Some(b) = self.bridge.as_mut() {
+            let s = self.sockets.get_mut::<tcp::Socket>(b.handle);
+            while b.up && !b.backlog.is_empty() && s.can_send() {
+                let (front, _) = b.backlog.as_slices();
+                match s.send_slice(front) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        b.backlog.drain(..n);
+                        pushed = true;
+                    }
+                }
+            }
+        }
         for slot in &mut self.slots {
             if slot.conn.is_none() {
                 continue;
@@ -264,6 +315,40 @@ impl<D: Device> TcpPort<D> {
         }
         if pushed {
             self.iface.poll(now, &mut self.device, &mut self.sockets);
+        }
+    }
+}
+
+impl<D: Device> TcpPort<D> {
+    /// Follows the bridge connection's state.
+    fn poll_bridge(&mut self) {
+        let Some(b) = self.bridge.as_mut() else {
+            return;
+        };
+        if !b.active {
+            return;
+        }
+        let s = self.sockets.get_mut::<tcp::Socket>(b.handle);
+        match s.state() {
+            tcp::State::Established if !b.up => {
+                b.up = true;
+                b.events.push_back(BridgeEvent::Connected);
+            }
+            tcp::State::Closed | tcp::State::TimeWait => {
+                b.active = false;
+                b.up = false;
+                b.backlog.clear();
+                b.events.push_back(BridgeEvent::Closed);
+            }
+            // The bridge closed its side and all it sent was read.
+            tcp::State::CloseWait if !s.can_recv() => {
+                s.abort();
+                b.active = false;
+                b.up = false;
+                b.backlog.clear();
+                b.events.push_back(BridgeEvent::Closed);
+            }
+            _ => {}
         }
     }
 }
@@ -309,5 +394,77 @@ impl<D: Device> HostPort for TcpPort<D> {
 
     fn interrupt(&mut self) {
         (self.ack)(&mut self.device);
+    }
+
+    fn bridge_connect(&mut self) -> bool {
+        let Some(b) = self.bridge.as_mut() else {
+            return false;
+        };
+        let s = self.sockets.get_mut::<tcp::Socket>(b.handle);
+        s.abort();
+        b.backlog.clear();
+        b.up = false;
+        let ports = crate::wiring::net::BRIDGE_LOCAL_PORTS;
+        let local = b.next_port;
+        b.next_port = if local + 1 >= ports.end {
+            ports.start
+        } else {
+            local + 1
+        };
+        let ([a, bb, c, d], port) = b.remote;
+        s.set_ack_delay(None);
+        s.set_nagle_enabled(false);
+        s.set_keep_alive(Some(smoltcp::time::Duration::from_millis(
+            BRIDGE_KEEPALIVE_MS,
+        )));
+        s.set_timeout(Some(smoltcp::time::Duration::from_millis(
+            BRIDGE_TIMEOUT_MS,
+        )));
+        let remote = (Ipv4Address::new(a, bb, c, d), port);
+        match s.connect(self.iface.context(), remote, local) {
+            Ok(()) => {
+                b.active = true;
+                self.poll();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn bridge_event(&mut self) -> Option<BridgeEvent> {
+        self.bridge.as_mut()?.events.pop_front()
+    }
+
+    fn bridge_read(&mut self, buf: &mut [u8]) -> usize {
+        let Some(b) = self.bridge.as_ref() else {
+            return 0;
+        };
+        if !b.up {
+            return 0;
+        }
+        let s = self.sockets.get_mut::<tcp::Socket>(b.handle);
+        if !s.can_recv() {
+            return 0;
+        }
+        s.recv_slice(buf).unwrap_or(0)
+    }
+
+    fn bridge_write(&mut self, data: &[u8]) {
+        if let Some(b) = self.bridge.as_mut().filter(|b| b.up) {
+            b.backlog.extend(data);
+            self.poll();
+        }
+    }
+
+    fn bridge_close(&mut self) {
+        if let Some(b) = self.bridge.as_mut() {
+            let s = self.sockets.get_mut::<tcp::Socket>(b.handle);
+            s.abort();
+            b.active = false;
+            b.up = false;
+            b.backlog.clear();
+            let now = Instant::from_millis((self.clock)() as i64);
+            self.iface.poll(now, &mut self.device, &mut self.sockets);
+        }
     }
 }

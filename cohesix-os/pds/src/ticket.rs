@@ -55,37 +55,49 @@ pub struct Handover {
     pub ticket: String,
     /// Fault after this many heartbeats past the boot script (test knob).
     pub fault_after: Option<u32>,
+    /// A GPU worker's GPU (its ticket's scope).
+    pub gpu: Option<String>,
 }
 
 impl Handover {
     /// The bytes of the reply.
     pub fn encode(&self) -> String {
-        match self.fault_after {
-            Some(k) => alloc::format!("{}\n{}\nfault_after={k}", self.id, self.ticket),
-            None => alloc::format!("{}\n{}", self.id, self.ticket),
+        let mut text = alloc::format!("{}\n{}", self.id, self.ticket);
+        if let Some(k) = self.fault_after {
+            text.push_str(&alloc::format!("\nfault_after={k}"));
         }
+        if let Some(g) = &self.gpu {
+            text.push_str(&alloc::format!("\ngpu={g}"));
+        }
+        text
     }
 
     /// The handover in `bytes`, if id and ticket are non-empty UTF-8 and
-    /// anything after them is a well-formed `fault_after`.
+    /// every line after them is a well-formed `fault_after=` or `gpu=`.
     pub fn parse(bytes: &[u8]) -> Option<Handover> {
         let text = core::str::from_utf8(bytes).ok()?;
-        let (id, rest) = text.split_once('\n')?;
-        let (ticket, fault_after) = match rest.split_once('\n') {
-            Some((ticket, knob)) => (
-                ticket,
-                Some(knob.strip_prefix("fault_after=")?.parse().ok()?),
-            ),
-            None => (rest, None),
-        };
+        let mut lines = text.split('\n');
+        let id = lines.next()?;
+        let ticket = lines.next()?;
         if id.is_empty() || ticket.is_empty() {
             return None;
         }
-        Some(Handover {
+        let mut h = Handover {
             id: String::from(id),
             ticket: String::from(ticket),
-            fault_after,
-        })
+            fault_after: None,
+            gpu: None,
+        };
+        for line in lines {
+            if let Some(k) = line.strip_prefix("fault_after=") {
+                h.fault_after = Some(k.parse().ok()?);
+            } else if let Some(g) = line.strip_prefix("gpu=").filter(|g| !g.is_empty()) {
+                h.gpu = Some(String::from(g));
+            } else {
+                return None;
+            }
+        }
+        Some(h)
     }
 }
 
@@ -105,11 +117,12 @@ mod tests {
 
     #[test]
     fn a_handover_round_trips_with_and_without_the_knob() {
-        for fault_after in [None, Some(3)] {
+        for (fault_after, gpu) in [(None, None), (Some(3), None), (None, Some("0".into()))] {
             let h = Handover {
                 id: "w3".into(),
                 ticket: "c9t1.abc".into(),
                 fault_after,
+                gpu,
             };
             assert_eq!(Handover::parse(h.encode().as_bytes()), Some(h));
         }

@@ -113,5 +113,6 @@ impl Handler for TimerPd {
             ctx.notify(w);
         }
         ctx.notify(timer::NET);
+        ctx.notify(timer::NINEDOOR);
     }
 }

@@ -27,11 +27,18 @@ pub const WORKER_IDS: [&str; 2] = ["w1", "w2"];
 /// say keep it small until a workload needs more.
 pub const HEARTBEAT_SLOTS: usize = 4;
 
+/// GPU worker slots (`gpuworker`, child 5 of NineDoor): one, the GPU
+/// worker the Queen leases a GPU to; a second `lease` while it holds one
+/// fails with `ENOSPC`.
+pub const GPU_SLOTS: usize = 1;
+
 /// What kind of worker a slot runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SlotKind {
     /// `worker.elf`: a heartbeat worker.
     Heartbeat,
+    /// `gpuworker.elf`: a GPU worker (`Worker:GPU`).
+    Gpu,
 }
 
 /// One worker slot as NineDoor sees it: the child PD, its kind and its
@@ -68,7 +75,7 @@ pub struct LinkSpec {
 
 /// NineDoor's side.
 pub mod ninedoor {
-    use super::{HEARTBEAT_SLOTS, LinkSpec, SlotKind, SlotSpec};
+    use super::{GPU_SLOTS, HEARTBEAT_SLOTS, LinkSpec, SlotKind, SlotSpec};
     use cohesix_abi::{Channel, Child};
 
     /// The link to the device PD.
@@ -79,17 +86,18 @@ pub mod ninedoor {
     };
     /// The worker slots: slot `n` (1-based) is child `n`, on channel
     /// `10 + n`, over regions `w<n>_rx`/`w<n>_tx`.
-    pub const SLOTS: [SlotSpec; HEARTBEAT_SLOTS] = [
-        slot(1, "w1_rx", "w1_tx"),
-        slot(2, "w2_rx", "w2_tx"),
-        slot(3, "w3_rx", "w3_tx"),
-        slot(4, "w4_rx", "w4_tx"),
+    pub const SLOTS: [SlotSpec; HEARTBEAT_SLOTS + GPU_SLOTS] = [
+        slot(1, SlotKind::Heartbeat, "w1_rx", "w1_tx"),
+        slot(2, SlotKind::Heartbeat, "w2_rx", "w2_tx"),
+        slot(3, SlotKind::Heartbeat, "w3_rx", "w3_tx"),
+        slot(4, SlotKind::Heartbeat, "w4_rx", "w4_tx"),
+        slot(5, SlotKind::Gpu, "w5_rx", "w5_tx"),
     ];
 
-    const fn slot(n: u8, rx: &'static str, tx: &'static str) -> SlotSpec {
+    const fn slot(n: u8, kind: SlotKind, rx: &'static str, tx: &'static str) -> SlotSpec {
         SlotSpec {
             child: Child::fixed(n),
-            kind: SlotKind::Heartbeat,
+            kind,
             link: LinkSpec {
                 channel: Channel::fixed(10 + n),
                 rx,
@@ -103,13 +111,37 @@ pub mod ninedoor {
         rx: "net_rx",
         tx: "net_tx",
     };
+    /// The link to the network PD's bridge connection (one outbound TCP
+    /// connection to the GPU bridge host; [`crate::bridge_ring`]).
+    pub const BRIDGE: LinkSpec = LinkSpec {
+        channel: Channel::fixed(4),
+        rx: "bridge_rx",
+        tx: "bridge_tx",
+    };
+    /// The timer's tick: the bridge link's deadlines (probe, reconnect).
+    pub const TICK: Channel = Channel::fixed(5);
     /// The read-only page of boot entropy (`prefill_path`): the hive key
     /// and the seed of its ticket ids.
     pub const SEED: &str = "seed";
     /// Region symbols, for the image's patched variables.
-    pub const REGIONS: [&str; 13] = [
-        "dev_rx", "dev_tx", "w1_rx", "w1_tx", "w2_rx", "w2_tx", "w3_rx", "w3_tx", "w4_rx", "w4_tx",
-        "seed", "net_rx", "net_tx",
+    pub const REGIONS: [&str; 17] = [
+        "dev_rx",
+        "dev_tx",
+        "w1_rx",
+        "w1_tx",
+        "w2_rx",
+        "w2_tx",
+        "w3_rx",
+        "w3_tx",
+        "w4_rx",
+        "w4_tx",
+        "seed",
+        "net_rx",
+        "net_tx",
+        "w5_rx",
+        "w5_tx",
+        "bridge_rx",
+        "bridge_tx",
     ];
 }
 
@@ -140,12 +172,16 @@ pub mod timer {
     /// NineDoor's side); each worker hears the tick on
     /// [`worker::TICK`](super::worker::TICK), running or not (a stopped
     /// slot's notification waits for its restart).
-    pub const WORKERS: [Channel; super::HEARTBEAT_SLOTS] = [
+    pub const WORKERS: [Channel; super::HEARTBEAT_SLOTS + super::GPU_SLOTS] = [
         Channel::fixed(11),
         Channel::fixed(12),
         Channel::fixed(13),
         Channel::fixed(14),
+        Channel::fixed(15),
     ];
+    /// The channel to NineDoor, which hears the tick on
+    /// [`ninedoor::TICK`](super::ninedoor::TICK).
+    pub const NINEDOOR: Channel = Channel::fixed(4);
     /// The channel to the network PD, which hears the tick on
     /// [`device::TICK`](super::device::TICK) (TCP retransmissions).
     pub const NET: Channel = Channel::fixed(3);
@@ -171,6 +207,13 @@ pub mod device {
     pub const IRQ: Channel = Channel::fixed(1);
     /// The timer's tick (the network PD only): poll the port.
     pub const TICK: Channel = Channel::fixed(2);
+    /// The link to NineDoor's bridge link (the network PD only; the
+    /// console PD maps no such regions).
+    pub const BRIDGE: LinkSpec = LinkSpec {
+        channel: Channel::fixed(3),
+        rx: "bridge_rx",
+        tx: "bridge_tx",
+    };
     /// Region symbols the PD logic uses (the image adds its device ones).
     pub const REGIONS: [&str; 2] = ["rx", "tx"];
 }
@@ -187,7 +230,33 @@ pub mod net {
     pub const GATEWAY: [u8; 4] = [10, 0, 2, 2];
     /// The 9P port (IANA's 564).
     pub const PORT: u16 = 564;
+    /// Where the GPU bridge is: an address of QEMU's user network that a
+    /// `guestfwd` rule (allowed under `restrict=on`) forwards to the bridge
+    /// host's loopback port.
+    pub const BRIDGE_ADDR: [u8; 4] = [10, 0, 2, 100];
+    /// The bridge's port there.
+    pub const BRIDGE_PORT: u16 = 5650;
+    /// The first local port of the outbound bridge connection; each attempt
+    /// takes the next (smoltcp picks none itself), so a reconnect never
+    /// meets the last connection's state at the peer.
+    pub const BRIDGE_LOCAL_PORTS: core::ops::Range<u16> = 49152..65535;
 }
+
+/// The GPU worker's side.
+pub mod gpuworker {
+    use super::LinkSpec;
+    use cohesix_abi::Channel;
+
+    /// The link to NineDoor; its channel also carries the ticket call.
+    pub const NINEDOOR: LinkSpec = super::worker::NINEDOOR;
+    /// The timer's tick: look at the job's status again.
+    pub const TICK: Channel = super::worker::TICK;
+    /// Region symbols.
+    pub const REGIONS: [&str; 2] = super::worker::REGIONS;
+}
+
+/// The line the GPU worker prints once its job's result checked out.
+pub const GPU_PASS_MARKER: &str = "gpuworker: pass:";
 
 /// Protected-call labels on a worker's channel to NineDoor.
 pub mod call {

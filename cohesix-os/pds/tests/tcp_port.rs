@@ -88,12 +88,17 @@ impl Device for WireEnd {
 /// Client sockets the host has: one more than the guest serves.
 const CLIENTS: usize = MAX_CONNECTIONS + 1;
 
-/// The host: QEMU's gateway address, several TCP clients.
+/// Where the host's bridge listens in these tests (at the gateway).
+const BRIDGE_PORT: u16 = 5650;
+
+/// The host: QEMU's gateway address, several TCP clients, and a listener
+/// standing for the GPU bridge.
 struct Peer {
     dev: WireEnd,
     iface: Interface,
     sockets: SocketSet<'static>,
     socks: [SocketHandle; CLIENTS],
+    bridge: SocketHandle,
     next_port: u16,
 }
 
@@ -122,13 +127,24 @@ impl Peer {
                 tcp::SocketBuffer::new(vec![0; 64 * 1024]),
             ))
         });
+        let mut listener = tcp::Socket::new(
+            tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+            tcp::SocketBuffer::new(vec![0; 64 * 1024]),
+        );
+        listener.listen(BRIDGE_PORT).unwrap();
+        let bridge = sockets.add(listener);
         Peer {
             dev,
             iface,
             sockets,
             socks,
+            bridge,
             next_port: 40_000,
         }
+    }
+
+    fn bridge(&mut self) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(self.bridge)
     }
 
     fn sock_n(&mut self, i: usize) -> &mut tcp::Socket<'static> {
@@ -170,6 +186,7 @@ impl Guest {
                     prefix: net::PREFIX,
                     gateway: Some(net::GATEWAY),
                     port: net::PORT,
+                    bridge: Some((net::GATEWAY, BRIDGE_PORT)),
                 },
                 clock,
             ),
@@ -427,4 +444,38 @@ fn a_connection_the_pd_closes_is_reset_and_the_next_one_is_served() {
     let second = guest.last_opened();
     assert_ne!(second, first);
     round_trip(&mut peer, &mut guest, 0, second, b"after", b"fine");
+}
+
+#[test]
+fn the_bridge_connection_goes_out_carries_bytes_both_ways_and_reports_its_end() {
+    use cohesix_pds::BridgeEvent;
+    let (w1, w2) = wire();
+    let (mut guest, mut peer) = (Guest::new(w1), Peer::new(w2));
+    assert!(guest.port.bridge_connect());
+    run(&mut peer, &mut guest, 20);
+    assert_eq!(peer.bridge().state(), tcp::State::Established);
+    assert_eq!(guest.port.bridge_event(), Some(BridgeEvent::Connected));
+    assert_eq!(guest.port.bridge_event(), None);
+    // The guest's bytes reach the bridge, the bridge's reach the guest.
+    guest.port.bridge_write(b"Tversion");
+    run(&mut peer, &mut guest, 10);
+    let mut got = [0u8; 64];
+    let n = peer.bridge().recv_slice(&mut got).unwrap();
+    assert_eq!(&got[..n], b"Tversion");
+    peer.bridge().send_slice(b"Rversion").unwrap();
+    run(&mut peer, &mut guest, 10);
+    let n = guest.port.bridge_read(&mut got);
+    assert_eq!(&got[..n], b"Rversion");
+    // Host connections are not disturbed by it.
+    assert_eq!(guest.port.open(), 0);
+    // The bridge goes away: the guest hears of it.
+    peer.bridge().close();
+    run(&mut peer, &mut guest, 50);
+    assert_eq!(guest.port.bridge_event(), Some(BridgeEvent::Closed));
+    // A new attempt with nothing listening is refused and reported.
+    peer.bridge().abort();
+    run(&mut peer, &mut guest, 5);
+    assert!(guest.port.bridge_connect());
+    run(&mut peer, &mut guest, 20);
+    assert_eq!(guest.port.bridge_event(), Some(BridgeEvent::Closed));
 }

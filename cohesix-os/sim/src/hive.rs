@@ -9,7 +9,7 @@ use crate::{COHESIX_SYSTEM, PdEnv};
 use cohesix_pds::mux::ConnId;
 use cohesix_pds::wiring::device::IRQ;
 use cohesix_pds::wiring::timer;
-use cohesix_pds::{DevicePd, HeartbeatPd, NineDoorPd, TimerPd};
+use cohesix_pds::{DevicePd, GpuWorkerPd, HeartbeatPd, NineDoorPd, TimerPd};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
@@ -60,6 +60,10 @@ pub fn factories(host: &HostPipe, net: &HostPipe) -> BTreeMap<String, Factory> {
         Rc::new(|env: &PdEnv<'_>| boxed(HeartbeatPd::new(env))),
     );
     f.insert(
+        "gpuworker.elf".into(),
+        Rc::new(|env: &PdEnv<'_>| boxed(GpuWorkerPd::new(env))),
+    );
+    f.insert(
         "timer.elf".into(),
         Rc::new(|env: &PdEnv<'_>| boxed(TimerPd::new(env))),
     );
@@ -102,9 +106,11 @@ impl HiveSim {
         Some(nd.hive()?.queen_ticket().to_owned())
     }
 
-    /// One tick of the timer PD: raises the RTC's IRQ and runs the system
-    /// until idle (each worker appends a heartbeat).
+    /// One tick of the timer PD, a second of simulated time: raises the
+    /// RTC's IRQ and runs the system until idle (each worker appends a
+    /// heartbeat, NineDoor's bridge link meets its deadlines).
     pub fn tick(&mut self) -> Result<(), SimError> {
+        self.sim.advance_clock(1000);
         self.sim.raise_irq("timer", timer::IRQ.id())?;
         self.sim.run_until_idle(MAX_STEPS)
     }

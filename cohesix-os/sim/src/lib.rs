@@ -13,7 +13,7 @@ mod pipe;
 mod sim;
 pub mod system;
 
-pub use pipe::HostPipe;
+pub use pipe::{BridgePeer, HostPipe};
 pub use sim::{Factory, PdEnv, PdState, SimError, SimHandler, Simulator};
 pub use system::{System, SystemError};
 

@@ -5,7 +5,7 @@
 //! connection.
 
 use cohesix_pds::mux::ConnId;
-use cohesix_pds::{HostPort, PortEvent};
+use cohesix_pds::{BridgeEvent, HostPort, PortEvent};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
@@ -16,6 +16,36 @@ struct Conn {
     from_device: Vec<u8>,
 }
 
+/// What stands at the far end of the network PD's outbound bridge
+/// connection in the simulator (a test's GPU bridge: the real server, or a
+/// hostile one).
+pub trait BridgePeer {
+    /// A connection is asked for; `false`: nothing listens.
+    fn connect(&mut self) -> bool;
+    /// Bytes from the guest; returns what the peer answers at once.
+    fn send(&mut self, bytes: &[u8]) -> Vec<u8>;
+    /// The guest closed the connection.
+    fn close(&mut self);
+}
+
+#[derive(Default)]
+struct Bridge {
+    peer: Option<Box<dyn BridgePeer>>,
+    up: bool,
+    to_guest: VecDeque<u8>,
+    events: VecDeque<BridgeEvent>,
+    connects: usize,
+}
+
+impl std::fmt::Debug for Bridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bridge")
+            .field("up", &self.up)
+            .field("connects", &self.connects)
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug)]
 struct Queues {
     conns: BTreeMap<ConnId, Conn>,
@@ -24,6 +54,7 @@ struct Queues {
     current: ConnId,
     /// Connections the device closed (framing lost), in order.
     closed_by_device: Vec<ConnId>,
+    bridge: Bridge,
 }
 
 impl Default for Queues {
@@ -34,6 +65,7 @@ impl Default for Queues {
             next: 1,
             current: 0,
             closed_by_device: Vec::new(),
+            bridge: Bridge::default(),
         }
     }
 }
@@ -97,6 +129,29 @@ impl HostPipe {
         }
     }
 
+    /// Puts `peer` at the far end of the bridge connection (the next
+    /// connection attempt reaches it).
+    pub fn set_bridge(&self, peer: Box<dyn BridgePeer>) {
+        self.0.borrow_mut().bridge.peer = Some(peer);
+    }
+
+    /// The bridge goes away: its connection closes (as a TCP peer that
+    /// died), and nothing listens until [`HostPipe::set_bridge`].
+    pub fn drop_bridge(&self) {
+        let mut q = self.0.borrow_mut();
+        q.bridge.peer = None;
+        q.bridge.to_guest.clear();
+        if std::mem::take(&mut q.bridge.up) {
+            q.bridge.events.push_back(BridgeEvent::Closed);
+        }
+    }
+
+    /// Whether the bridge connection is up, and how many were made.
+    pub fn bridge_state(&self) -> (bool, usize) {
+        let q = self.0.borrow();
+        (q.bridge.up, q.bridge.connects)
+    }
+
     /// Whether the device closed `conn` (as a TCP peer sees a reset).
     pub fn closed_by_device(&self, conn: ConnId) -> bool {
         self.0.borrow().closed_by_device.contains(&conn)
@@ -139,5 +194,66 @@ impl HostPort for HostPipe {
         if q.conns.remove(&conn).is_some() {
             q.closed_by_device.push(conn);
         }
+    }
+
+    fn bridge_connect(&mut self) -> bool {
+        let mut q = self.0.borrow_mut();
+        let b = &mut q.bridge;
+        if let Some(p) = b.peer.as_mut() {
+            if b.up {
+                p.close();
+            }
+            b.to_guest.clear();
+            b.up = p.connect();
+            if b.up {
+                b.connects += 1;
+            }
+        } else {
+            b.up = false;
+        }
+        let event = if b.up {
+            BridgeEvent::Connected
+        } else {
+            BridgeEvent::Closed
+        };
+        b.events.push_back(event);
+        true
+    }
+
+    fn bridge_event(&mut self) -> Option<BridgeEvent> {
+        self.0.borrow_mut().bridge.events.pop_front()
+    }
+
+    fn bridge_read(&mut self, buf: &mut [u8]) -> usize {
+        let mut q = self.0.borrow_mut();
+        let b = &mut q.bridge;
+        let n = buf.len().min(b.to_guest.len());
+        for (d, s) in buf.iter_mut().zip(b.to_guest.drain(..n)) {
+            *d = s;
+        }
+        n
+    }
+
+    fn bridge_write(&mut self, data: &[u8]) {
+        let mut q = self.0.borrow_mut();
+        let b = &mut q.bridge;
+        if !b.up {
+            return;
+        }
+        if let Some(p) = b.peer.as_mut() {
+            let back = p.send(data);
+            b.to_guest.extend(back);
+        }
+    }
+
+    fn bridge_close(&mut self) {
+        let mut q = self.0.borrow_mut();
+        let b = &mut q.bridge;
+        if std::mem::take(&mut b.up)
+            && let Some(p) = b.peer.as_mut()
+        {
+            p.close();
+        }
+        b.to_guest.clear();
     }
 }

@@ -528,6 +528,12 @@ impl Simulator {
         Ok(())
     }
 
+    /// Lets `ms` milliseconds of simulated time pass (a tick of the timer
+    /// is a second); every delivery also takes one.
+    pub fn advance_clock(&mut self, ms: u64) {
+        self.clock_ms = self.clock_ms.saturating_add(ms);
+    }
+
     /// Signals channel `ch` as PD `pd` would (granted channels only), from
     /// outside any of its entry points: for tests that need a PD's peer
     /// woken without writing a handler that does it.

@@ -27,10 +27,18 @@ fn the_cohesix_system_passes() {
     assert_eq!(
         names,
         [
-            "timer", "device", "net", "ninedoor", "worker1", "worker2", "worker3", "worker4"
+            "timer",
+            "device",
+            "net",
+            "ninedoor",
+            "worker1",
+            "worker2",
+            "worker3",
+            "worker4",
+            "gpuworker"
         ]
     );
-    assert_eq!(s.channels.len(), 11);
+    assert_eq!(s.channels.len(), 15);
     // The worker slots are NineDoor's children, with the ids its code uses.
     let ninedoor = s.pds.iter().position(|p| p.name == "ninedoor").unwrap();
     let children: Vec<(&str, u8)> = s
@@ -47,7 +55,8 @@ fn the_cohesix_system_passes() {
             ("worker1", 1),
             ("worker2", 2),
             ("worker3", 3),
-            ("worker4", 4)
+            ("worker4", 4),
+            ("gpuworker", 5)
         ]
     );
     assert_eq!(children.iter().map(|c| c.1).collect::<Vec<_>>(), slots);
@@ -129,7 +138,7 @@ fn broken_systems_are_refused_with_clear_errors() {
             variant(
                 "</system>",
                 r#"<channel><end pd="device" id="5" pp="true" /><end pd="worker1" id="5" /></channel>
-                   <channel><end pd="ninedoor" id="5" pp="true" /><end pd="device" id="6" /></channel>
+                   <channel><end pd="ninedoor" id="7" pp="true" /><end pd="device" id="6" /></channel>
                    </system>"#,
             ),
             "protected calls form a cycle: ",

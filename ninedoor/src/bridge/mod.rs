@@ -40,6 +40,7 @@ mod link;
 pub mod mirror;
 
 pub use link::BridgeLink;
+#[cfg(feature = "std")]
 pub(crate) use link::failed;
 
 use crate::GpuDescriptor;
