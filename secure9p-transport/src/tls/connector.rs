@@ -3,7 +3,9 @@
 //! name dialled, and [`TlsClient::connect`], the 9P client over it.
 
 use crate::client::{CallError, Connection};
-use crate::tls::{ClientTlsStream, Identity, SOCKET_READ_BUFFER, TlsError, VERSIONS, provider};
+use crate::tls::{
+    ClientTlsStream, Identity, SEND_BUFFER_LIMIT, SOCKET_READ_BUFFER, TlsError, VERSIONS, provider,
+};
 use rustls::pki_types::ServerName;
 use secure9p_core::codec::Dialect;
 use std::io;
@@ -69,7 +71,9 @@ impl TlsClient {
             let tcp = TcpStream::connect(addr).await?;
             tcp.set_nodelay(true)?;
             let buffered = tokio::io::BufReader::with_capacity(SOCKET_READ_BUFFER, tcp);
-            self.connector.connect(name, buffered).await
+            let mut tls = self.connector.connect(name, buffered).await?;
+            tls.get_mut().1.set_buffer_limit(Some(SEND_BUFFER_LIMIT));
+            Ok(tls)
         };
         match tokio::time::timeout(self.timeout, dial).await {
             Ok(r) => r,
