@@ -16,6 +16,7 @@
 //! (`scripts/linux-client/run.sh`); `--keep` leaves QEMU running. Exit codes: 0 pass,
 //! 1 failure, 2 something needed is missing (the message says what).
 
+mod bridge;
 mod check;
 mod run;
 
@@ -55,7 +56,8 @@ impl Failure {
 }
 
 const USAGE: &str = "usage: cargo xtask check
-       MICROKIT_SDK=<path to microkit-sdk-2.3.0> cargo xtask run [--timeout SECONDS] [--keep] [--linux]";
+       MICROKIT_SDK=<path to microkit-sdk-2.3.0> cargo xtask run [--timeout SECONDS] [--keep] [--linux]
+           [--gpu-bridge HOST:PORT --gpu-bridge-key FILE]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,5 +1,6 @@
 //! `MICROKIT_SDK=… cargo xtask run`.
 
+use crate::bridge::Bridge;
 use crate::check::check;
 use crate::{Failure, out_dir, workspace};
 use cohesix_abi::microkit::{
@@ -8,7 +9,10 @@ use cohesix_abi::microkit::{
     TCB_WRITE_REGISTERS_LABEL, fault_label,
 };
 use cohesix_pds::wiring::{PASS_MARKER, WORKER_IDS};
-use cohesix_pds::{BOOT_EPOCH, FaultKnob, SEED_LEN, boot_hive};
+use cohesix_pds::{
+    BOOT_EPOCH, BRIDGE_KEY_AT, EPOCH_AT, FaultKnob, SEED_LEN, boot_hive, encode_boot_epoch,
+    encode_bridge_key,
+};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -40,6 +44,9 @@ struct Options {
     keep: bool,
     /// Also mount the system with the Linux kernel's 9P client.
     linux: bool,
+    /// A GPU bridge already running (`HOST:PORT`) instead of a mock one
+    /// started here, and the file of the key it verifies tickets with.
+    gpu_bridge: Option<(String, PathBuf)>,
 }
 
 fn options(args: &[String]) -> Result<Options, Failure> {
@@ -47,12 +54,23 @@ fn options(args: &[String]) -> Result<Options, Failure> {
         timeout: Duration::from_secs(DEFAULT_TIMEOUT_S),
         keep: false,
         linux: false,
+        gpu_bridge: None,
     };
+    let mut bridge_addr = None;
+    let mut bridge_key = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--keep" => opts.keep = true,
             "--linux" => opts.linux = true,
+            "--gpu-bridge" => {
+                let a = it.next().ok_or_else(|| Failure::missing(crate::USAGE))?;
+                bridge_addr = Some(a.clone());
+            }
+            "--gpu-bridge-key" => {
+                let k = it.next().ok_or_else(|| Failure::missing(crate::USAGE))?;
+                bridge_key = Some(PathBuf::from(k));
+            }
             "--timeout" => {
                 let n = it.next().ok_or_else(|| Failure::missing(crate::USAGE))?;
                 let s = n.parse().map_err(|_| {
@@ -63,6 +81,16 @@ fn options(args: &[String]) -> Result<Options, Failure> {
             _ => return Err(Failure::missing(crate::USAGE)),
         }
     }
+    opts.gpu_bridge = match (bridge_addr, bridge_key) {
+        (Some(a), Some(k)) => Some((a, k)),
+        (None, None) => None,
+        _ => {
+            return Err(Failure::missing(
+                "--gpu-bridge HOST:PORT and --gpu-bridge-key FILE go together (the key the bridge \
+                 verifies tickets with: its --ticket-key-file)",
+            ));
+        }
+    };
     Ok(opts)
 }
 
@@ -89,9 +117,13 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     let (_, _) = check()?;
     let cohsh = build_cohsh()?;
     let stage = out_dir();
-    let seed = write_seed(&stage.join(cohesix_sim::hive::SEED_FILE))?;
+    let bridge = match &opts.gpu_bridge {
+        Some((addr, key)) => Bridge::external(addr, key)?,
+        None => Bridge::mock(&stage)?,
+    };
+    let (seed, epoch) = write_seed(&stage.join(cohesix_sim::hive::SEED_FILE), &bridge.key)?;
     let ticket_file = stage.join("queen.ticket");
-    write_queen_ticket(&seed, &ticket_file)?;
+    write_queen_ticket(&seed, epoch, &ticket_file)?;
     let image = stage.join("loader.img");
     let status = Command::new(&tool)
         .arg(workspace().join("cohesix-os").join("cohesix.system"))
@@ -112,23 +144,28 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         socket: stage.join("9p.sock"),
         tcp: free_loopback_port()?,
         ticket_file,
+        stage,
     };
-    boot(&qemu, &image, &host, &opts)
+    let mut bridge = bridge;
+    bridge.start()?;
+    boot(&qemu, &image, &host, &opts, &mut bridge)
 }
 
 /// The host's view of the running image: `cohsh`, the device PD's socket
 /// and the Queen's ticket.
-struct Host {
+pub(crate) struct Host {
     cohsh: PathBuf,
     socket: PathBuf,
     /// The loopback address QEMU forwards to the network PD's port 564.
     tcp: SocketAddr,
     ticket_file: PathBuf,
+    /// Where the run's files go.
+    pub(crate) stage: PathBuf,
 }
 
 /// How `cohsh` reaches the system.
 #[derive(Clone, Copy)]
-enum Via {
+pub(crate) enum Via {
     /// The device PD's virtio console (a Unix socket).
     Console,
     /// The network PD's TCP port, forwarded from loopback.
@@ -165,10 +202,10 @@ fn build_cohsh() -> Result<PathBuf, Failure> {
 /// hive NineDoor builds at boot (`cohesix_pds::boot_hive`, at the boot
 /// epoch) and takes its Queen's ticket, the same ticket id NineDoor mints
 /// first. Nothing secret crosses the console.
-fn write_queen_ticket(seed: &[u8; SEED_LEN], path: &Path) -> Result<(), Failure> {
+fn write_queen_ticket(seed: &[u8; SEED_LEN], epoch: u64, path: &Path) -> Result<(), Failure> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let hive = boot_hive(seed, BOOT_EPOCH).map_err(|e| Failure::new(e.trim().to_owned()))?;
+    let hive = boot_hive(seed, epoch).map_err(|e| Failure::new(e.trim().to_owned()))?;
     let _ = std::fs::remove_file(path);
     std::fs::OpenOptions::new()
         .write(true)
@@ -326,6 +363,13 @@ fn check_abi(config_dir: &Path) -> Result<(), Failure> {
     }
 }
 
+/// Bytes from the OS RNG.
+fn random(buf: &mut [u8]) -> Result<(), Failure> {
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(buf))
+        .map_err(|e| Failure::new(format!("/dev/urandom: {e}")))
+}
+
 /// The worker the image's test knob makes fault (see [`FaultKnob`]): the
 /// host session spawns it to watch NineDoor catch and restart it.
 pub const FAULTY_WORKER: &str = "wfault";
@@ -336,11 +380,9 @@ const FAULTY_AFTER_BEATS: u32 = 1;
 /// seed of this image), then the test knob that makes [`FAULTY_WORKER`]
 /// fault. An image is only ever built here to be checked, so the knob is
 /// always on; a worker of any other id never faults.
-fn write_seed(path: &Path) -> Result<[u8; SEED_LEN], Failure> {
+fn write_seed(path: &Path, bridge_key: &[u8; 32]) -> Result<([u8; SEED_LEN], u64), Failure> {
     let mut seed = [0u8; SEED_LEN];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .map_err(|e| Failure::new(format!("/dev/urandom: {e}")))?;
+    random(&mut seed)?;
     let mut page = seed.to_vec();
     page.extend(
         FaultKnob {
@@ -349,11 +391,26 @@ fn write_seed(path: &Path) -> Result<[u8; SEED_LEN], Failure> {
         }
         .encode(),
     );
+    page.resize(BRIDGE_KEY_AT, 0);
+    page.extend(encode_bridge_key(bridge_key));
+    // The image's clock starts at the time it is built: tickets it mints
+    // mean the same to the bridge host's clock.
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(BOOT_EPOCH, |d| d.as_secs());
+    page.resize(EPOCH_AT, 0);
+    page.extend(encode_boot_epoch(epoch));
     std::fs::write(path, page).map_err(|e| Failure::new(format!("{}: {e}", path.display())))?;
-    Ok(seed)
+    Ok((seed, epoch))
 }
 
-fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Failure> {
+fn boot(
+    qemu: &Path,
+    image: &Path,
+    host: &Host,
+    opts: &Options,
+    bridge: &mut Bridge,
+) -> Result<(), Failure> {
     let socket = &host.socket;
     let _ = std::fs::remove_file(socket);
     let mut child = Command::new(qemu)
@@ -385,10 +442,13 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
         // its 9P port.
         .arg("-netdev")
         .arg(format!(
-            "user,id=n9p,restrict=on,hostfwd=tcp:{}-{}:{}",
+            "user,id=n9p,restrict=on,hostfwd=tcp:{}-{}:{},guestfwd=tcp:{}:{}-tcp:{}",
             host.tcp,
             std::net::Ipv4Addr::from(cohesix_pds::wiring::net::ADDR),
-            cohesix_pds::wiring::net::PORT
+            cohesix_pds::wiring::net::PORT,
+            std::net::Ipv4Addr::from(cohesix_pds::wiring::net::BRIDGE_ADDR),
+            cohesix_pds::wiring::net::BRIDGE_PORT,
+            bridge.addr
         ))
         .args([
             "-device",
@@ -427,6 +487,7 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
         println!("xtask run: pass marker seen; the host's cohsh session follows");
         host_session(host)
             .and_then(|()| lifecycle_session(host, &console))
+            .and_then(|()| crate::bridge::gpu_session(host, &console, bridge))
             .and_then(|()| {
                 if opts.linux {
                     linux_session(host)
@@ -466,7 +527,7 @@ fn boot(qemu: &Path, image: &Path, host: &Host, opts: &Options) -> Result<(), Fa
 /// The serial console's lines since the pass marker, as the checks see
 /// them (they are printed as they come, too).
 #[derive(Clone, Default)]
-struct Console(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+pub(crate) struct Console(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
 
 impl Console {
     fn push(&self, line: String) {
@@ -476,12 +537,12 @@ impl Console {
     }
 
     /// How many lines have come so far.
-    fn mark(&self) -> usize {
+    pub(crate) fn mark(&self) -> usize {
         self.0.lock().map(|l| l.len()).unwrap_or(0)
     }
 
     /// The lines after `mark` that contain `text`.
-    fn since(&self, mark: usize, text: &str) -> Vec<String> {
+    pub(crate) fn since(&self, mark: usize, text: &str) -> Vec<String> {
         self.0
             .lock()
             .map(|l| {
@@ -515,7 +576,8 @@ fn wait_for_marker(rx: &mpsc::Receiver<String>, timeout: Duration) -> bool {
 const LINUX_SCRIPT: &str = "echo '@@ ls'; ls /mnt
 echo '@@ boot'; head -n 4 /mnt/proc/boot
 echo '@@ workers'; ls /mnt/worker
-echo '@@ telemetry'; tail -n 2 /mnt/worker/w1/telemetry
+echo '@@ telemetry'; tail -n 2 /mnt/worker/w2/telemetry
+echo '@@ gpu'; cat /mnt/gpu/0/info
 ";
 
 /// The Linux kernel's v9fs client (Debian's kernel under QEMU, through
@@ -555,7 +617,13 @@ fn linux_session(host: &Host) -> Result<(), Failure> {
     let text = String::from_utf8_lossy(&out.stdout).replace(ticket, "<queen ticket>");
     print!("{text}");
     match out.status.code() {
-        Some(0) if text.contains("GUEST END rc=0") && text.contains("heartbeat w1") => Ok(()),
+        Some(0)
+            if text.contains("GUEST END rc=0")
+                && text.contains("heartbeat w2")
+                && text.contains("\"id\":\"0\"") =>
+        {
+            Ok(())
+        }
         Some(77) => Err(Failure::missing(
             "the Linux client harness cannot run here (no QEMU or kernel); see scripts/linux-client/README.md",
         )),
@@ -582,6 +650,16 @@ fn last_seq(text: &str) -> Option<u64> {
 /// The `cohsh` command line for `args` over `via`, as the Queen; what it
 /// looks like, for the log.
 fn cohsh_command(host: &Host, via: Via, args: &[&str]) -> (Command, String) {
+    cohsh_command_as(host, via, &host.ticket_file, args)
+}
+
+/// [`cohsh_command`] with the ticket in `ticket_file`.
+pub(crate) fn cohsh_command_as(
+    host: &Host,
+    via: Via,
+    ticket_file: &Path,
+    args: &[&str],
+) -> (Command, String) {
     let mut cmd = Command::new(&host.cohsh);
     let shown = match via {
         Via::Console => {
@@ -594,13 +672,13 @@ fn cohsh_command(host: &Host, via: Via, args: &[&str]) -> (Command, String) {
         }
     };
     cmd.arg("--ticket-file")
-        .arg(&host.ticket_file)
+        .arg(ticket_file)
         .args(args)
         .stdin(Stdio::null());
     (cmd, shown)
 }
 
-fn cohsh(host: &Host, via: Via, args: &[&str]) -> Result<String, Failure> {
+pub(crate) fn cohsh(host: &Host, via: Via, args: &[&str]) -> Result<String, Failure> {
     let (ok, stdout, _) = cohsh_status(host, via, args, None)?;
     if ok {
         Ok(stdout)
@@ -612,13 +690,24 @@ fn cohsh(host: &Host, via: Via, args: &[&str]) -> Result<String, Failure> {
 /// Runs `cohsh` and returns whether it succeeded, its standard output and
 /// its standard error; both are printed, standard output as `hide` says
 /// in its place if given (a spawn prints the new worker's ticket there).
-fn cohsh_status(
+pub(crate) fn cohsh_status(
     host: &Host,
     via: Via,
     args: &[&str],
     hide: Option<&str>,
 ) -> Result<(bool, String, String), Failure> {
-    let (mut cmd, shown) = cohsh_command(host, via, args);
+    cohsh_status_as(host, via, &host.ticket_file, args, hide)
+}
+
+/// [`cohsh_status`] with the ticket in `ticket_file`.
+pub(crate) fn cohsh_status_as(
+    host: &Host,
+    via: Via,
+    ticket_file: &Path,
+    args: &[&str],
+    hide: Option<&str>,
+) -> Result<(bool, String, String), Failure> {
+    let (mut cmd, shown) = cohsh_command_as(host, via, ticket_file, args);
     println!("$ {shown}");
     let out = cmd
         .output()
@@ -735,7 +824,7 @@ fn fail(what: String) -> Failure {
 }
 
 /// The last heartbeat of `id`, read over TCP as the Queen.
-fn seq_of(host: &Host, id: &str) -> Result<Option<u64>, Failure> {
+pub(crate) fn seq_of(host: &Host, id: &str) -> Result<Option<u64>, Failure> {
     let path = format!("/worker/{id}/telemetry");
     Ok(last_seq(&cohsh(
         host,
@@ -953,7 +1042,25 @@ mod tests {
             (o.timeout, o.keep),
             (Duration::from_secs(DEFAULT_TIMEOUT_S), false)
         );
-        for bad in [&["--timeout"][..], &["--timeout", "soon"], &["--fast"]] {
+        let o = options(&args(&[
+            "--gpu-bridge",
+            "gpu1:5650",
+            "--gpu-bridge-key",
+            "k",
+        ]))
+        .ok()
+        .unwrap();
+        assert_eq!(
+            o.gpu_bridge,
+            Some((String::from("gpu1:5650"), PathBuf::from("k")))
+        );
+        for bad in [
+            &["--timeout"][..],
+            &["--timeout", "soon"],
+            &["--fast"],
+            &["--gpu-bridge", "gpu1:5650"],
+            &["--gpu-bridge-key", "k"],
+        ] {
             let e = options(&args(bad)).err().unwrap();
             assert_eq!(e.code, 2, "{bad:?}");
         }

@@ -48,8 +48,8 @@ pub use ninedoor::{
     BOOT_EPOCH, MAX_HOST_SESSIONS, NineDoorPd, RESTART_LIMIT, RESTART_WINDOW_S, boot_hive,
 };
 pub use seed::{
-    BRIDGE_KEY_AT, FAULT_KNOB_MAGIC, FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds, bridge_key,
-    encode_bridge_key,
+    BRIDGE_KEY_AT, EPOCH_AT, FAULT_KNOB_MAGIC, FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds,
+    boot_epoch, bridge_key, encode_boot_epoch, encode_bridge_key,
 };
 pub use tcp::{MAX_CONNECTIONS, TcpConfig, TcpPort};
 pub use timer::{TICK_S, TimerError, TimerPd};

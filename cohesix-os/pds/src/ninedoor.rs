@@ -25,7 +25,7 @@ use crate::bridge_home::{BridgeHome, Reply};
 use crate::frames;
 use crate::link::{Link, LinkError};
 use crate::mux::{self, ConnId};
-use crate::seed::{FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds, bridge_key, hive_key};
+use crate::seed::{FaultKnob, SEED_LEN, SEED_PAGE_LEN, SeedIds, boot_epoch, bridge_key, hive_key};
 use crate::ticket::{self, Handover};
 use crate::wiring::{self, HEARTBEATS, MSIZE, PASS_MARKER, SlotKind, SlotSpec, WORKER_IDS, call};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -40,9 +40,10 @@ use ninedoor::secure9p_core::codec::{
 use ninedoor::secure9p_core::{Client, Completion, FsError, Role, SessionId};
 use ninedoor::{Handled, Hive, HiveConfig, WorkerEvent};
 
-/// Unix time the hive's clock reads at boot. A PD has no wall clock; the
-/// hive only needs a clock that moves forward (ticket lifetimes, log
-/// stamps), so boot time is pinned to this date and uptime added.
+/// Unix time the hive's clock reads at boot when the seed page carries no
+/// epoch (`cohsix_pds::boot_epoch`; `cargo xtask run` writes the time it
+/// built the image). A PD has no wall clock; the hive's clock is the epoch
+/// plus uptime.
 pub const BOOT_EPOCH: u64 = 1_767_225_600; // 2026-01-01T00:00:00Z
 
 /// The hive NineDoor builds at boot from the image's seed at time `now`.
@@ -131,6 +132,8 @@ impl Peer {
 /// The NineDoor protection domain.
 pub struct NineDoorPd {
     seed: &'static [AtomicU32],
+    /// Unix time at uptime 0 (the seed page's epoch, or [`BOOT_EPOCH`]).
+    epoch: u64,
     knob: Option<FaultKnob>,
     hive: Option<Hive>,
     peers: Vec<Peer>,
@@ -197,6 +200,7 @@ impl NineDoorPd {
         peers.push(Peer::host(link(regions, wiring::ninedoor::NET)?));
         Ok(NineDoorPd {
             seed: region(regions, wiring::ninedoor::SEED)?,
+            epoch: BOOT_EPOCH,
             knob: None,
             hive: None,
             peers,
@@ -225,13 +229,21 @@ impl NineDoorPd {
         self.hive.as_ref()
     }
 
-    fn now(ctx: &dyn Context) -> u64 {
-        BOOT_EPOCH + ctx.uptime_ms() / 1000
+    fn now(&self, ctx: &dyn Context) -> u64 {
+        self.epoch + ctx.uptime_ms() / 1000
     }
 
     /// The bridge link's clock: unix milliseconds on the boot epoch.
-    fn now_ms(ctx: &dyn Context) -> u64 {
-        BOOT_EPOCH * 1000 + ctx.uptime_ms()
+    fn now_ms(&self, ctx: &dyn Context) -> u64 {
+        self.epoch * 1000 + ctx.uptime_ms()
+    }
+
+    /// Reads the boot epoch from the seed page, before anything tells time.
+    fn read_epoch(&mut self) {
+        let mut page = [0u8; SEED_PAGE_LEN];
+        if Window::new(self.seed).read(0, &mut page).is_ok() {
+            self.epoch = boot_epoch(&page).unwrap_or(BOOT_EPOCH);
+        }
     }
 
     /// Whether the bridge link is up (for the simulator's tests).
@@ -267,7 +279,7 @@ impl NineDoorPd {
     /// Moves the bridge link's bytes and events, and sends the hive's
     /// replies to the requests it completed to their sessions' peers.
     fn drive_bridge(&mut self, ctx: &mut dyn Context) {
-        let now_ms = Self::now_ms(ctx);
+        let now_ms = self.now_ms(ctx);
         let (Some(hive), Some(bridge)) = (self.hive.as_mut(), self.bridge.as_mut()) else {
             return;
         };
@@ -411,8 +423,8 @@ impl NineDoorPd {
     /// Serves what `peer` has sent, until its ring is empty or the way
     /// back is congested.
     fn serve(&mut self, peer: usize, ctx: &mut dyn Context) {
-        let now = Self::now(ctx);
-        let now_ms = Self::now_ms(ctx);
+        let now = self.now(ctx);
+        let now_ms = self.now_ms(ctx);
         let (Some(hive), Some(p)) = (self.hive.as_mut(), self.peers.get_mut(peer)) else {
             return;
         };
@@ -539,7 +551,8 @@ impl NineDoorPd {
 
 impl Handler for NineDoorPd {
     fn init(&mut self, ctx: &mut dyn Context) {
-        let now = Self::now(ctx);
+        self.read_epoch();
+        let now = self.now(ctx);
         match self.build_hive(now) {
             Ok(hive) => self.hive = Some(hive),
             Err(e) => {
@@ -578,7 +591,7 @@ impl Handler for NineDoorPd {
     }
 
     fn notified(&mut self, ch: Channel, ctx: &mut dyn Context) {
-        let now_ms = Self::now_ms(ctx);
+        let now_ms = self.now_ms(ctx);
         if let Some(peer) = self.peers.iter().position(|p| p.link.channel() == ch) {
             self.serve(peer, ctx);
             self.place(ctx);
@@ -623,7 +636,7 @@ impl Handler for NineDoorPd {
     }
 
     fn fault(&mut self, child: Child, fault: Fault, ctx: &mut dyn Context) -> bool {
-        let now = Self::now(ctx);
+        let now = self.now(ctx);
         let (Some(hive), Some(peer)) = (
             self.hive.as_mut(),
             self.peers

@@ -71,10 +71,37 @@ pub const BRIDGE_KEY_AT: usize = 256;
 /// Marks the bridge key.
 pub const BRIDGE_KEY_MAGIC: [u8; 8] = *b"CHXBRKEY";
 
+/// Where the boot epoch sits in the seed page (after the bridge key).
+pub const EPOCH_AT: usize = BRIDGE_KEY_AT + 40;
+/// Marks the boot epoch.
+pub const EPOCH_MAGIC: [u8; 8] = *b"CHXEPOCH";
+
 /// Bytes of the seed page NineDoor reads: the seed, then the knob (magic,
 /// beats, id length, id of at most [`ninedoor::MAX_ID_LEN`] bytes), then
-/// at [`BRIDGE_KEY_AT`] the bridge key.
-pub const SEED_PAGE_LEN: usize = BRIDGE_KEY_AT + 8 + 32;
+/// at [`BRIDGE_KEY_AT`] the bridge key, then at [`EPOCH_AT`] the epoch.
+pub const SEED_PAGE_LEN: usize = EPOCH_AT + 16;
+
+/// The boot epoch in the seed page (unix seconds), if the image builder
+/// wrote one: a PD has no wall clock, so the hive's clock starts there and
+/// runs on the uptime. The builder writes the time it built the image, so
+/// tickets the image mints mean the same to hosts whose clocks are right
+/// (a GPU bridge checks their expiry); without one the hive starts at
+/// [`BOOT_EPOCH`](crate::BOOT_EPOCH).
+pub fn boot_epoch(page: &[u8]) -> Option<u64> {
+    let at = page.get(EPOCH_AT..EPOCH_AT + 16)?;
+    let (magic, secs) = at.split_at(8);
+    if magic != EPOCH_MAGIC {
+        return None;
+    }
+    Some(u64::from_le_bytes(secs.try_into().ok()?))
+}
+
+/// The bytes to write at [`EPOCH_AT`] of the seed page for `epoch`.
+pub fn encode_boot_epoch(epoch: u64) -> alloc::vec::Vec<u8> {
+    let mut out = alloc::vec::Vec::from(EPOCH_MAGIC);
+    out.extend_from_slice(&epoch.to_le_bytes());
+    out
+}
 
 /// The GPU bridge key in the seed page, if the image builder put one
 /// there: the key NineDoor mints mirror tickets with and the bridge host
@@ -175,10 +202,18 @@ mod tests {
     fn the_bridge_key_is_found_after_the_knob_only_with_its_magic() {
         let mut page = alloc::vec![7u8; SEED_PAGE_LEN];
         assert_eq!(bridge_key(&page), None);
-        page[BRIDGE_KEY_AT..].copy_from_slice(&encode_bridge_key(&[9; 32]));
+        page[BRIDGE_KEY_AT..BRIDGE_KEY_AT + 40].copy_from_slice(&encode_bridge_key(&[9; 32]));
         assert_eq!(bridge_key(&page), Some([9; 32]));
         assert_eq!(bridge_key(&page[..BRIDGE_KEY_AT + 20]), None);
-        page[BRIDGE_KEY_AT + 8..].fill(0);
+        page[BRIDGE_KEY_AT + 8..BRIDGE_KEY_AT + 40].fill(0);
         assert_eq!(bridge_key(&page), None, "an all-zero key is no key");
+    }
+
+    #[test]
+    fn the_boot_epoch_round_trips_and_is_absent_without_its_magic() {
+        let mut page = alloc::vec![0u8; SEED_PAGE_LEN];
+        assert_eq!(boot_epoch(&page), None);
+        page[EPOCH_AT..].copy_from_slice(&encode_boot_epoch(1_796_000_000));
+        assert_eq!(boot_epoch(&page), Some(1_796_000_000));
     }
 }
