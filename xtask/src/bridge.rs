@@ -172,6 +172,55 @@ impl Bridge {
     }
 }
 
+/// `xtask relay HOST:PORT`: QEMU's `guestfwd=…-cmd:` runs this for each
+/// connection the guest makes to the bridge address, its stdio being that
+/// connection. It copies both ways to the bridge and exits when either side
+/// closes, so the guest sees the bridge go away (a `guestfwd` to a chardev
+/// would keep the guest's connection open after the bridge died, and not
+/// reconnect when it came back).
+pub(crate) fn relay(addr: &str) -> Result<(), Failure> {
+    use std::io::{Read, Write};
+    let stream = std::net::TcpStream::connect(addr)
+        .map_err(|e| Failure::new(format!("relay: {addr}: {e}")))?;
+    let _ = stream.set_nodelay(true);
+    let mut up = stream
+        .try_clone()
+        .map_err(|e| Failure::new(format!("relay: {e}")))?;
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match stdin.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if up.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = up.shutdown(std::net::Shutdown::Both);
+        std::process::exit(0);
+    });
+    let mut down = stream;
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        match down.read(&mut buf) {
+            Ok(0) | Err(_) => return Ok(()),
+            Ok(n) => {
+                if stdout
+                    .write_all(&buf[..n])
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;

@@ -64,6 +64,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("check") if args.len() == 1 => check::check().map(|_| ()),
         Some("run") => run::run(&args[1..]),
+        Some("relay") if args.len() == 2 => bridge::relay(&args[1]),
         _ => Err(Failure::missing(USAGE)),
     };
     match result {

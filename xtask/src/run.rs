@@ -413,6 +413,9 @@ fn boot(
 ) -> Result<(), Failure> {
     let socket = &host.socket;
     let _ = std::fs::remove_file(socket);
+    // QEMU runs this binary as the relay of each bridge connection.
+    let relay =
+        std::env::current_exe().map_err(|e| Failure::new(format!("the xtask binary: {e}")))?;
     let mut child = Command::new(qemu)
         .args([
             "-machine",
@@ -442,12 +445,13 @@ fn boot(
         // its 9P port.
         .arg("-netdev")
         .arg(format!(
-            "user,id=n9p,restrict=on,hostfwd=tcp:{}-{}:{},guestfwd=tcp:{}:{}-tcp:{}",
+            "user,id=n9p,restrict=on,hostfwd=tcp:{}-{}:{},guestfwd=tcp:{}:{}-cmd:{} relay {}",
             host.tcp,
             std::net::Ipv4Addr::from(cohesix_pds::wiring::net::ADDR),
             cohesix_pds::wiring::net::PORT,
             std::net::Ipv4Addr::from(cohesix_pds::wiring::net::BRIDGE_ADDR),
             cohesix_pds::wiring::net::BRIDGE_PORT,
+            relay.display(),
             bridge.addr
         ))
         .args([
