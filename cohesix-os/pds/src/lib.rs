@@ -3,16 +3,22 @@
 //! simulator (`cohesix-sim`):
 //!
 //! - [`NineDoorPd`]: the hive (`ninedoor::Hive`), serving 9P frames from
-//!   the device PD's ring pair and from each worker's; at boot it spawns
-//!   the heartbeat workers through its own `/queen/ctl` and hands each its
-//!   ticket by protected call;
+//!   the host PDs' ring pairs and from each worker slot's; the parent of
+//!   the worker PDs (spawn, kill, faults); the GPU bridge link's home; at
+//!   boot it spawns the heartbeat workers through its own `/queen/ctl` and
+//!   hands each its ticket by protected call;
+//! - [`GpuWorkerPd`]: the GPU worker (`Worker:GPU`): submits a `vadd` it
+//!   hashes itself to the GPU of its lease through `/gpu`, and checks the
+//!   result;
 //! - [`HeartbeatPd`]: a heartbeat worker: fetches its ticket, attaches over
 //!   its rings, appends boot and heartbeat lines to its telemetry, and
 //!   checks that another worker's telemetry is refused to it;
 //! - [`TimerPd`]: the tick: a PL031 RTC interrupt every [`TICK_S`]
 //!   seconds, passed on to every worker as a notification;
-//! - [`TcpPort`]: the network PD's host port: 9P over one TCP connection
-//!   at a time on a `smoltcp` interface;
+//! - [`TcpPort`]: the network PD's host port: 9P over TCP connections on a
+//!   `smoltcp` interface, and the outbound connection to the GPU bridge;
+//! - [`bridge_ring`]: what NineDoor's GPU bridge link and the network PD's
+//!   outbound connection say to each other;
 //! - [`DevicePd`]: carries 9P frames between a [`HostPort`] (the virtio
 //!   console on hardware, a pipe in the simulator) and NineDoor.
 //!
