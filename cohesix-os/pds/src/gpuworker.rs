@@ -104,7 +104,7 @@ impl core::fmt::Debug for GpuWorkerPd {
     }
 }
 
-/// The job descriptor of a `vadd` of [`A`] and [`B`] (the GPU seed's
+/// The job descriptor of a `vadd` of two fixed 8-element vectors (the GPU seed's
 /// schema, inline payload); with `bad_hash` its declared SHA-256 is not the
 /// payload's.
 pub fn vadd_descriptor(job_id: &str, bad_hash: bool) -> String {

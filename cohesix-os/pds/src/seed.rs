@@ -125,8 +125,8 @@ pub fn encode_bridge_key(key: &[u8; 32]) -> alloc::vec::Vec<u8> {
 }
 
 /// A test knob the image builder may put in the seed page after the seed:
-/// the worker spawned with id `worker` faults (reads [`FAULT_VADDR`]
-/// (crate::wiring::FAULT_VADDR)) after `after_beats` heartbeats past its
+/// the worker spawned with id `worker` faults (reads
+/// [`FAULT_VADDR`](crate::wiring::FAULT_VADDR)) after `after_beats` heartbeats past its
 /// boot script, on every run. Whoever writes the seed page already holds
 /// the hive's key, so the knob grants nothing new; an image built without
 /// it has no faulting worker.
