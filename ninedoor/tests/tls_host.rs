@@ -106,10 +106,7 @@ fn a_tls_hive_serves_tls_clients_and_refuses_plain_ones() {
             connect_tcp(host.tcp_addr(), MSIZE).await.is_err(),
             "plain 9P is refused"
         );
-        assert_eq!(
-            host.tcp_stats().handshake_failures.load(Ordering::Relaxed),
-            1
-        );
+        refusals_reach(&host, 1).await;
         conn.read_to_end(boot, 0).await.expect("still served");
         drop(conn);
         host.shutdown().await;
@@ -148,6 +145,18 @@ fn plain_tcp_on_a_network_address_needs_the_operator_to_say_so() {
         let mapped: std::net::SocketAddr = "[::ffff:127.0.0.1]:0".parse().expect("addr");
         assert!(secure9p_transport::tls::check_listener(mapped, false, false).is_ok());
     });
+}
+
+/// Waits until the host has counted `n` refused handshakes (the refused
+/// client can see the door close before the server has counted it).
+async fn refusals_reach(host: &Host, n: u64) {
+    while host.tcp_stats().handshake_failures.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        host.tcp_stats().handshake_failures.load(Ordering::Relaxed),
+        n
+    );
 }
 
 /// A Tversion frame, as any 9P client sends first.
@@ -269,10 +278,7 @@ fn openssl_s_client_carries_a_tversion_and_is_refused_without_a_certificate() {
         assert_eq!(&reply[7..11], &MSIZE.to_le_bytes(), "the msize asked for");
         assert_eq!(&reply[11..13], &8u16.to_le_bytes());
         assert_eq!(&reply[13..], b"9P2000.L");
-        assert_eq!(
-            host.tcp_stats().handshake_failures.load(Ordering::Relaxed),
-            0
-        );
+        refusals_reach(&host, 0).await;
 
         // Without a client certificate: the server refuses it, no reply.
         let ca_only = [Path::new("-CAfile"), &ca];
@@ -290,10 +296,7 @@ fn openssl_s_client_carries_a_tversion_and_is_refused_without_a_certificate() {
             err.to_lowercase().contains("alert"),
             "openssl saw the refusal: {err}"
         );
-        assert_eq!(
-            host.tcp_stats().handshake_failures.load(Ordering::Relaxed),
-            1
-        );
+        refusals_reach(&host, 1).await;
         host.shutdown().await;
     });
 }

@@ -162,11 +162,16 @@ impl Connection {
         let (rd, mut wr) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(256);
         tokio::spawn(async move {
-            while let Some(buf) = rx.recv().await {
+            let mut next = rx.recv().await;
+            while let Some(mut buf) = next.take() {
+                next = crate::server::join_queued(&mut rx, &mut buf);
                 // On TLS a write can leave records in rustls' buffer: the
                 // flush sends them (a no-op on a plain socket).
                 if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
                     break;
+                }
+                if next.is_none() {
+                    next = rx.recv().await;
                 }
             }
             let _ = wr.shutdown().await;

@@ -409,7 +409,7 @@ async fn the_client_refuses_a_wrong_server_name() {
 
 #[tokio::test]
 async fn the_client_refuses_a_server_from_another_ca() {
-    let f = Fixture::start(ServeConfig::default()).await;
+    let mut f = Fixture::start(ServeConfig::default()).await;
     let other = Authority::new(valid()).expect("other ca");
     // A client that trusts only another CA (its own certificate is fine).
     let pair =
@@ -437,6 +437,8 @@ async fn the_client_refuses_a_server_from_another_ca() {
         ),
         "{err}"
     );
+    let line = f.refusal().await;
+    assert!(line.contains("the client aborted the handshake"), "{line}");
     f.finish(1).await;
 }
 
