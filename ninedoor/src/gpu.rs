@@ -329,3 +329,56 @@ pub(crate) fn info_text(d: &GpuDescriptor) -> Vec<u8> {
     text.push(b'\n');
     text
 }
+
+/// Whether a GPU's bridge link is up, shared by its `info` node and the
+/// hive.
+pub(crate) type Reachable = Arc<core::sync::atomic::AtomicBool>;
+
+/// `/gpu/<id>/info`: NineDoor's copy of the bridge's descriptor, readable
+/// while the GPU's bridge link is up and `EHOSTUNREACH` while it is down
+/// (a GPU whose bridge is gone is not there to describe).
+#[derive(Debug)]
+pub(crate) struct InfoNode {
+    text: Vec<u8>,
+    reachable: Reachable,
+}
+
+impl InfoNode {
+    pub(crate) fn new(d: &GpuDescriptor, reachable: Reachable) -> Self {
+        InfoNode {
+            text: info_text(d),
+            reachable,
+        }
+    }
+}
+
+impl Node for InfoNode {
+    fn kind(&self) -> NodeKind {
+        NodeKind::ReadOnly
+    }
+    fn attr(&self) -> NodeAttr {
+        NodeAttr {
+            mode: 0o444,
+            size: self.text.len() as u64,
+            ..NodeAttr::default()
+        }
+    }
+    fn read(
+        &mut self,
+        _: &IoCtx<'_>,
+        _: &mut Handle,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Io<()> {
+        if !self.reachable.load(core::sync::atomic::Ordering::Acquire) {
+            return Io::Ready(Err(FsError::Unreachable));
+        }
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.text.len());
+        let end = start.saturating_add(count as usize).min(self.text.len());
+        out.extend_from_slice(self.text.get(start..end).unwrap_or(&[]));
+        Io::Ready(Ok(()))
+    }
+}

@@ -35,8 +35,7 @@ use alloc::vec::Vec;
 use core::any::Any;
 use secure9p_core::{
     Claims, Completion, FsError, GeneratedFile, Namespace, NodeId, Outcome, Principal, Role,
-    Server, ServerConfig, SessionError, SessionId, StaticFile, TicketAuthority, TicketError,
-    TicketId, Token,
+    Server, ServerConfig, SessionError, SessionId, TicketAuthority, TicketError, TicketId, Token,
 };
 use serde::Serialize;
 use spin::Mutex;
@@ -122,6 +121,8 @@ pub struct Hive {
     /// Ids of GPU workers whose lease the bridge has not answered yet.
     reserved: BTreeSet<String>,
     gpus: BTreeSet<String>,
+    /// Whether each GPU's bridge link is up (its `info` reads say so).
+    reachable: BTreeMap<String, gpu::Reachable>,
     gpu_opens: SharedOpens,
     /// `lease`/`release` commands waiting for their bridge, by token.
     bridge_commands: BTreeMap<Token, BridgeCommand>,
@@ -273,6 +274,7 @@ impl Hive {
             workers: BTreeMap::new(),
             reserved: BTreeSet::new(),
             gpus: BTreeSet::new(),
+            reachable: BTreeMap::new(),
             gpu_opens: SharedOpens::default(),
             bridge_commands: BTreeMap::new(),
             ctl,
@@ -507,10 +509,11 @@ impl Hive {
             }
         }
         for d in descriptors {
+            let reach: gpu::Reachable = Arc::new(core::sync::atomic::AtomicBool::new(true));
             let ns = self.server.namespace_mut();
             let dir = ns.mkdir(self.gpu_dir, &d.id, 0o755)?;
             let installed = ns
-                .add_file(dir, "info", Box::new(StaticFile::new(gpu::info_text(d))))
+                .add_file(dir, "info", Box::new(gpu::InfoNode::new(d, reach.clone())))
                 .and_then(|_| {
                     GpuFile::ALL.iter().try_for_each(|file| {
                         let node = GpuNode::new(&d.id, *file, self.gpu_opens.clone());
@@ -523,6 +526,7 @@ impl Hive {
                 return Err(e.into());
             }
             self.gpus.insert(d.id.clone());
+            self.reachable.insert(d.id.clone(), reach);
             self.boot.lock().gpus.push(d.id.clone());
             log::append(
                 &self.log,
@@ -533,6 +537,16 @@ impl Hive {
             );
         }
         Ok(())
+    }
+
+    /// Says whether GPU `gpu`'s bridge link is up: while it is down its
+    /// `info` answers `EHOSTUNREACH`, as its forwarded files do. The
+    /// embedder calls this when the link is lost and when it is back (a
+    /// new listing); installing a GPU makes it reachable.
+    pub fn set_gpu_reachable(&mut self, gpu: &str, up: bool) {
+        if let Some(r) = self.reachable.get(gpu) {
+            r.store(up, core::sync::atomic::Ordering::Release);
+        }
     }
 
     /// The live workers, by id (no ticket text).

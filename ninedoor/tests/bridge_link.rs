@@ -128,6 +128,7 @@ impl World {
                     .filter(|g| !self.installed(&g.id))
                     .collect();
                 self.hive.install_gpu_nodes(&fresh).unwrap();
+                self.hive.set_gpu_reachable("0", true);
             }
             LinkEvent::Complete {
                 token,
@@ -142,6 +143,7 @@ impl World {
                     .complete(token, result, self.now / 1000, &mut self.out);
             }
             LinkEvent::Note(line) => self.notes.push(line),
+            LinkEvent::Lost => self.hive.set_gpu_reachable("0", false),
         }
     }
 
@@ -395,8 +397,9 @@ fn a_bridge_that_goes_away_answers_ehostunreach_and_its_return_restores_the_gpus
     w.settle();
     assert!(!w.link.is_up());
     assert_eq!(q.read(&mut w, fid), Err(FsError::Unreachable));
-    // info is NineDoor's own copy: still served.
-    assert!(q.cat(&mut w, "/gpu/0/info").is_ok());
+    // info is NineDoor's copy, but a GPU whose bridge is gone is not
+    // there to describe.
+    assert_eq!(q.cat(&mut w, "/gpu/0/info"), Err(FsError::Unreachable));
     // Reconnection attempts back off: a few in 3 s, not one per tick.
     w.pass(3_000);
     assert!(!w.link.is_up());
@@ -406,6 +409,7 @@ fn a_bridge_that_goes_away_answers_ehostunreach_and_its_return_restores_the_gpus
     w.pass(2_500);
     assert!(w.link.is_up(), "{:?}", w.notes);
     assert!(q.read(&mut w, fid).is_ok());
+    assert!(q.cat(&mut w, "/gpu/0/info").is_ok());
     assert!(
         w.notes.iter().any(|n| n.starts_with("connection lost")),
         "{:?}",

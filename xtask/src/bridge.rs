@@ -271,6 +271,31 @@ fn lease(host: &Host, worker: &str) -> Result<PathBuf, Failure> {
     Ok(file)
 }
 
+/// A heartbeat worker's ticket reaches nothing under `/gpu`: a slot is
+/// freed (w5 killed) for a fresh heartbeat worker whose ticket is tried.
+fn heartbeat_refused(host: &Host) -> Result<(), Failure> {
+    cohsh(host, Via::Tcp, &["kill", "w5"])?;
+    let (ok, ticket, err) = cohsh_status(
+        host,
+        Via::Tcp,
+        &["spawn", "heartbeat", "w6"],
+        Some("<ticket>"),
+    )?;
+    if !ok {
+        return Err(fail(format!("spawn w6: {err}")));
+    }
+    let file = host.stage.join("w6.ticket");
+    write_private(&file, ticket.trim().as_bytes())?;
+    let (ok, _, err) = cohsh_status_as(host, Via::Tcp, &file, &["cat", "/gpu/0/info"], None)?;
+    if ok || !err.contains("EACCES") {
+        return Err(fail(format!(
+            "a heartbeat worker's ticket was not refused on /gpu: {err}"
+        )));
+    }
+    println!("xtask run: a heartbeat worker's ticket is refused on /gpu (EACCES)");
+    Ok(())
+}
+
 /// Waits for the gpuworker PD's pass line after console line `mark`.
 fn gpu_worker_passes(console: &Console, mark: usize, worker: &str) -> Result<(), Failure> {
     let took = wait_for(JOB_WAIT, || {
@@ -294,8 +319,9 @@ fn gpu_worker_passes(console: &Console, mark: usize, worker: &str) -> Result<(),
 }
 
 /// The image's `/gpu` against the bridge: GPUs listed, the gpuworker PD's
-/// job `OK`, a host `cohsh gpu submit` as the leased worker `OK`; then (for
-/// the mock bridge, which this run controls) the bridge killed —
+/// job `OK`, a host `cohsh gpu submit` as the leased worker `OK`, a
+/// heartbeat worker refused; then (for the mock bridge, which this run
+/// controls) the bridge killed — `/gpu/0/info`
 /// `EHOSTUNREACH` within [`LOSS_WAIT`] while the heartbeats go on — and
 /// started again, after which a second lease's job reaches `OK`.
 pub(crate) fn gpu_session(
@@ -315,6 +341,7 @@ pub(crate) fn gpu_session(
     }
     cohsh(host, Via::Tcp, &["gpu", "list"])?;
     cohsh(host, Via::Tcp, &["cat", "/gpu/0/info"])?;
+    heartbeat_refused(host)?;
 
     let mark = console.mark();
     let g1 = lease(host, "g1")?;
@@ -351,17 +378,17 @@ pub(crate) fn gpu_session(
     bridge.stop();
     println!("xtask run: gpu bridge killed");
     let gone = wait_for(LOSS_WAIT, || {
-        cohsh_status_as(host, Via::Tcp, &g1, &["cat", "/gpu/0/status"], None)
+        cohsh_status_as(host, Via::Tcp, &g1, &["cat", "/gpu/0/info"], None)
             .is_ok_and(|(ok, _, err)| !ok && err.contains("EHOSTUNREACH"))
     });
     let Some(took) = gone else {
         return Err(fail(format!(
-            "/gpu/0/status did not answer EHOSTUNREACH within {}s of the bridge's death",
+            "/gpu/0/info did not answer EHOSTUNREACH within {}s of the bridge's death",
             LOSS_WAIT.as_secs()
         )));
     };
     println!(
-        "xtask run: /gpu/0/status answers EHOSTUNREACH {} ms after the bridge died",
+        "xtask run: /gpu/0/info answers EHOSTUNREACH {} ms after the bridge died",
         took.as_millis()
     );
     std::thread::sleep(Duration::from_secs(2));

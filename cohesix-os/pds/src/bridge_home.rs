@@ -34,6 +34,8 @@ pub(crate) struct BridgeHome {
     entry: Vec<u8>,
     frame: Vec<u8>,
     out: Vec<u8>,
+    /// The bridge's GPUs installed so far.
+    gpus: Vec<alloc::string::String>,
 }
 
 impl core::fmt::Debug for BridgeHome {
@@ -60,6 +62,7 @@ impl BridgeHome {
             entry: Vec::new(),
             frame: Vec::new(),
             out: Vec::new(),
+            gpus: Vec::new(),
         }
     }
 
@@ -172,6 +175,17 @@ impl BridgeHome {
                             gpus.into_iter().filter(|g| !has_gpu(hive, &g.id)).collect();
                         if let Err(e) = hive.install_gpu_nodes(&fresh) {
                             ctx.debug(&format!("ninedoor: gpu bridge: gpus not installed: {e}\n"));
+                        }
+                        for g in fresh {
+                            self.gpus.push(g.id);
+                        }
+                        for g in &self.gpus {
+                            hive.set_gpu_reachable(g, true);
+                        }
+                    }
+                    LinkEvent::Lost => {
+                        for g in &self.gpus {
+                            hive.set_gpu_reachable(g, false);
                         }
                     }
                     LinkEvent::Complete {

@@ -311,6 +311,28 @@ fn last_seq(q: &mut Host, hive: &mut HiveSim, root: Fid, id: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Opens `path` and reads it once: the error of whichever failed.
+fn read_once(q: &mut Host, hive: &mut HiveSim, root: Fid, path: &str) -> Result<(), FsError> {
+    let fid = q.walk(hive, root, path)?;
+    q.rpc(
+        hive,
+        Tlopen {
+            fid,
+            flags: LOpenFlags::empty(),
+        },
+        |_| (),
+    )?;
+    q.rpc(
+        hive,
+        Tread {
+            fid,
+            offset: 0,
+            count: 100,
+        },
+        |_| (),
+    )
+}
+
 #[test]
 fn losing_the_bridge_answers_ehostunreach_and_its_return_runs_a_second_job() {
     let (mut hive, gb, mut q, root) = booted_with_bridge();
@@ -324,27 +346,15 @@ fn losing_the_bridge_answers_ehostunreach_and_its_return_runs_a_second_job() {
     hive.net.drop_bridge();
     ticks(&mut hive, 1);
     assert!(!bridge_up(&hive));
-    let fid = q.walk(&mut hive, root, "/gpu/0/stats").unwrap();
-    let opened = q.rpc(
-        &mut hive,
-        Tlopen {
-            fid,
-            flags: LOpenFlags::empty(),
-        },
-        |_| (),
+    assert_eq!(
+        read_once(&mut q, &mut hive, root, "/gpu/0/stats"),
+        Err(FsError::Unreachable)
     );
-    let read = opened.and_then(|()| {
-        q.rpc(
-            &mut hive,
-            Tread {
-                fid,
-                offset: 0,
-                count: 100,
-            },
-            |_| (),
-        )
-    });
-    assert_eq!(read, Err(FsError::Unreachable));
+    assert_eq!(
+        read_once(&mut q, &mut hive, root, "/gpu/0/info"),
+        Err(FsError::Unreachable),
+        "info while the bridge is away"
+    );
     // The heartbeats never paused.
     ticks(&mut hive, 3);
     assert!(last_seq(&mut q, &mut hive, root, "w1") >= before + 4);

@@ -570,6 +570,7 @@ impl BridgeLink {
                 self.complete(job.request.token, result, None);
             }
         }
+        let was_up = self.is_up();
         self.inflight.clear();
         self.own = None;
         self.renewing = false;
@@ -581,6 +582,9 @@ impl BridgeLink {
             retry_at: now.saturating_add(wait),
         };
         self.backoff = wait.saturating_mul(2).min(self.config.max_backoff_ms);
+        if was_up {
+            self.events.push_back(LinkEvent::Lost);
+        }
         self.note(format!(
             "{why}; /gpu answers EHOSTUNREACH until it is back (retrying every {} ms at most)",
             self.config.max_backoff_ms

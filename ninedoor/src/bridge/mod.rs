@@ -109,8 +109,11 @@ pub enum LinkEvent {
     /// the link; frames still arriving from it must not be handed in).
     Disconnect,
     /// The bridge's GPUs, as it describes them, after each (re)connection:
-    /// install the ones not yet installed.
+    /// install the ones not yet installed, and mark them all reachable.
     Gpus(Vec<GpuDescriptor>),
+    /// The connection is gone (whoever closed it): this bridge's GPUs are
+    /// unreachable (`Hive::set_gpu_reachable`) until the next [`LinkEvent::Gpus`].
+    Lost,
     /// Finish a forwarded request: for a `lease`/`release` command, hand
     /// `reply` (the bridge's answer line) to `Hive::set_gpu_reply` first.
     Complete {

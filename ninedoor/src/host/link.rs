@@ -256,6 +256,7 @@ impl Link {
                         *connecting = None;
                     }
                     LinkEvent::Gpus(gpus) => self.install(&gpus),
+                    LinkEvent::Lost => self.reachable(false),
                     LinkEvent::Complete {
                         token,
                         result,
@@ -318,7 +319,22 @@ impl Link {
         Connecting { task, done }
     }
 
-    /// Routes and installs the GPUs not yet installed.
+    /// Marks every GPU routed to this link reachable or not.
+    fn reachable(&self, up: bool) {
+        let ours: Vec<String> = lock(&self.routes)
+            .iter()
+            .filter(|(_, r)| r.link == self.index)
+            .map(|(local, _)| local.clone())
+            .collect();
+        self.shared.with_engine(|e| {
+            for gpu in &ours {
+                e.hive_mut().set_gpu_reachable(gpu, up);
+            }
+        });
+    }
+
+    /// Routes and installs the GPUs not yet installed, and marks this
+    /// link's GPUs reachable.
     fn install(&self, gpus: &[GpuDescriptor]) {
         for d in gpus {
             let local = self.target.local_id(&d.id);
@@ -351,5 +367,6 @@ impl Link {
                 self.say(&format!("gpu {} not installed: {e}", d.id));
             }
         }
+        self.reachable(true);
     }
 }
