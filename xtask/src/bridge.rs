@@ -177,15 +177,18 @@ impl Bridge {
 /// connection. It copies both ways to the bridge and exits when either side
 /// closes, so the guest sees the bridge go away (a `guestfwd` to a chardev
 /// would keep the guest's connection open after the bridge died, and not
-/// reconnect when it came back).
-pub(crate) fn relay(addr: &str) -> Result<(), Failure> {
+/// reconnect when it came back). Its stdio is the guest's connection, so it
+/// prints nothing: a bridge that is down is an exit, which the guest sees
+/// as the connection closing.
+pub(crate) fn relay(addr: &str) -> std::process::ExitCode {
     use std::io::{Read, Write};
-    let stream = std::net::TcpStream::connect(addr)
-        .map_err(|e| Failure::new(format!("relay: {addr}: {e}")))?;
+    let Ok(stream) = std::net::TcpStream::connect(addr) else {
+        return std::process::ExitCode::FAILURE;
+    };
     let _ = stream.set_nodelay(true);
-    let mut up = stream
-        .try_clone()
-        .map_err(|e| Failure::new(format!("relay: {e}")))?;
+    let Ok(mut up) = stream.try_clone() else {
+        return std::process::ExitCode::FAILURE;
+    };
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin().lock();
         let mut buf = [0u8; 16 * 1024];

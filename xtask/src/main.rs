@@ -64,7 +64,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("check") if args.len() == 1 => check::check().map(|_| ()),
         Some("run") => run::run(&args[1..]),
-        Some("relay") if args.len() == 2 => bridge::relay(&args[1]),
+        // Its stdio is the guest's connection: it must print nothing.
+        Some("relay") if args.len() == 2 => return bridge::relay(&args[1]),
         _ => Err(Failure::missing(USAGE)),
     };
     match result {
