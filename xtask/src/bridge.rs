@@ -210,14 +210,14 @@ pub(crate) fn relay(addr: &str) -> std::process::ExitCode {
     let mut buf = [0u8; 16 * 1024];
     loop {
         match down.read(&mut buf) {
-            Ok(0) | Err(_) => return Ok(()),
+            Ok(0) | Err(_) => return std::process::ExitCode::SUCCESS,
             Ok(n) => {
                 if stdout
                     .write_all(&buf[..n])
                     .and_then(|()| stdout.flush())
                     .is_err()
                 {
-                    return Ok(());
+                    return std::process::ExitCode::SUCCESS;
                 }
             }
         }
