@@ -891,12 +891,19 @@ fn lifecycle_session(host: &Host, console: &Console) -> Result<(), Failure> {
     if !ok {
         return Err(fail(format!("spawn {w3}: {err}")));
     }
-    let boot = cohsh(
-        host,
-        Via::Tcp,
-        &["tail", "-n", "8", &format!("/worker/{w3}/telemetry")],
-    )?;
-    if !boot.contains(&format!("boot {w3} pd=worker1")) {
+    // The restarted PD writes its boot line within moments (it runs below
+    // NineDoor, whose own work comes first).
+    let path = format!("/worker/{w3}/telemetry");
+    let want = format!("boot {w3} pd=worker1");
+    let mut booted = false;
+    for _ in 0..20 {
+        if cohsh(host, Via::Tcp, &["tail", "-n", "8", &path])?.contains(&want) {
+            booted = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    if !booted {
         return Err(fail(format!("{w3} did not boot in the freed slot worker1")));
     }
     grows(host, w3, seq_of(host, w3)?)?;
