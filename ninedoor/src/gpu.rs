@@ -334,19 +334,25 @@ pub(crate) fn info_text(d: &GpuDescriptor) -> Vec<u8> {
 /// hive.
 pub(crate) type Reachable = Arc<core::sync::atomic::AtomicBool>;
 
-/// `/gpu/<id>/info`: NineDoor's copy of the bridge's descriptor, readable
-/// while the GPU's bridge link is up and `EHOSTUNREACH` while it is down
-/// (a GPU whose bridge is gone is not there to describe).
-#[derive(Debug)]
+/// `/gpu/<id>/info`: NineDoor's copy of the bridge's descriptor (a
+/// [`StaticFile`](secure9p_core::StaticFile)), readable while the GPU's
+/// bridge link is up and `EHOSTUNREACH` while it is down (a GPU whose
+/// bridge is gone is not there to describe).
 pub(crate) struct InfoNode {
-    text: Vec<u8>,
+    file: secure9p_core::StaticFile,
     reachable: Reachable,
+}
+
+impl core::fmt::Debug for InfoNode {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("InfoNode").finish_non_exhaustive()
+    }
 }
 
 impl InfoNode {
     pub(crate) fn new(d: &GpuDescriptor, reachable: Reachable) -> Self {
         InfoNode {
-            text: info_text(d),
+            file: secure9p_core::StaticFile::new(info_text(d)),
             reachable,
         }
     }
@@ -354,19 +360,15 @@ impl InfoNode {
 
 impl Node for InfoNode {
     fn kind(&self) -> NodeKind {
-        NodeKind::ReadOnly
+        self.file.kind()
     }
     fn attr(&self) -> NodeAttr {
-        NodeAttr {
-            mode: 0o444,
-            size: self.text.len() as u64,
-            ..NodeAttr::default()
-        }
+        self.file.attr()
     }
     fn read(
         &mut self,
-        _: &IoCtx<'_>,
-        _: &mut Handle,
+        cx: &IoCtx<'_>,
+        h: &mut Handle,
         offset: u64,
         count: u32,
         out: &mut Vec<u8>,
@@ -374,11 +376,6 @@ impl Node for InfoNode {
         if !self.reachable.load(core::sync::atomic::Ordering::Acquire) {
             return Io::Ready(Err(FsError::Unreachable));
         }
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(self.text.len());
-        let end = start.saturating_add(count as usize).min(self.text.len());
-        out.extend_from_slice(self.text.get(start..end).unwrap_or(&[]));
-        Io::Ready(Ok(()))
+        self.file.read(cx, h, offset, count, out)
     }
 }

@@ -4,7 +4,9 @@
 //! --gpu-bridge-key FILE`, say on a GPU host built with `--features
 //! cuda`), and the checks of the image's `/gpu` against it.
 
-use crate::run::{Console, Host, Via, cohsh, cohsh_status, cohsh_status_as, seq_of};
+use crate::run::{
+    Console, Host, Via, cohsh, cohsh_status, cohsh_status_as, random, seq_of, write_private,
+};
 use crate::{Failure, workspace};
 use cohesix_pds::wiring::GPU_PASS_MARKER;
 use std::path::{Path, PathBuf};
@@ -100,9 +102,7 @@ impl Bridge {
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace().join("target"));
         let mut key = [0u8; 32];
-        std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut key))
-            .map_err(|e| Failure::new(format!("/dev/urandom: {e}")))?;
+        random(&mut key)?;
         let key_file = stage.join("bridge.key");
         write_private(&key_file, &key)?;
         let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -222,19 +222,6 @@ pub(crate) fn relay(addr: &str) -> std::process::ExitCode {
             }
         }
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let _ = std::fs::remove_file(path);
-    std::fs::OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(bytes))
-        .map_err(|e| Failure::new(format!("{}: {e}", path.display())))
 }
 
 fn fail(what: String) -> Failure {

@@ -203,16 +203,22 @@ fn build_cohsh() -> Result<PathBuf, Failure> {
 /// epoch) and takes its Queen's ticket, the same ticket id NineDoor mints
 /// first. Nothing secret crosses the console.
 fn write_queen_ticket(seed: &[u8; SEED_LEN], epoch: u64, path: &Path) -> Result<(), Failure> {
+    let hive = boot_hive(seed, epoch).map_err(|e| Failure::new(e.trim().to_owned()))?;
+    write_private(path, format!("{}\n", hive.queen_ticket()).as_bytes())
+}
+
+/// Writes `bytes` to a fresh file at `path`, mode 0600 (whatever was there
+/// goes first).
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let hive = boot_hive(seed, epoch).map_err(|e| Failure::new(e.trim().to_owned()))?;
     let _ = std::fs::remove_file(path);
     std::fs::OpenOptions::new()
-        .write(true)
         .create_new(true)
+        .write(true)
         .mode(0o600)
         .open(path)
-        .and_then(|mut f| writeln!(f, "{}", hive.queen_ticket()))
+        .and_then(|mut f| f.write_all(bytes))
         .map_err(|e| Failure::new(format!("{}: {e}", path.display())))
 }
 
@@ -364,7 +370,7 @@ fn check_abi(config_dir: &Path) -> Result<(), Failure> {
 }
 
 /// Bytes from the OS RNG.
-fn random(buf: &mut [u8]) -> Result<(), Failure> {
+pub(crate) fn random(buf: &mut [u8]) -> Result<(), Failure> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(buf))
         .map_err(|e| Failure::new(format!("/dev/urandom: {e}")))

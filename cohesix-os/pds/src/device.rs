@@ -14,7 +14,7 @@
 //! one ring's worth of backlog before it stops reading the host (the host
 //! then sees flow control, not loss).
 
-use crate::bridge_ring::{self, CLOSE, CONNECT, DATA, MAX_DATA};
+use crate::bridge_ring::{self, CLOSE, CONNECT, DATA};
 use crate::frames::FrameAssembler;
 use crate::link::{Link, LinkError};
 use crate::mux::{self, ConnId};
@@ -112,21 +112,11 @@ impl<P: HostPort> core::fmt::Debug for DevicePd<P> {
 impl<P: HostPort> DevicePd<P> {
     /// The PD over `port` and the regions the `.system` file maps into it.
     pub fn new(port: P, regions: &dyn Regions) -> Result<DevicePd<P>, LinkError> {
-        let spec = wiring::device::NINEDOOR;
-        let rx = regions
-            .region(spec.rx)
-            .ok_or(LinkError::NoRegion(spec.rx))?;
-        let tx = regions
-            .region(spec.tx)
-            .ok_or(LinkError::NoRegion(spec.tx))?;
-        let b = wiring::device::BRIDGE;
-        let bridge = match (regions.region(b.rx), regions.region(b.tx)) {
-            (Some(rx), Some(tx)) => Some(Link::new(b.channel, rx, tx)),
-            _ => None,
-        };
+        // Only the network PD maps the bridge ring pair.
+        let bridge = Link::mapped(regions, wiring::device::BRIDGE).ok();
         Ok(DevicePd {
             port,
-            link: Link::new(spec.channel, rx, tx),
+            link: Link::mapped(regions, wiring::device::NINEDOOR)?,
             bridge,
             conns: BTreeMap::new(),
             frame: Vec::new(),
@@ -323,13 +313,12 @@ impl<P: HostPort> DevicePd<P> {
             bridge_ring::entry(kind, &[], &mut self.entry);
             let _ = link.send(&self.entry);
         }
-        let mut buf = [0u8; MAX_DATA];
         while !link.congested() {
-            let n = self.port.bridge_read(&mut buf);
+            let n = self.port.bridge_read(&mut self.chunk);
             if n == 0 {
                 break;
             }
-            bridge_ring::entry(DATA, &buf[..n], &mut self.entry);
+            bridge_ring::entry(DATA, &self.chunk[..n], &mut self.entry);
             if let Err(e) = link.send(&self.entry) {
                 ctx.debug(&format!("{}: bridge ring: {e}\n", ctx.name()));
             }

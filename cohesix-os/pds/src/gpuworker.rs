@@ -164,17 +164,11 @@ fn check(result: &[u8]) -> Result<usize, String> {
 impl GpuWorkerPd {
     /// The PD over the regions the `.system` file maps into it.
     pub fn new(regions: &dyn Regions) -> Result<GpuWorkerPd, LinkError> {
-        let spec = wiring::gpuworker::NINEDOOR;
-        let rx = regions
-            .region(spec.rx)
-            .ok_or(LinkError::NoRegion(spec.rx))?;
-        let tx = regions
-            .region(spec.tx)
-            .ok_or(LinkError::NoRegion(spec.tx))?;
+        let link = Link::mapped(regions, wiring::gpuworker::NINEDOOR)?;
         let mut client = Client::new(MSIZE);
         let (root, file) = (client.alloc_fid(), client.alloc_fid());
         Ok(GpuWorkerPd {
-            link: Link::new(spec.channel, rx, tx),
+            link,
             client,
             step: Step::Waiting,
             handover: None,

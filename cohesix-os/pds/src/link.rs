@@ -95,6 +95,21 @@ impl Link {
         }
     }
 
+    /// The link of `spec` over the regions the `.system` file maps into
+    /// this PD (not yet attached).
+    pub fn mapped(
+        regions: &dyn cohesix_abi::Regions,
+        spec: crate::wiring::LinkSpec,
+    ) -> Result<Link, LinkError> {
+        let rx = regions
+            .region(spec.rx)
+            .ok_or(LinkError::NoRegion(spec.rx))?;
+        let tx = regions
+            .region(spec.tx)
+            .ok_or(LinkError::NoRegion(spec.tx))?;
+        Ok(Link::new(spec.channel, rx, tx))
+    }
+
     /// The channel to the peer.
     pub fn channel(&self) -> Channel {
         self.channel

@@ -162,12 +162,29 @@ fn region(regions: &dyn Regions, symbol: &'static str) -> Result<&'static [Atomi
     regions.region(symbol).ok_or(LinkError::NoRegion(symbol))
 }
 
-fn link(regions: &dyn Regions, spec: wiring::LinkSpec) -> Result<Link, LinkError> {
-    Ok(Link::new(
-        spec.channel,
-        region(regions, spec.rx)?,
-        region(regions, spec.tx)?,
-    ))
+/// Sends the reply frames in `bytes` to connection `conn` of `p` (a host
+/// link wraps each in its connection id, in `entry`).
+fn send_replies(
+    p: &mut Peer,
+    conn: ConnId,
+    bytes: &[u8],
+    entry: &mut Vec<u8>,
+    ctx: &mut dyn Context,
+) {
+    for reply in frames::split(bytes) {
+        let sent = if p.host {
+            mux::wrap(conn, reply, entry);
+            p.link.send(entry)
+        } else {
+            p.link.send(reply)
+        };
+        if let Err(e) = sent {
+            ctx.debug(&format!(
+                "ninedoor: {}: reply dropped: {e}\n",
+                p.link.channel()
+            ));
+        }
+    }
 }
 
 /// What went wrong while spawning the boot workers.
@@ -179,7 +196,7 @@ impl NineDoorPd {
     /// The PD over the regions the `.system` file maps into it.
     pub fn new(regions: &dyn Regions) -> Result<NineDoorPd, LinkError> {
         let mut peers = Vec::new();
-        peers.push(Peer::host(link(regions, wiring::ninedoor::DEVICE)?));
+        peers.push(Peer::host(Link::mapped(regions, wiring::ninedoor::DEVICE)?));
         for spec in wiring::ninedoor::SLOTS {
             let (rx, tx) = (
                 region(regions, spec.link.rx)?,
@@ -197,14 +214,14 @@ impl NineDoorPd {
                 }),
             });
         }
-        peers.push(Peer::host(link(regions, wiring::ninedoor::NET)?));
+        peers.push(Peer::host(Link::mapped(regions, wiring::ninedoor::NET)?));
         Ok(NineDoorPd {
             seed: region(regions, wiring::ninedoor::SEED)?,
             epoch: BOOT_EPOCH,
             knob: None,
             hive: None,
             peers,
-            bridge_ring: Some(link(regions, wiring::ninedoor::BRIDGE)?),
+            bridge_ring: Some(Link::mapped(regions, wiring::ninedoor::BRIDGE)?),
             bridge: None,
             replies: Vec::new(),
             frame: Vec::new(),
@@ -293,20 +310,7 @@ impl NineDoorPd {
             let Some((conn, p)) = owner else {
                 continue;
             };
-            for reply in frames::split(&bytes) {
-                let sent = if p.host {
-                    mux::wrap(conn, reply, &mut self.entry);
-                    p.link.send(&self.entry)
-                } else {
-                    p.link.send(reply)
-                };
-                if let Err(e) = sent {
-                    ctx.debug(&format!(
-                        "ninedoor: {}: reply dropped: {e}\n",
-                        p.link.channel()
-                    ));
-                }
-            }
+            send_replies(p, conn, &bytes, &mut self.entry, ctx);
             p.link.signal(ctx);
         }
     }
@@ -507,20 +511,7 @@ impl NineDoorPd {
                     continue;
                 }
             }
-            for reply in frames::split(&self.out) {
-                let sent = if p.host {
-                    mux::wrap(conn, reply, &mut self.entry);
-                    p.link.send(&self.entry)
-                } else {
-                    p.link.send(reply)
-                };
-                if let Err(e) = sent {
-                    ctx.debug(&format!(
-                        "ninedoor: {}: reply dropped: {e}\n",
-                        p.link.channel()
-                    ));
-                }
-            }
+            send_replies(p, conn, &self.out, &mut self.entry, ctx);
         }
         p.link.signal(ctx);
     }

@@ -82,17 +82,11 @@ impl core::fmt::Debug for HeartbeatPd {
 impl HeartbeatPd {
     /// The PD over the regions the `.system` file maps into it.
     pub fn new(regions: &dyn Regions) -> Result<HeartbeatPd, LinkError> {
-        let spec = wiring::worker::NINEDOOR;
-        let rx = regions
-            .region(spec.rx)
-            .ok_or(LinkError::NoRegion(spec.rx))?;
-        let tx = regions
-            .region(spec.tx)
-            .ok_or(LinkError::NoRegion(spec.tx))?;
+        let link = Link::mapped(regions, wiring::worker::NINEDOOR)?;
         let mut client = Client::new(MSIZE);
         let (root, telemetry, probe) = (client.alloc_fid(), client.alloc_fid(), client.alloc_fid());
         Ok(HeartbeatPd {
-            link: Link::new(spec.channel, rx, tx),
+            link,
             client,
             step: Step::Waiting,
             id: None,

@@ -19,8 +19,6 @@ use common::{Host, SEED};
 use gpu_bridge::{CpuExecutor, GpuBridge, ManualClock, MockSource, ServeOptions};
 use ninedoor::secure9p_core::codec::{Fid, LOpenFlags, Msg, Tclunk, Tlopen, Tread, Twrite};
 use ninedoor::secure9p_core::{FsError, Server, SessionId, TicketAuthority};
-use std::cell::RefCell;
-use std::rc::Rc;
 use std::sync::Arc;
 
 const BRIDGE_KEY: [u8; 32] = [0x5a; 32];
@@ -31,8 +29,6 @@ struct RealBridge {
     server: Server,
     session: Option<SessionId>,
     pending: Vec<u8>,
-    /// Frames it answered, for tests that count traffic.
-    frames: Rc<RefCell<usize>>,
 }
 
 impl BridgePeer for RealBridge {
@@ -59,7 +55,6 @@ impl BridgePeer for RealBridge {
             let _ = self
                 .server
                 .handle(session, &frame, cohesix_pds::BOOT_EPOCH + 60, &mut out);
-            *self.frames.borrow_mut() += 1;
         }
         out
     }
@@ -84,7 +79,7 @@ impl BridgePeer for Hostile {
     fn close(&mut self) {}
 }
 
-fn real_bridge() -> (Box<RealBridge>, GpuBridge, Rc<RefCell<usize>>) {
+fn real_bridge() -> (Box<RealBridge>, GpuBridge) {
     let clock = Arc::new(ManualClock::new(cohesix_pds::BOOT_EPOCH * 1000));
     let gb = GpuBridge::new(Box::new(MockSource::new(1).unwrap()), clock);
     let server = gpu_bridge::server(
@@ -95,14 +90,12 @@ fn real_bridge() -> (Box<RealBridge>, GpuBridge, Rc<RefCell<usize>>) {
         },
     )
     .unwrap();
-    let frames = Rc::new(RefCell::new(0));
     let peer = Box::new(RealBridge {
         server,
         session: None,
         pending: Vec::new(),
-        frames: frames.clone(),
     });
-    (peer, gb, frames)
+    (peer, gb)
 }
 
 /// The seed page with the bridge key after the seed.
@@ -128,7 +121,7 @@ fn bridge_up(hive: &HiveSim) -> bool {
 /// A hive whose bridge is up, and the Queen attached over the console.
 fn booted_with_bridge() -> (HiveSim, GpuBridge, Host, Fid) {
     let mut hive = HiveSim::boot_page(&page()).expect("boots");
-    let (peer, gb, _) = real_bridge();
+    let (peer, gb) = real_bridge();
     hive.net.set_bridge(peer);
     ticks(&mut hive, 2);
     assert!(bridge_up(&hive), "{}", hive.sim.console());
@@ -359,7 +352,7 @@ fn losing_the_bridge_answers_ehostunreach_and_its_return_runs_a_second_job() {
     ticks(&mut hive, 3);
     assert!(last_seq(&mut q, &mut hive, root, "w1") >= before + 4);
     // It comes back: the link reconnects by itself and the GPU is there.
-    let (peer, gb2, _) = real_bridge();
+    let (peer, gb2) = real_bridge();
     hive.net.set_bridge(peer);
     ticks(&mut hive, 3);
     assert!(bridge_up(&hive), "{}", hive.sim.console());

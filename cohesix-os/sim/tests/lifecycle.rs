@@ -138,8 +138,9 @@ fn a_spawn_beyond_the_pool_fails_with_enospc_and_is_logged() {
     spawn(&mut q, &mut hive, root, "w5").expect("w5 after a kill");
 }
 
-#[test]
-fn a_faulting_worker_is_restarted_then_left_stopped_and_the_hive_keeps_serving() {
+/// A hive whose seed page makes worker `wf` fault one tick after its
+/// boot script.
+fn faulty_hive() -> HiveSim {
     let mut page = SEED.to_vec();
     page.extend(
         FaultKnob {
@@ -148,7 +149,12 @@ fn a_faulting_worker_is_restarted_then_left_stopped_and_the_hive_keeps_serving()
         }
         .encode(),
     );
-    let mut hive = HiveSim::boot_page(&page).expect("boots");
+    HiveSim::boot_page(&page).expect("boots")
+}
+
+#[test]
+fn a_faulting_worker_is_restarted_then_left_stopped_and_the_hive_keeps_serving() {
+    let mut hive = faulty_hive();
     let (mut q, root) = queen(&mut hive);
     let w1 = last_seq(&mut q, &mut hive, root, "w1");
     spawn(&mut q, &mut hive, root, "wf").expect("spawn wf");
@@ -209,15 +215,7 @@ fn a_faulting_worker_is_restarted_then_left_stopped_and_the_hive_keeps_serving()
 
 #[test]
 fn a_restarted_worker_starts_clean_with_a_fresh_ticket() {
-    let mut page = SEED.to_vec();
-    page.extend(
-        FaultKnob {
-            worker: "wf".into(),
-            after_beats: 1,
-        }
-        .encode(),
-    );
-    let mut hive = HiveSim::boot_page(&page).expect("boots");
+    let mut hive = faulty_hive();
     let (mut q, root) = queen(&mut hive);
     spawn(&mut q, &mut hive, root, "wf").expect("spawn wf");
     let tickets = |hive: &HiveSim| -> Vec<String> {

@@ -591,11 +591,10 @@ impl BridgeLink {
         ));
     }
 
-    fn renew_own(&mut self, now: u64) {
-        let minted = match self.mirror.own(now / 1000) {
-            Ok(m) => m,
-            Err(e) => return self.lose(now, &format!("own ticket: {e}"), None),
-        };
+    /// Attaches a fresh fid under a fresh own ticket, its reply continued
+    /// by `wait` (given the fid and the ticket's expiry); whether it went out.
+    fn attach_own_fid(&mut self, now: u64, wait: fn(Fid, u64) -> Wait) -> Result<bool, FsError> {
+        let minted = self.mirror.own(now / 1000)?;
         let fid = self.client.alloc_fid();
         let sent = self.send(
             Tattach {
@@ -605,10 +604,17 @@ impl BridgeLink {
                 aname: &minted.text,
                 n_uname: Some(NO_UID),
             },
-            Wait::Renew(fid, minted.claims.expires),
+            wait(fid, minted.claims.expires),
             now,
         );
-        self.renewing = sent.is_some();
+        Ok(sent.is_some())
+    }
+
+    fn renew_own(&mut self, now: u64) {
+        match self.attach_own_fid(now, Wait::Renew) {
+            Ok(sent) => self.renewing = sent,
+            Err(e) => self.lose(now, &format!("own ticket: {e}"), None),
+        }
     }
 
     // ---- setting a connection up ----
@@ -739,22 +745,13 @@ impl BridgeLink {
     }
 
     fn attach_own(&mut self, now: u64) {
-        let minted = match self.mirror.own(now / 1000) {
-            Ok(m) => m,
-            Err(e) => return self.setup_failed(Setup::AttachOwn(Fid::NOFID, 0), e, now),
-        };
-        let fid = self.client.alloc_fid();
-        self.setup_send(
-            Tattach {
-                fid,
-                afid: Fid::NOFID,
-                uname: NINEDOOR_SUBJECT,
-                aname: &minted.text,
-                n_uname: Some(NO_UID),
-            },
-            Setup::AttachOwn(fid, minted.claims.expires),
-            now,
-        );
+        let wait = |fid, expires| Wait::Setup(Setup::AttachOwn(fid, expires));
+        let step = Setup::AttachOwn(Fid::NOFID, 0);
+        match self.attach_own_fid(now, wait) {
+            Ok(true) => {}
+            Ok(false) => self.setup_failed(step, FsError::TooBig, now),
+            Err(e) => self.setup_failed(step, e, now),
+        }
     }
 
     fn setup_send<'m>(&mut self, msg: impl Into<Msg<'m>>, step: Setup, now: u64) {
