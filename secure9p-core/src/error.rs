@@ -89,6 +89,27 @@ pub enum FsError {
     /// `EKEYREVOKED`: the ticket was revoked.
     #[error("ticket revoked")]
     TicketRevoked,
+    /// `EXDEV`: a link or rename across file systems.
+    #[error("cross-device link")]
+    CrossDevice,
+    /// `EROFS`: the file system is read-only.
+    #[error("read-only file system")]
+    ReadOnly,
+    /// `EMLINK`: too many links.
+    #[error("too many links")]
+    TooManyLinks,
+    /// `ERANGE`: a result does not fit the buffer asked for.
+    #[error("result out of range")]
+    Range,
+    /// `ENOLCK`: no lock available (the lock table is full).
+    #[error("no locks available")]
+    NoLocks,
+    /// `ELOOP`: too many symbolic links, or a symbolic link where none may be.
+    #[error("too many levels of symbolic links")]
+    Loop,
+    /// `ENODATA`: no such extended attribute.
+    #[error("no data available")]
+    NoData,
     /// Any other errno, as a provider reported it.
     #[error("errno {0}")]
     Errno(u32),
@@ -126,6 +147,13 @@ impl FsError {
             FsError::TicketExpired => 127,
             FsError::TicketRevoked => 128,
             FsError::TicketRejected => 129,
+            FsError::CrossDevice => 18,
+            FsError::ReadOnly => 30,
+            FsError::TooManyLinks => 31,
+            FsError::Range => 34,
+            FsError::NoLocks => 37,
+            FsError::Loop => 40,
+            FsError::NoData => 61,
             FsError::Errno(e) => e,
         }
     }
@@ -161,6 +189,13 @@ impl FsError {
             127 => FsError::TicketExpired,
             128 => FsError::TicketRevoked,
             129 => FsError::TicketRejected,
+            18 => FsError::CrossDevice,
+            30 => FsError::ReadOnly,
+            31 => FsError::TooManyLinks,
+            34 => FsError::Range,
+            37 => FsError::NoLocks,
+            40 => FsError::Loop,
+            61 => FsError::NoData,
             e => FsError::Errno(e),
         }
     }
@@ -205,12 +240,19 @@ impl FsError {
             FsError::TicketRejected => "ticket rejected",
             FsError::TicketExpired => "ticket expired",
             FsError::TicketRevoked => "ticket revoked",
+            FsError::CrossDevice => "cross-device link",
+            FsError::ReadOnly => "read-only file system",
+            FsError::TooManyLinks => "too many links",
+            FsError::Range => "result out of range",
+            FsError::NoLocks => "no locks available",
+            FsError::Loop => "too many levels of symbolic links",
+            FsError::NoData => "no data available",
             FsError::Errno(_) => "i/o error",
         }
     }
 }
 
-const ALL: [FsError; 28] = [
+const ALL: [FsError; 35] = [
     FsError::NotPermitted,
     FsError::NotFound,
     FsError::Interrupted,
@@ -239,4 +281,11 @@ const ALL: [FsError; 28] = [
     FsError::TicketRejected,
     FsError::TicketExpired,
     FsError::TicketRevoked,
+    FsError::CrossDevice,
+    FsError::ReadOnly,
+    FsError::TooManyLinks,
+    FsError::Range,
+    FsError::NoLocks,
+    FsError::Loop,
+    FsError::NoData,
 ];

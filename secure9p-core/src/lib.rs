@@ -9,6 +9,9 @@ mod audit;
 mod client;
 mod config;
 mod error;
+mod fs;
+mod fs_server;
+mod lock;
 mod namespace;
 mod node;
 mod nodes;
@@ -24,6 +27,12 @@ pub use config::{
     ServerConfig,
 };
 pub use error::FsError;
+pub use fs::{
+    AT_REMOVEDIR, Attr, Caller, Filesystem, FsStat, Obj, SetAttr, SetTime, Timespec, check_name,
+    dirent_type_of, file_type, qid_type_of, xattr_flags,
+};
+pub use fs_server::{FsServer, MAX_XATTR_SIZE};
+pub use lock::{Lock, LockKind, LockOwner, LockTable, MAX_LOCKS, range_end};
 pub use namespace::{Listed, MAX_NAME_LEN, Namespace, NodeId};
 pub use node::{Access, Handle, Io, IoCtx, Node, NodeAttr, NodeKind, Token, slice_at};
 pub use nodes::{

@@ -24,6 +24,14 @@ pub struct NodeId {
 }
 
 impl NodeId {
+    /// Names no node (it never resolves): what an
+    /// [`FsServer`](crate::FsServer), whose files live in its provider,
+    /// reports in [`Outcome::Deferred`](crate::Outcome::Deferred).
+    pub const NONE: NodeId = NodeId {
+        index: u32::MAX,
+        generation: u32::MAX,
+    };
+
     /// The qid path of this node: unique for the life of the server.
     pub const fn qid_path(self) -> u64 {
         ((self.generation as u64) << 32) | self.index as u64

@@ -149,7 +149,7 @@ struct Ctx {
     now: u64,
 }
 
-fn encode_into(out: &mut Vec<u8>, tag: Tag, msg: Msg<'_>) {
+pub(crate) fn encode_into(out: &mut Vec<u8>, tag: Tag, msg: Msg<'_>) {
     let frame = Frame { tag, msg };
     let start = out.len();
     out.resize(start + frame.encoded_len(), 0);
@@ -159,7 +159,7 @@ fn encode_into(out: &mut Vec<u8>, tag: Tag, msg: Msg<'_>) {
     }
 }
 
-fn error_msg(dialect: Dialect, e: FsError) -> Msg<'static> {
+pub(crate) fn error_msg(dialect: Dialect, e: FsError) -> Msg<'static> {
     match dialect {
         Dialect::Linux => Msg::Rlerror(codec::Rlerror { ecode: e.errno() }),
         Dialect::Base => Msg::Rerror(codec::Rerror { ename: e.message() }),
@@ -170,7 +170,7 @@ fn reply_error(out: &mut Vec<u8>, ctx: Ctx, e: FsError) {
     encode_into(out, ctx.tag, error_msg(ctx.dialect, e));
 }
 
-fn codec_errno(e: CodecError) -> FsError {
+pub(crate) fn codec_errno(e: CodecError) -> FsError {
     match e {
         CodecError::TooLarge { .. } => FsError::MessageTooLong,
         CodecError::UnknownType(_) => FsError::NotSupported,
@@ -208,6 +208,22 @@ fn parent_path(path: &str) -> String {
         Some(("", _)) | None => String::from("/"),
         Some((head, _)) => String::from(head),
     }
+}
+
+/// What a `Tversion` negotiates against the server's `max_msize`: the
+/// dialect (`None`: answer "unknown") and the msize.
+pub(crate) fn negotiate(v: &codec::Tversion<'_>, max_msize: u32) -> (Option<Dialect>, u32) {
+    // version(5): the text before the first '.' names the protocol, so
+    // "9P2000.u" is answered "9P2000" but "9P2000garbage" is unknown.
+    let dialect = if v.version == "9P2000.L" {
+        Some(Dialect::Linux)
+    } else if v.version.split('.').next() == Some("9P2000") {
+        Some(Dialect::Base)
+    } else {
+        None
+    };
+    let dialect = dialect.filter(|_| v.msize >= MIN_CLIENT_MSIZE);
+    (dialect, v.msize.min(max_msize))
 }
 
 /// `S_IFDIR` and `S_IFREG` of `stat(2)`.
@@ -414,6 +430,18 @@ impl Server {
             msize,
             now,
         };
+        // A request this engine does not serve is EOPNOTSUPP whatever its
+        // body: decoding it first would answer a body this dialect cannot
+        // parse (the Linux client's `Twstat` fallback of `rename(2)`) with
+        // EBADMSG, which `mv` reports as "Bad message".
+        if let Some(ty) = MsgType::from_u8(header.ty)
+            && ty.is_request()
+            && !Server::serves(ty)
+            && state != State::AwaitVersion
+        {
+            reply_error(out, ctx, FsError::NotSupported);
+            return Ok(Outcome::Replied);
+        }
         let decoded = match Frame::decode(frame, DecodeConfig::new(dialect, msize)) {
             Ok(f) => f,
             Err(e) => {
@@ -458,18 +486,9 @@ impl Server {
             self.drop_session_state(&mut s);
         }
         let mut session = Session::new();
-        // version(5): the text before the first '.' names the protocol, so
-        // "9P2000.u" is answered "9P2000" but "9P2000garbage" is unknown.
-        let dialect = if v.version == "9P2000.L" {
-            Some(Dialect::Linux)
-        } else if v.version.split('.').next() == Some("9P2000") {
-            Some(Dialect::Base)
-        } else {
-            None
-        };
-        let msize = v.msize.min(self.config.max_msize);
+        let (dialect, msize) = negotiate(&v, self.config.max_msize);
         let reply = match dialect {
-            Some(d) if v.msize >= MIN_CLIENT_MSIZE => {
+            Some(d) => {
                 session.state = State::Ready { dialect: d, msize };
                 codec::Rversion {
                     msize,

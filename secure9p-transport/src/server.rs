@@ -11,7 +11,7 @@
 
 use crate::framing::NinePCodec;
 use bytes::BytesMut;
-use secure9p_core::{Completion, Outcome, Server, SessionError, SessionId, Token};
+use secure9p_core::{Completion, FsServer, Outcome, Server, SessionError, SessionId, Token};
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,6 +75,35 @@ impl Engine for Server {
     }
     fn msize(&self, sid: SessionId) -> u32 {
         Server::msize(self, sid).unwrap_or(self.config().max_msize)
+    }
+}
+
+impl Engine for FsServer {
+    fn open_session(&mut self) -> SessionId {
+        FsServer::open_session(self)
+    }
+    fn close_session(&mut self, sid: SessionId) {
+        FsServer::close_session(self, sid);
+    }
+    fn handle(
+        &mut self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, SessionError> {
+        FsServer::handle(self, sid, frame, now, out)
+    }
+    fn complete(
+        &mut self,
+        token: Token,
+        result: Completion,
+        out: &mut Vec<u8>,
+    ) -> Option<SessionId> {
+        FsServer::complete(self, token, result, out)
+    }
+    fn msize(&self, sid: SessionId) -> u32 {
+        FsServer::msize(self, sid).unwrap_or(self.config().max_msize)
     }
 }
 
