@@ -4,7 +4,7 @@ use crate::{Failure, out_dir, workspace};
 use cohesix_abi::microkit::{PATCHED_SYMBOLS, PD_ENTRY, SETVAR_SIZE};
 use cohesix_pds::wiring;
 use cohesix_sim::system::ProtectionDomain;
-use cohesix_sim::{COHESIX_SYSTEM, System};
+use cohesix_sim::{Board, System};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,20 +13,49 @@ use std::process::Command;
 /// The rustc target of every PD image.
 pub const TARGET: &str = "aarch64-unknown-none";
 
-/// Validates the system, builds and checks the images; returns the system
-/// and the staged ELF of each image, by image name.
-pub fn check() -> Result<(System, BTreeMap<String, PathBuf>), Failure> {
-    let system = System::parse(COHESIX_SYSTEM)
-        .map_err(|e| Failure::new(format!("cohesix-os/cohesix.system: {e}")))?;
+/// `cargo xtask check [--board NAME]`: every board's system and images, or
+/// one board's.
+pub fn check_boards(args: &[String]) -> Result<(), Failure> {
+    let boards = match args {
+        [] => Board::ALL.to_vec(),
+        [flag, name] if flag == "--board" => vec![board(name)?],
+        _ => return Err(Failure::missing(crate::USAGE)),
+    };
+    build()?;
+    for b in boards {
+        check(b, true)?;
+    }
+    Ok(())
+}
+
+/// The board called `name`, or an error listing the boards there are.
+pub fn board(name: &str) -> Result<Board, Failure> {
+    Board::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Board::ALL.iter().map(|b| b.name()).collect();
+        Failure::missing(format!(
+            "no board '{name}'; the boards are {}",
+            names.join(", ")
+        ))
+    })
+}
+
+/// Validates `board`'s system, builds (unless `built`) and checks its
+/// images; returns the system and the staged ELF of each image, by image
+/// name, in `target/cohesix-os/<board>/`.
+pub fn check(board: Board, built: bool) -> Result<(System, BTreeMap<String, PathBuf>), Failure> {
+    let path = board.system_path();
+    let system = System::parse(board.system()).map_err(|e| Failure::new(format!("{path}: {e}")))?;
     println!(
-        "cohesix.system: ok ({} PDs, {} regions, {} channels)",
+        "{path}: ok ({} PDs, {} regions, {} channels)",
         system.pds.len(),
         system.regions.len(),
         system.channels.len()
     );
-    build()?;
+    if !built {
+        build()?;
+    }
     let bin_dir = workspace().join("target").join(TARGET).join("release");
-    let stage = out_dir();
+    let stage = out_dir().join(board.name());
     std::fs::create_dir_all(&stage)
         .map_err(|e| Failure::new(format!("{}: {e}", stage.display())))?;
     let mut images = BTreeMap::new();
@@ -68,11 +97,34 @@ fn wired(pd: &ProtectionDomain) -> Result<(), String> {
         "worker.elf" => &wiring::worker::REGIONS,
         "gpuworker.elf" => &wiring::gpuworker::REGIONS,
         "device.elf" => &wiring::device::REGIONS,
+        "uart.elf" => &wiring::device::UART_REGIONS,
         "timer.elf" => &wiring::timer::REGIONS,
+        "ttc-timer.elf" => &wiring::timer::TTC_REGIONS,
         "net.elf" => &wiring::device::REGIONS,
         other => return Err(format!("no PD logic is built as {other}")),
     };
-    for sym in needed {
+    let mapped = |sym: &str| {
+        pd.maps
+            .iter()
+            .any(|m| m.setvar_vaddr.as_deref() == Some(sym))
+    };
+    let mut wanted: Vec<&str> = needed.to_vec();
+    if pd.program_image == "ninedoor.elf" {
+        // The network and bridge ring pairs: whole or not at all.
+        for link in wiring::ninedoor::BOARD_LINKS {
+            match (mapped(link.rx), mapped(link.tx)) {
+                (true, true) => wanted.extend([link.rx, link.tx]),
+                (false, false) => {}
+                _ => {
+                    return Err(format!(
+                        "maps only one of the ring pair {}/{} (map both or neither)",
+                        link.rx, link.tx
+                    ));
+                }
+            }
+        }
+    }
+    for sym in wanted {
         let map = pd
             .maps
             .iter()

@@ -1,9 +1,10 @@
-//! `cargo xtask check`: validates `cohesix-os/cohesix.system` with the
+//! `cargo xtask check [--board NAME]`: validates every board's
+//! `cohesix-os/boards/<board>.system` (or the one named) with the
 //! simulator's checker, cross-builds every PD image for
-//! `aarch64-unknown-none` (release) and checks each ELF: an entry point at
-//! `_start`, and every `microkit_*` and setvar symbol the system file makes
-//! the Microkit tool patch, initialised in `.data` with the size the tool
-//! writes.
+//! `aarch64-unknown-none` (release) and checks each ELF the board uses: an
+//! entry point at `_start`, and every `microkit_*` and setvar symbol the
+//! system file makes the Microkit tool patch, initialised in `.data` with
+//! the size the tool writes.
 //!
 //! `MICROKIT_SDK=<sdk> cargo xtask run`: the above, then checks the
 //! runtime's ABI constants against the SDK's own files, builds the image
@@ -55,14 +56,14 @@ impl Failure {
     }
 }
 
-const USAGE: &str = "usage: cargo xtask check
-       MICROKIT_SDK=<path to microkit-sdk-2.3.0> cargo xtask run [--timeout SECONDS] [--keep] [--linux]
-           [--gpu-bridge HOST:PORT --gpu-bridge-key FILE]";
+const USAGE: &str = "usage: cargo xtask check [--board qemu_virt_aarch64|zcu102]
+       MICROKIT_SDK=<path to microkit-sdk-2.3.0> cargo xtask run [--board qemu_virt_aarch64|zcu102]
+           [--timeout SECONDS] [--keep] [--linux] [--gpu-bridge HOST:PORT --gpu-bridge-key FILE]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("check") if args.len() == 1 => check::check().map(|_| ()),
+        Some("check") => check::check_boards(&args[1..]),
         Some("run") => run::run(&args[1..]),
         // Its stdio is the guest's connection: it must print nothing.
         Some("relay") if args.len() == 2 => return bridge::relay(&args[1]),

@@ -1,11 +1,11 @@
-//! `MICROKIT_SDK=… cargo xtask run`.
+//! `MICROKIT_SDK=… cargo xtask run [--board NAME]`.
 
 use crate::bridge::Bridge;
 use crate::check::check;
 use crate::{Failure, out_dir, workspace};
 use cohesix_abi::microkit::{
     BASE_ENDPOINT_CAP, BASE_IRQ_CAP, BASE_OUTPUT_NOTIFICATION_CAP, BASE_TCB_CAP, IPC_BUFFER,
-    IRQ_ACK_LABEL, MAX_CHANNELS, MONITOR_EP, PAGE_SIZE, PD_NAME_LENGTH, TCB_SUSPEND_LABEL,
+    IRQ_ACK_LABEL, IRQ_ACK_LABEL_NO_HW_DEBUG, MAX_CHANNELS, MONITOR_EP, PAGE_SIZE, PD_NAME_LENGTH, TCB_SUSPEND_LABEL,
     TCB_WRITE_REGISTERS_LABEL, fault_label,
 };
 use cohesix_pds::wiring::{PASS_MARKER, WORKER_IDS};
@@ -13,6 +13,7 @@ use cohesix_pds::{
     BOOT_EPOCH, BRIDGE_KEY_AT, EPOCH_AT, FaultKnob, SEED_LEN, boot_hive, encode_boot_epoch,
     encode_bridge_key,
 };
+use cohesix_sim::Board;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
@@ -21,16 +22,48 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const BOARD: &str = "qemu_virt_aarch64";
 const CONFIG: &str = "debug";
-/// Where QEMU loads the image (Microkit manual, QEMU virt AArch64).
-const LOAD_ADDR: &str = "0x70000000";
 const DEFAULT_TIMEOUT_S: u64 = 120;
+
+/// How a board's image boots under QEMU (the Microkit manual's command for
+/// the board) and which host links it has.
+struct Machine {
+    /// `-machine`, `-cpu`, `-m`.
+    args: &'static [&'static str],
+    /// Where the loader places the image (the board's loader link address).
+    load_addr: &'static str,
+    /// A network PD (9P over TCP, the GPU bridge link).
+    net: bool,
+}
+
+fn machine(board: Board) -> Machine {
+    match board {
+        Board::QemuVirt => Machine {
+            args: &[
+                "-machine",
+                "virt,virtualization=on",
+                "-cpu",
+                "cortex-a53",
+                "-m",
+                "size=2G",
+            ],
+            load_addr: "0x70000000",
+            net: true,
+        },
+        Board::Zcu102 => Machine {
+            args: &["-machine", "xlnx-zcu102,virtualization=on", "-m", "size=4G"],
+            load_addr: "0x40000000",
+            net: false,
+        },
+    }
+}
 
 const NEEDS: &str = "`cargo xtask run` needs:
   - MICROKIT_SDK set to a Microkit 2.3.0 SDK built from seL4 sources with the
-    qemu_virt_aarch64 board and its debug config (bin/microkit and
-    board/qemu_virt_aarch64/debug/ inside it);
+    board (qemu_virt_aarch64, or zcu102 with --board zcu102) and its debug
+    config (bin/microkit and board/<board>/debug/ inside it); QEMU's
+    xlnx-zcu102 needs the SDK's kernel to enable both GIC interrupt groups
+    (README: \"Building the Microkit image\");
   - qemu-system-aarch64 on PATH (Debian: apt-get install qemu-system-arm);
   - the rustup target aarch64-unknown-none.
 Without an SDK, `cargo xtask check` validates the system file and builds and
@@ -39,6 +72,7 @@ simulator.";
 
 /// What `cargo xtask run` was asked for.
 struct Options {
+    board: Board,
     timeout: Duration,
     /// Keep QEMU running after the checks, for interactive `cohsh`.
     keep: bool,
@@ -51,6 +85,7 @@ struct Options {
 
 fn options(args: &[String]) -> Result<Options, Failure> {
     let mut opts = Options {
+        board: Board::QemuVirt,
         timeout: Duration::from_secs(DEFAULT_TIMEOUT_S),
         keep: false,
         linux: false,
@@ -62,6 +97,10 @@ fn options(args: &[String]) -> Result<Options, Failure> {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--keep" => opts.keep = true,
+            "--board" => {
+                let b = it.next().ok_or_else(|| Failure::missing(crate::USAGE))?;
+                opts.board = crate::check::board(b)?;
+            }
             "--linux" => opts.linux = true,
             "--gpu-bridge" => {
                 let a = it.next().ok_or_else(|| Failure::missing(crate::USAGE))?;
@@ -101,7 +140,8 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
             "MICROKIT_SDK is not set.\n{NEEDS}"
         )));
     };
-    let config_dir = sdk.join("board").join(BOARD).join(CONFIG);
+    let board = opts.board;
+    let config_dir = sdk.join("board").join(board.name()).join(CONFIG);
     let tool = sdk.join("bin").join("microkit");
     for p in [&tool, &config_dir] {
         if !p.exists() {
@@ -113,10 +153,15 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     }
     let qemu = find_on_path("qemu-system-aarch64")
         .ok_or_else(|| Failure::missing(format!("qemu-system-aarch64 is not on PATH.\n{NEEDS}")))?;
-    check_abi(&config_dir)?;
-    let (_, _) = check()?;
+    check_abi(&config_dir, board)?;
+    if opts.linux && !machine(board).net {
+        return Err(Failure::missing(format!(
+            "--linux mounts over TCP; the {board} image has no network PD"
+        )));
+    }
+    let (_, _) = check(board, false)?;
     let cohsh = build_cohsh()?;
-    let stage = out_dir();
+    let stage = out_dir().join(board.name());
     let bridge = match &opts.gpu_bridge {
         Some((addr, key)) => Bridge::external(addr, key)?,
         None => Bridge::mock(&stage)?,
@@ -126,10 +171,10 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
     write_queen_ticket(&seed, epoch, &ticket_file)?;
     let image = stage.join("loader.img");
     let status = Command::new(&tool)
-        .arg(workspace().join("cohesix-os").join("cohesix.system"))
+        .arg(workspace().join(board.system_path()))
         .args(["--search-path"])
         .arg(&stage)
-        .args(["--board", BOARD, "--config", CONFIG, "-o"])
+        .args(["--board", board.name(), "--config", CONFIG, "-o"])
         .arg(&image)
         .arg("-r")
         .arg(stage.join("report.txt"))
@@ -143,11 +188,14 @@ pub fn run(args: &[String]) -> Result<(), Failure> {
         cohsh,
         socket: stage.join("9p.sock"),
         tcp: free_loopback_port()?,
+        net: machine(board).net,
         ticket_file,
         stage,
     };
     let mut bridge = bridge;
-    bridge.start()?;
+    if host.net {
+        bridge.start()?;
+    }
     boot(&qemu, &image, &host, &opts, &mut bridge)
 }
 
@@ -158,9 +206,29 @@ pub(crate) struct Host {
     socket: PathBuf,
     /// The loopback address QEMU forwards to the network PD's port 564.
     tcp: SocketAddr,
+    /// Whether the image has the network PD (else the console is the one
+    /// host link).
+    net: bool,
     ticket_file: PathBuf,
     /// Where the run's files go.
     pub(crate) stage: PathBuf,
+}
+
+impl Host {
+    /// The link the checks use: TCP where the image has it (several
+    /// connections at once), else the console.
+    pub(crate) fn via(&self) -> Via {
+        if self.net { Via::Tcp } else { Via::Console }
+    }
+
+    /// Every host link the image has.
+    fn vias(&self) -> Vec<Via> {
+        if self.net {
+            vec![Via::Console, Via::Tcp]
+        } else {
+            vec![Via::Console]
+        }
+    }
 }
 
 /// How `cohsh` reaches the system.
@@ -246,7 +314,7 @@ fn as_u64(v: &Value) -> Option<u64> {
 }
 
 /// Compares the runtime's constants with the SDK's headers and JSON files.
-fn check_abi(config_dir: &Path) -> Result<(), Failure> {
+fn check_abi(config_dir: &Path, board: Board) -> Result<(), Failure> {
     let header = config_dir.join("include").join("microkit.h");
     let text = std::fs::read_to_string(&header)
         .map_err(|e| Failure::missing(format!("{}: {e}", header.display())))?;
@@ -294,8 +362,13 @@ fn check_abi(config_dir: &Path) -> Result<(), Failure> {
         PD_NAME_LENGTH as u64,
     );
     let labels = read_json(&config_dir.join("invocations_all.json"))?;
+    let irq_ack = if board.hardware_debug_api() {
+        IRQ_ACK_LABEL
+    } else {
+        IRQ_ACK_LABEL_NO_HW_DEBUG
+    };
     for (name, ours) in [
-        ("IRQAckIRQ", IRQ_ACK_LABEL),
+        ("IRQAckIRQ", irq_ack),
         ("TCBWriteRegisters", TCB_WRITE_REGISTERS_LABEL),
         ("TCBSuspend", TCB_SUSPEND_LABEL),
     ] {
@@ -319,11 +392,25 @@ fn check_abi(config_dir: &Path) -> Result<(), Failure> {
             (k.trim() == name).then(|| v.trim().trim_end_matches(',').parse::<u64>().ok())?
         })
     };
+    if board.hardware_debug_api() {
+        expect(
+            "seL4_Fault_DebugException",
+            enum_value("seL4_Fault_DebugException"),
+            fault_label::DEBUG_EXCEPTION,
+        );
+    } else {
+        // Absent without the hardware debug API, which is what moves
+        // IRQAckIRQ down to the label used here.
+        expect(
+            "seL4_Fault_DebugException (present: the kernel has the hardware debug API)",
+            enum_value("seL4_Fault_DebugException").map_or(Some(0), |_| None),
+            0,
+        );
+    }
     for (name, ours) in [
         ("seL4_Fault_CapFault", fault_label::CAP),
         ("seL4_Fault_UnknownSyscall", fault_label::UNKNOWN_SYSCALL),
         ("seL4_Fault_UserException", fault_label::USER_EXCEPTION),
-        ("seL4_Fault_DebugException", fault_label::DEBUG_EXCEPTION),
         ("seL4_Fault_Timeout", fault_label::TIMEOUT),
         ("seL4_Fault_VMFault", fault_label::VM),
     ] {
@@ -422,48 +509,55 @@ fn boot(
     // QEMU runs this binary as the relay of each bridge connection.
     let relay =
         std::env::current_exe().map_err(|e| Failure::new(format!("the xtask binary: {e}")))?;
-    let mut child = Command::new(qemu)
-        .args([
-            "-machine",
-            "virt,virtualization=on",
-            "-cpu",
-            "cortex-a53",
-            "-m",
-            "size=2G",
-        ])
+    let m = machine(opts.board);
+    let mut qemu_cmd = Command::new(qemu);
+    qemu_cmd
+        .args(m.args)
         .args(["-nographic", "-serial", "mon:stdio"])
         .arg("-device")
         .arg(format!(
-            "loader,file={},addr={LOAD_ADDR},cpu-num=0",
-            image.display()
+            "loader,file={},addr={},cpu-num=0",
+            image.display(),
+            m.load_addr
         ))
-        // The console on virtio-mmio transport 31, the network card on 23:
-        // a page each (cohesix.system).
-        .args(["-global", "virtio-mmio.force-legacy=false"])
-        .args(["-device", "virtio-serial-device,bus=virtio-mmio-bus.31"])
         .arg("-chardev")
         .arg(format!(
             "socket,id=c9p,path={},server=on,wait=off",
             socket.display()
-        ))
-        .args(["-device", "virtconsole,chardev=c9p"])
-        // The network PD's card, with the host's loopback port forwarded to
-        // its 9P port.
-        .arg("-netdev")
-        .arg(format!(
-            "user,id=n9p,restrict=on,hostfwd=tcp:{}-{}:{},guestfwd=tcp:{}:{}-cmd:{} relay {}",
-            host.tcp,
-            std::net::Ipv4Addr::from(cohesix_pds::wiring::net::ADDR),
-            cohesix_pds::wiring::net::PORT,
-            std::net::Ipv4Addr::from(cohesix_pds::wiring::net::BRIDGE_ADDR),
-            cohesix_pds::wiring::net::BRIDGE_PORT,
-            relay.display(),
-            bridge.addr
-        ))
-        .args([
-            "-device",
-            "virtio-net-device,netdev=n9p,bus=virtio-mmio-bus.23",
-        ])
+        ));
+    match opts.board {
+        // The second PS UART (the first is the kernel's console) is the
+        // host's 9P stream: boards/zcu102.system.
+        Board::Zcu102 => {
+            qemu_cmd.args(["-serial", "chardev:c9p"]);
+        }
+        Board::QemuVirt => {
+            qemu_cmd
+                // The console on virtio-mmio transport 31, the network card
+                // on 23: a page each (boards/qemu_virt_aarch64.system).
+                .args(["-global", "virtio-mmio.force-legacy=false"])
+                .args(["-device", "virtio-serial-device,bus=virtio-mmio-bus.31"])
+                .args(["-device", "virtconsole,chardev=c9p"])
+                // The network PD's card, with the host's loopback port
+                // forwarded to its 9P port.
+                .arg("-netdev")
+                .arg(format!(
+                    "user,id=n9p,restrict=on,hostfwd=tcp:{}-{}:{},guestfwd=tcp:{}:{}-cmd:{} relay {}",
+                    host.tcp,
+                    std::net::Ipv4Addr::from(cohesix_pds::wiring::net::ADDR),
+                    cohesix_pds::wiring::net::PORT,
+                    std::net::Ipv4Addr::from(cohesix_pds::wiring::net::BRIDGE_ADDR),
+                    cohesix_pds::wiring::net::BRIDGE_PORT,
+                    relay.display(),
+                    bridge.addr
+                ))
+                .args([
+                    "-device",
+                    "virtio-net-device,netdev=n9p,bus=virtio-mmio-bus.23",
+                ]);
+        }
+    }
+    let mut child = qemu_cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -497,7 +591,17 @@ fn boot(
         println!("xtask run: pass marker seen; the host's cohsh session follows");
         host_session(host)
             .and_then(|()| lifecycle_session(host, &console))
-            .and_then(|()| crate::bridge::gpu_session(host, &console, bridge))
+            .and_then(|()| {
+                if host.net {
+                    crate::bridge::gpu_session(host, &console, bridge)
+                } else {
+                    println!(
+                        "xtask run: the {} image has no network PD, so no GPU bridge link: no GPU session",
+                        opts.board
+                    );
+                    Ok(())
+                }
+            })
             .and_then(|()| {
                 if opts.linux {
                     linux_session(host)
@@ -514,15 +618,19 @@ fn boot(
     if result.is_ok() && opts.keep {
         println!(
             "xtask run: the system keeps running (Ctrl-C stops QEMU); as the Queen:\n  \
-             {} --unix {} --ticket-file {} ls /\n  \
-             {} --addr {} --ticket-file {} ls /",
+             {} --unix {} --ticket-file {} ls /",
             host.cohsh.display(),
             socket.display(),
             host.ticket_file.display(),
-            host.cohsh.display(),
-            host.tcp,
-            host.ticket_file.display()
         );
+        if host.net {
+            println!(
+                "  {} --addr {} --ticket-file {} ls /",
+                host.cohsh.display(),
+                host.tcp,
+                host.ticket_file.display()
+            );
+        }
         let _ = child.wait();
     }
     let _ = child.kill();
@@ -738,6 +846,11 @@ pub(crate) fn cohsh_status_as(
 /// heartbeats written inside the image and keeps growing with the timer's
 /// ticks, and TCP connections are served side by side (a `tail -f` goes on
 /// while others run).
+/// The second boot worker's telemetry file.
+fn w2_path() -> String {
+    format!("/worker/{}/telemetry", WORKER_IDS[1])
+}
+
 fn host_session(host: &Host) -> Result<(), Failure> {
     let expect = |what: &str, ok: bool| {
         if ok {
@@ -747,7 +860,7 @@ fn host_session(host: &Host) -> Result<(), Failure> {
         }
     };
     let mut first = Vec::new();
-    for via in [Via::Console, Via::Tcp] {
+    for via in host.vias() {
         let root = cohsh(host, via, &["ls", "/"])?;
         expect(
             "`ls /` lacks proc, queen, log or worker",
@@ -768,36 +881,45 @@ fn host_session(host: &Host) -> Result<(), Failure> {
         first.push(last_seq(&tail));
     }
     // Over TCP, side by side: `tail -f` of w1 follows the timer's ticks
-    // on one connection while other connections come and go.
+    // on one connection while other connections come and go. A board whose
+    // one link is the console (a serial line: one host at a time) runs the
+    // same commands one after the other.
+    let via = host.via();
     let follow_path = format!("/worker/{}/telemetry", WORKER_IDS[0]);
     let follow_args = ["tail", "-f", "-n", "1", follow_path.as_str()];
-    let (mut follow, shown) = cohsh_command(host, Via::Tcp, &follow_args);
-    let mut follower = follow
+    let (mut follow, shown) = cohsh_command(host, via, &follow_args);
+    let follower = follow
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| Failure::new(format!("running {}: {e}", host.cohsh.display())))?;
     std::thread::sleep(TICKS_WAIT);
-    let others = cohsh(host, Via::Tcp, &["workers"]);
-    let tail = cohsh(
-        host,
-        Via::Tcp,
-        &[
-            "tail",
-            "-n",
-            "2",
-            &format!("/worker/{}/telemetry", WORKER_IDS[1]),
-        ],
-    );
-    let _ = follower.kill();
-    let followed = follower
-        .wait_with_output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    println!("$ {shown}   (started before the two commands above, stopped after them)");
+    let stop = |mut follower: std::process::Child| {
+        let _ = follower.kill();
+        follower
+            .wait_with_output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let (followed, others, tail) = if host.net {
+        let others = cohsh(host, via, &["workers"]);
+        let tail = cohsh(host, via, &["tail", "-n", "2", &w2_path()]);
+        let followed = stop(follower);
+        println!("$ {shown}   (started before the two commands above, stopped after them)");
+        (followed, others, tail)
+    } else {
+        let followed = stop(follower);
+        println!("$ {shown}   (stopped after {}s)", TICKS_WAIT.as_secs());
+        // Let a reply to the stopped follower's last request drain before
+        // the next host takes the line.
+        std::thread::sleep(Duration::from_millis(500));
+        let others = cohsh(host, via, &["workers"]);
+        let tail = cohsh(host, via, &["tail", "-n", "2", &w2_path()]);
+        (followed, others, tail)
+    };
     print!("{followed}");
     let (others, tail) = (others?, tail?);
     expect(
-        "`workers` over a second TCP connection lacks w1 or w2",
+        "`workers` lacks w1 or w2",
         WORKER_IDS.iter().all(|id| others.contains(id)),
     )?;
     for (followed, before) in [(&followed, first[0]), (&tail, first[1])] {
@@ -838,7 +960,7 @@ pub(crate) fn seq_of(host: &Host, id: &str) -> Result<Option<u64>, Failure> {
     let path = format!("/worker/{id}/telemetry");
     Ok(last_seq(&cohsh(
         host,
-        Via::Tcp,
+        host.via(),
         &["tail", "-n", "2", &path],
     )?))
 }
@@ -859,7 +981,7 @@ fn grows(host: &Host, id: &str, before: Option<u64>) -> Result<Option<u64>, Fail
 fn spawn_worker(host: &Host, id: &str) -> Result<(bool, String), Failure> {
     let (ok, _, stderr) = cohsh_status(
         host,
-        Via::Tcp,
+        host.via(),
         &["spawn", "heartbeat", id],
         Some("<ticket>"),
     )?;
@@ -877,10 +999,10 @@ fn lifecycle_session(host: &Host, console: &Console) -> Result<(), Failure> {
     let [w1, w2] = WORKER_IDS;
     let pd1 = "worker1:";
     let mark = console.mark();
-    cohsh(host, Via::Tcp, &["kill", w1])?;
+    cohsh(host, host.via(), &["kill", w1])?;
     let w2_seq = seq_of(host, w2)?;
     let w2_seq = grows(host, w2, w2_seq)?;
-    let listing = cohsh(host, Via::Tcp, &["ls", "/worker"])?;
+    let listing = cohsh(host, host.via(), &["ls", "/worker"])?;
     if listing.lines().any(|l| l.trim_end_matches('/') == w1) {
         return Err(fail(format!("/worker/{w1} is still there after kill")));
     }
@@ -903,7 +1025,7 @@ fn lifecycle_session(host: &Host, console: &Console) -> Result<(), Failure> {
     let want = format!("boot {w3} pd=worker1");
     let mut booted = false;
     for _ in 0..20 {
-        if cohsh(host, Via::Tcp, &["tail", "-n", "8", &path])?.contains(&want) {
+        if cohsh(host, host.via(), &["tail", "-n", "8", &path])?.contains(&want) {
             booted = true;
             break;
         }
@@ -932,7 +1054,7 @@ fn lifecycle_session(host: &Host, console: &Console) -> Result<(), Failure> {
     };
     let log = cohsh_status(
         host,
-        Via::Tcp,
+        host.via(),
         &["cat", "/log/queen.log"],
         Some("(the faulting worker's lines follow)"),
     )?
@@ -985,14 +1107,99 @@ fn lifecycle_session(host: &Host, console: &Console) -> Result<(), Failure> {
             "a spawn beyond the pool was not refused: {err}"
         )));
     }
-    cohsh(host, Via::Tcp, &["kill", faulty])?;
+    cohsh(host, host.via(), &["kill", faulty])?;
     let (ok, err) = spawn_worker(host, "w5")?;
     if !ok {
         return Err(fail(format!("spawn w5 after freeing a slot: {err}")));
     }
     grows(host, "w5", seq_of(host, "w5")?)?;
 
-    garbage_closes(host, console)
+    if host.net {
+        garbage_closes(host, console)
+    } else {
+        serial_bad_input(host, console)
+    }
+}
+
+/// A `Tversion` frame (tag `NOTAG`, msize 8192, "9P2000.L").
+fn tversion() -> Vec<u8> {
+    let mut f = vec![21, 0, 0, 0, 100, 0xff, 0xff];
+    f.extend(8192u32.to_le_bytes());
+    f.extend(8u16.to_le_bytes());
+    f.extend(b"9P2000.L");
+    f
+}
+
+/// The console link is a serial line, which cannot be closed: a corrupt
+/// or oversized frame must make the device PD drop its session (with a
+/// console line) so the next host is served; a host that stalls half-way
+/// through a frame must not stop the heartbeats, and finishing the frame
+/// gets its answer.
+fn serial_bad_input(host: &Host, console: &Console) -> Result<(), Failure> {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let connect = || {
+        UnixStream::connect(&host.socket)
+            .map_err(|e| fail(format!("connect {}: {e}", host.socket.display())))
+    };
+    for (what, frame) in [
+        ("size 3", vec![3u8, 0, 0, 0, 100, 0, 0]),
+        ("size 16 MiB", vec![0, 0, 0, 1, 100, 0, 0]),
+    ] {
+        let mark = console.mark();
+        let mut line = connect()?;
+        line.write_all(&frame)
+            .map_err(|e| fail(format!("write: {e}")))?;
+        std::thread::sleep(Duration::from_millis(700));
+        drop(line);
+        let said = console.since(mark, "outside 7..=");
+        println!(
+            "$ printf <a frame of {what}> | socat - UNIX:{}   -> console: {}",
+            host.socket.display(),
+            said.first().map_or("(nothing)", String::as_str)
+        );
+        if said.is_empty() {
+            return Err(fail(format!(
+                "no console line named the framing loss of a frame of {what}"
+            )));
+        }
+        cohsh(host, host.via(), &["ls", "/"])?;
+    }
+    let before = seq_of(host, WORKER_IDS[0])?;
+    let mut line = connect()?;
+    let frame = tversion();
+    line.write_all(&frame[..10])
+        .map_err(|e| fail(format!("write: {e}")))?;
+    std::thread::sleep(TICKS_WAIT);
+    line.write_all(&frame[10..])
+        .map_err(|e| fail(format!("write: {e}")))?;
+    line.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| fail(format!("{e}")))?;
+    let mut reply = [0u8; 7];
+    line.read_exact(&mut reply).map_err(|e| {
+        fail(format!(
+            "no Rversion after the stalled frame was finished: {e}"
+        ))
+    })?;
+    if reply[4] != 101 {
+        return Err(fail(format!(
+            "the finished Tversion got {reply:?}, not an Rversion"
+        )));
+    }
+    drop(line);
+    std::thread::sleep(Duration::from_millis(300));
+    let after = seq_of(host, WORKER_IDS[0])?;
+    println!(
+        "half a Tversion held {}s, then finished: Rversion; {} heartbeat seq {before:?} -> {after:?}",
+        TICKS_WAIT.as_secs(),
+        WORKER_IDS[0]
+    );
+    if after <= before {
+        return Err(fail(format!(
+            "heartbeats stopped while a host held half a frame ({before:?} -> {after:?})"
+        )));
+    }
+    Ok(())
 }
 
 /// A frame size of 3 over TCP: the network PD must close that connection
@@ -1034,7 +1241,7 @@ fn garbage_closes(host: &Host, console: &Console) -> Result<(), Failure> {
     if said.is_empty() {
         return Err(fail(String::from("no console line named the framing loss")));
     }
-    cohsh(host, Via::Tcp, &["ls", "/"]).map(|_| ())
+    cohsh(host, host.via(), &["ls", "/"]).map(|_| ())
 }
 
 #[cfg(test)]
@@ -1150,7 +1357,7 @@ mod tests {
     fn the_abi_check_accepts_matching_files_and_names_each_mismatch() {
         let ok = scratch("ok");
         fake_sdk(&ok, |_, t| t);
-        assert!(check_abi(&ok).is_ok());
+        assert!(check_abi(&ok, Board::QemuVirt).is_ok());
 
         let bad = scratch("bad");
         fake_sdk(&bad, |name, t| match name {
@@ -1166,7 +1373,7 @@ mod tests {
             }
             _ => t,
         });
-        let e = check_abi(&bad).err().unwrap();
+        let e = check_abi(&bad, Board::QemuVirt).err().unwrap();
         assert_eq!(e.code, 1);
         for what in [
             "BASE_IRQ_CAP: SDK has Some(999)",
@@ -1180,7 +1387,7 @@ mod tests {
         assert!(!e.message.contains("MONITOR_EP"), "{}", e.message);
 
         let missing = scratch("missing");
-        assert_eq!(check_abi(&missing).err().unwrap().code, 2);
+        assert_eq!(check_abi(&missing, Board::QemuVirt).err().unwrap().code, 2);
         for d in [ok, bad, missing] {
             let _ = std::fs::remove_dir_all(d);
         }

@@ -16,6 +16,10 @@ pub trait Context {
     fn name(&self) -> &str;
     /// Signals the other end of `ch`.
     fn notify(&mut self, ch: Channel);
+    /// Whether the `.system` file gave this PD `ch` to notify on (the
+    /// `microkit_notifications` mask): logic that runs on several boards
+    /// asks before it signals a peer that only some boards have.
+    fn can_notify(&self, ch: Channel) -> bool;
     /// Acknowledges the IRQ delivered on `ch`, so it can be delivered again.
     fn irq_ack(&mut self, ch: Channel);
     /// Calls the protected procedure at the other end of `ch`, passing

@@ -133,6 +133,12 @@ pub const IPC_BUFFER: u64 = 0xff_ffff_f000;
 /// run` checks it against the SDK's `invocations_all.json`.
 pub const IRQ_ACK_LABEL: u64 = 31;
 
+/// [`IRQ_ACK_LABEL`] in a kernel built without the hardware debug API (the
+/// SDK's `zcu102` `debug` configuration): the four TCB breakpoint and
+/// single-step invocations are absent, so `IRQAckIRQ` is 27. An image for
+/// such a board tells the runtime (`cohesix_rt::set_irq_ack_label`).
+pub const IRQ_ACK_LABEL_NO_HW_DEBUG: u64 = IRQ_ACK_LABEL - 4;
+
 /// Where the stack of every PD begins: the tool maps the stack just
 /// below a guard page under the IPC buffer (`sel4.rs`: `pd_stack_top`). A
 /// restart sets the stack pointer here, so a child that faulted on a full

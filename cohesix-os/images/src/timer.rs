@@ -1,4 +1,5 @@
-//! timer.elf: the timer PD (`cohesix_pds::TimerPd`) on the PL031 RTC.
+//! timer.elf: the timer PD (`cohesix_pds::TimerPd`) on QEMU `virt`'s PL031
+//! RTC.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(target_os = "none")]
@@ -10,7 +11,7 @@ mod image {
     });
 
     cohesix_rt::protection_domain!(
-        || TimerPd::new(&Maps).unwrap_or_else(|e| cohesix_rt::abort(&alloc::format!("{e}")))
+        || TimerPd::pl031(&Maps).unwrap_or_else(|e| cohesix_rt::abort(&alloc::format!("{e}")))
     );
 
     extern crate alloc;

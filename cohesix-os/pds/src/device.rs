@@ -21,6 +21,7 @@ use crate::mux::{self, ConnId};
 use crate::wiring::{self, MSIZE};
 use alloc::collections::BTreeMap;
 use alloc::format;
+use alloc::string::String;
 use alloc::vec::Vec;
 use cohesix_abi::{Channel, Context, Handler, Regions};
 use core::ops::Bound;
@@ -64,6 +65,11 @@ pub trait HostPort {
     /// Called when the port's IRQ fires, before reading: acknowledge the
     /// device (the PD then acknowledges the IRQ with the kernel).
     fn interrupt(&mut self) {}
+    /// A line for the console about trouble the port saw since the last
+    /// call (receive overruns, a full transmit queue), if any.
+    fn report(&mut self) -> Option<String> {
+        None
+    }
     /// Starts the one outbound connection to the GPU bridge (closing any
     /// there is); `false` if this port makes none (the console).
     fn bridge_connect(&mut self) -> bool {
@@ -113,7 +119,7 @@ impl<P: HostPort> DevicePd<P> {
     /// The PD over `port` and the regions the `.system` file maps into it.
     pub fn new(port: P, regions: &dyn Regions) -> Result<DevicePd<P>, LinkError> {
         // Only the network PD maps the bridge ring pair.
-        let bridge = Link::mapped(regions, wiring::device::BRIDGE).ok();
+        let bridge = Link::optional(regions, wiring::device::BRIDGE)?;
         Ok(DevicePd {
             port,
             link: Link::mapped(regions, wiring::device::NINEDOOR)?,
@@ -349,6 +355,9 @@ impl<P: HostPort> Handler for DevicePd<P> {
     fn notified(&mut self, ch: Channel, ctx: &mut dyn Context) {
         if ch == wiring::device::IRQ {
             self.port.interrupt();
+            if let Some(line) = self.port.report() {
+                ctx.debug(&format!("{}: {line}\n", ctx.name()));
+            }
             self.pump(ctx);
             ctx.irq_ack(ch);
         } else if ch == self.link.channel()
@@ -369,6 +378,10 @@ pub trait Stream {
     fn write(&mut self, data: &[u8]);
     /// Acknowledges the device's interrupt.
     fn interrupt(&mut self) {}
+    /// [`HostPort::report`] of the stream.
+    fn report(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// A [`Stream`] as a [`HostPort`] with one connection open at a time,
@@ -420,5 +433,8 @@ impl<S: Stream> HostPort for OneStream<S> {
     }
     fn interrupt(&mut self) {
         self.stream.interrupt();
+    }
+    fn report(&mut self) -> Option<String> {
+        self.stream.report()
     }
 }

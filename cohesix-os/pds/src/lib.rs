@@ -13,14 +13,17 @@
 //! - [`HeartbeatPd`]: a heartbeat worker: fetches its ticket, attaches over
 //!   its rings, appends boot and heartbeat lines to its telemetry, and
 //!   checks that another worker's telemetry is refused to it;
-//! - [`TimerPd`]: the tick: a PL031 RTC interrupt every [`TICK_S`]
-//!   seconds, passed on to every worker as a notification;
+//! - [`TimerPd`]: the tick: an interrupt every [`TICK_S`] seconds from
+//!   the board's timer device (a `cohesix_drivers::TickSource`: QEMU
+//!   `virt`'s PL031 RTC, the ZCU102's Triple Timer Counter), passed on to
+//!   every worker as a notification;
 //! - [`TcpPort`]: the network PD's host port: 9P over TCP connections on a
 //!   `smoltcp` interface, and the outbound connection to the GPU bridge;
 //! - [`bridge_ring`]: what NineDoor's GPU bridge link and the network PD's
 //!   outbound connection say to each other;
 //! - [`DevicePd`]: carries 9P frames between a [`HostPort`] (the virtio
-//!   console on hardware, a pipe in the simulator) and NineDoor.
+//!   console or the ZCU102's Cadence UART on hardware, a pipe in the
+//!   simulator) and NineDoor.
 //!
 //! The fixed wiring the `.system` file must match (channel ids, region
 //! symbols, worker ids) is in [`wiring`]. No `unsafe`; `no_std` + `alloc`.
@@ -58,5 +61,5 @@ pub use seed::{
     boot_epoch, bridge_key, encode_boot_epoch, encode_bridge_key,
 };
 pub use tcp::{MAX_CONNECTIONS, TcpConfig, TcpPort};
-pub use timer::{TICK_S, TimerError, TimerPd};
+pub use timer::{Page, TICK_S, TimerError, TimerPd};
 pub use worker::HeartbeatPd;

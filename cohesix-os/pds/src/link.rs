@@ -110,6 +110,19 @@ impl Link {
         Ok(Link::new(spec.channel, rx, tx))
     }
 
+    /// [`Link::mapped`] for a ring pair only some boards wire (the network
+    /// PD's, the bridge's): `None` when the `.system` file maps neither
+    /// region, an error when it maps only one.
+    pub fn optional(
+        regions: &dyn cohesix_abi::Regions,
+        spec: crate::wiring::LinkSpec,
+    ) -> Result<Option<Link>, LinkError> {
+        if regions.region(spec.rx).is_none() && regions.region(spec.tx).is_none() {
+            return Ok(None);
+        }
+        Link::mapped(regions, spec).map(Some)
+    }
+
     /// The channel to the peer.
     pub fn channel(&self) -> Channel {
         self.channel

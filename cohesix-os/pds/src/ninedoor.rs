@@ -214,14 +214,18 @@ impl NineDoorPd {
                 }),
             });
         }
-        peers.push(Peer::host(Link::mapped(regions, wiring::ninedoor::NET)?));
+        // The network PD and the bridge link exist on boards with a network
+        // card (QEMU `virt`); the ZCU102 image has the console only.
+        if let Some(net) = Link::optional(regions, wiring::ninedoor::NET)? {
+            peers.push(Peer::host(net));
+        }
         Ok(NineDoorPd {
             seed: region(regions, wiring::ninedoor::SEED)?,
             epoch: BOOT_EPOCH,
             knob: None,
             hive: None,
             peers,
-            bridge_ring: Some(Link::mapped(regions, wiring::ninedoor::BRIDGE)?),
+            bridge_ring: Link::optional(regions, wiring::ninedoor::BRIDGE)?,
             bridge: None,
             replies: Vec::new(),
             frame: Vec::new(),

@@ -123,26 +123,14 @@ pub mod ninedoor {
     /// The read-only page of boot entropy (`prefill_path`): the hive key
     /// and the seed of its ticket ids.
     pub const SEED: &str = "seed";
-    /// Region symbols, for the image's patched variables.
-    pub const REGIONS: [&str; 17] = [
-        "dev_rx",
-        "dev_tx",
-        "w1_rx",
-        "w1_tx",
-        "w2_rx",
-        "w2_tx",
-        "w3_rx",
-        "w3_tx",
-        "w4_rx",
-        "w4_tx",
-        "seed",
-        "net_rx",
-        "net_tx",
-        "w5_rx",
-        "w5_tx",
-        "bridge_rx",
-        "bridge_tx",
+    /// Region symbols every board maps, for the image's patched variables.
+    pub const REGIONS: [&str; 13] = [
+        "dev_rx", "dev_tx", "w1_rx", "w1_tx", "w2_rx", "w2_tx", "w3_rx", "w3_tx", "w4_rx", "w4_tx",
+        "seed", "w5_rx", "w5_tx",
     ];
+    /// Ring pairs only boards with a network card wire (each mapped whole
+    /// or not at all): the network PD's and the bridge link's.
+    pub const BOARD_LINKS: [LinkSpec; 2] = [NET, BRIDGE];
 }
 
 /// A heartbeat worker's side (both workers run the same image).
@@ -185,10 +173,21 @@ pub mod timer {
     /// The channel to the network PD, which hears the tick on
     /// [`device::TICK`](super::device::TICK) (TCP retransmissions).
     pub const NET: Channel = Channel::fixed(3);
-    /// The PL031's register page.
+    /// The PL031's register page (`timer.elf`, QEMU `virt`).
     pub const REGS: &str = "rtc";
-    /// Region symbols.
+    /// Region symbols of `timer.elf`.
     pub const REGIONS: [&str; 1] = [REGS];
+    /// The Triple Timer Counter's register page (`ttc-timer.elf`, ZCU102:
+    /// TTC0 at `0xff11_0000`).
+    pub const TTC_REGS: &str = "ttc";
+    /// The TTC counter the tick uses (0-based: TTC0's counter 1, SPI 36).
+    pub const TTC_COUNTER: usize = 0;
+    /// The TTC's nominal input clock: the ZCU102's `LPD_LSBUS_CLK` in its
+    /// default PS configuration (the driver calibrates against the
+    /// generic timer, so an emulator's other rate still gives 1 s ticks).
+    pub const TTC_CLOCK_HZ: u64 = 100_000_000;
+    /// Region symbols of `ttc-timer.elf`.
+    pub const TTC_REGIONS: [&str; 1] = [TTC_REGS];
 }
 
 /// The host-facing PDs' side: the console PD (`device.elf`) and the
@@ -216,6 +215,11 @@ pub mod device {
     };
     /// Region symbols the PD logic uses (the image adds its device ones).
     pub const REGIONS: [&str; 2] = ["rx", "tx"];
+    /// The Cadence UART's register page (`uart.elf`, ZCU102: UART1 at
+    /// `0xff01_0000`).
+    pub const UART_REGS: &str = "uart";
+    /// Region symbols of `uart.elf`.
+    pub const UART_REGIONS: [&str; 3] = ["rx", "tx", UART_REGS];
 }
 
 /// The network PD's TCP endpoint, as QEMU's user-mode network sees it

@@ -11,7 +11,18 @@ use cohesix_abi::microkit::{
 use cohesix_abi::{Channel, Child, Context, Fault, Handler, MsgInfo};
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
-use core::sync::atomic::AtomicU32;
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// The `IRQAckIRQ` label of the kernel this image runs on (it depends on
+/// the kernel's configuration; see `cohesix_abi::microkit`).
+static IRQ_ACK: AtomicU64 = AtomicU64::new(IRQ_ACK_LABEL);
+
+/// Sets the `IRQAckIRQ` label, for an image whose board's kernel is
+/// configured differently from QEMU `virt`'s (call it before the first
+/// IRQ is acknowledged: first thing in the `protection_domain!` closure).
+pub fn set_irq_ack_label(label: u64) {
+    IRQ_ACK.store(label, Ordering::Relaxed);
+}
 
 /// seL4 MCS system calls (`libsel4/include/api/syscall.xml`, numbered from
 /// -1 down, debug calls after the API ones).
@@ -276,10 +287,13 @@ impl Context for Sel4 {
             );
         }
     }
+    fn can_notify(&self, ch: Channel) -> bool {
+        microkit_notifications.get() & ch.bit() != 0
+    }
     fn irq_ack(&mut self, ch: Channel) {
         if granted(&microkit_irqs, ch, " microkit_irq_ack") {
             let cap = BASE_IRQ_CAP + u64::from(ch.id());
-            syscall(SYS_CALL, cap, MsgInfo::new(IRQ_ACK_LABEL, 0).raw(), 0, 0);
+            syscall(SYS_CALL, cap, MsgInfo::new(IRQ_ACK.load(Ordering::Relaxed), 0).raw(), 0, 0);
         }
     }
     fn ppcall(&mut self, ch: Channel, msg: MsgInfo) -> MsgInfo {

@@ -1,11 +1,17 @@
-//! The whole hive in the simulator: `cohesix.system` with NineDoor, the two
-//! heartbeat workers, the timer and the device PD, the device's console replaced by a
-//! [`HostPipe`], and the hive seed region filled from the caller's bytes.
+//! The whole hive in the simulator: a board's `.system` file ([`Board`])
+//! with NineDoor, the worker slots, the timer and the host-facing PDs, each
+//! host port (the virtio console or the ZCU102's UART, the network card)
+//! replaced by a [`HostPipe`], and the hive seed region filled from the
+//! caller's bytes. The timer PD runs its real driver over plain memory: a
+//! tick writes what the device would show (the TTC's interval bit) before
+//! raising the IRQ.
 
 use crate::pipe::HostPipe;
 use crate::sim::{Factory, SimError, SimHandler, Simulator};
 use crate::system::System;
-use crate::{COHESIX_SYSTEM, PdEnv};
+use crate::{Board, PdEnv};
+use cohesix_drivers::Registers;
+use cohesix_drivers::cadence_ttc;
 use cohesix_pds::mux::ConnId;
 use cohesix_pds::wiring::device::IRQ;
 use cohesix_pds::wiring::timer;
@@ -16,13 +22,13 @@ use std::rc::Rc;
 /// Deliveries allowed before a boot or an exchange counts as a livelock.
 pub const MAX_STEPS: usize = 10_000;
 
-/// The prefill file name of the seed region in `cohesix.system`.
+/// The prefill file name of the seed region in every board's `.system`.
 pub const SEED_FILE: &str = "hive_seed.bin";
 
 /// Which host-facing PD a host session goes through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostLink {
-    /// The device PD (the virtio console on hardware).
+    /// The device PD (the virtio console or the UART on hardware).
     Console,
     /// The network PD (TCP on hardware).
     Net,
@@ -31,6 +37,8 @@ pub enum HostLink {
 /// A booted hive and the host end of its device PD.
 #[derive(Debug)]
 pub struct HiveSim {
+    /// The board whose `.system` file was booted.
+    pub board: Board,
     /// The simulator.
     pub sim: Simulator,
     /// The host end of the device PD's console.
@@ -47,8 +55,8 @@ fn boxed<T: SimHandler, E: std::fmt::Display>(
         .map_err(|e| e.to_string())
 }
 
-/// The PD factories of `cohesix.system`: the device PD on `host`, the
-/// network PD on `net`.
+/// The PD factories of every board's images: the device PD (`device.elf`
+/// or `uart.elf`) on `host`, the network PD on `net`.
 pub fn factories(host: &HostPipe, net: &HostPipe) -> BTreeMap<String, Factory> {
     let mut f: BTreeMap<String, Factory> = BTreeMap::new();
     f.insert(
@@ -65,24 +73,30 @@ pub fn factories(host: &HostPipe, net: &HostPipe) -> BTreeMap<String, Factory> {
     );
     f.insert(
         "timer.elf".into(),
-        Rc::new(|env: &PdEnv<'_>| boxed(TimerPd::new(env))),
+        Rc::new(|env: &PdEnv<'_>| boxed(TimerPd::pl031(env))),
+    );
+    f.insert(
+        "ttc-timer.elf".into(),
+        Rc::new(|env: &PdEnv<'_>| boxed(TimerPd::ttc(env))),
     );
     let port = net.clone();
     f.insert(
         "net.elf".into(),
         Rc::new(move |env: &PdEnv<'_>| boxed(DevicePd::new(port.clone(), env))),
     );
-    let port = host.clone();
-    f.insert(
-        "device.elf".into(),
-        Rc::new(move |env: &PdEnv<'_>| boxed(DevicePd::new(port.clone(), env))),
-    );
+    for image in ["device.elf", "uart.elf"] {
+        let port = host.clone();
+        f.insert(
+            image.into(),
+            Rc::new(move |env: &PdEnv<'_>| boxed(DevicePd::new(port.clone(), env))),
+        );
+    }
     f
 }
 
 impl HiveSim {
-    /// Parses `cohesix.system`, builds every PD and boots them, with `seed`
-    /// as the hive's boot entropy.
+    /// Parses QEMU `virt`'s `.system`, builds every PD and boots them, with
+    /// `seed` as the hive's boot entropy.
     pub fn boot(seed: [u8; 64]) -> Result<HiveSim, Box<dyn std::error::Error>> {
         HiveSim::boot_page(&seed)
     }
@@ -91,13 +105,23 @@ impl HiveSim {
     /// writes it: the 64-byte seed, then anything after it (the test knob,
     /// `cohesix_pds::FaultKnob`).
     pub fn boot_page(page: &[u8]) -> Result<HiveSim, Box<dyn std::error::Error>> {
-        let system = System::parse(COHESIX_SYSTEM)?;
+        HiveSim::boot_board(Board::QemuVirt, page)
+    }
+
+    /// [`HiveSim::boot_page`] of `board`'s `.system` file.
+    pub fn boot_board(board: Board, page: &[u8]) -> Result<HiveSim, Box<dyn std::error::Error>> {
+        let system = System::parse(board.system())?;
         let host = HostPipe::default();
         let net = HostPipe::default();
         let prefill = BTreeMap::from([(SEED_FILE.to_owned(), page.to_vec())]);
         let mut sim = Simulator::new(system, &factories(&host, &net), &prefill)?;
         sim.boot(MAX_STEPS)?;
-        Ok(HiveSim { sim, host, net })
+        Ok(HiveSim {
+            board,
+            sim,
+            host,
+            net,
+        })
     }
 
     /// The Queen's ticket, from the hive inside the NineDoor PD.
@@ -107,10 +131,19 @@ impl HiveSim {
     }
 
     /// One tick of the timer PD, a second of simulated time: raises the
-    /// RTC's IRQ and runs the system until idle (each worker appends a
-    /// heartbeat, NineDoor's bridge link meets its deadlines).
+    /// timer device's IRQ and runs the system until idle (each worker
+    /// appends a heartbeat, NineDoor's bridge link meets its deadlines).
     pub fn tick(&mut self) -> Result<(), SimError> {
         self.sim.advance_clock(1000);
+        if self.board == Board::Zcu102 {
+            // What the TTC shows when its counter wraps: the interval bit
+            // in the counter's interrupt register (read-to-clear on the
+            // device; the driver's read sees it here).
+            if let Some(ttc) = self.sim.region("ttc0") {
+                let at = cadence_ttc::reg::INTERRUPT + 4 * timer::TTC_COUNTER;
+                ttc.write(at, cadence_ttc::irq::IV);
+            }
+        }
         self.sim.raise_irq("timer", timer::IRQ.id())?;
         self.sim.run_until_idle(MAX_STEPS)
     }

@@ -603,6 +603,11 @@ impl Context for SimCtx<'_> {
         &self.sim.slots[self.pd].name
     }
 
+    fn can_notify(&self, ch: Channel) -> bool {
+        let me = &self.sim.slots[self.pd];
+        me.notify_mask & ch.bit() != 0 && me.peers.contains_key(&ch.id())
+    }
+
     fn notify(&mut self, ch: Channel) {
         let me = &self.sim.slots[self.pd];
         match me.peers.get(&ch.id()) {

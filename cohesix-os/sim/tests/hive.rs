@@ -2,8 +2,9 @@
 //! the simulator from `cohesix.system`, driven from the host end of the
 //! device PD's console by a 9P client, as the Queen and as a worker.
 
+use cohesix_drivers::pl031::Pl031;
 use cohesix_pds::wiring::{HEARTBEATS, MSIZE, PASS_MARKER};
-use cohesix_pds::{BOOT_EPOCH, DevicePd, MAX_HOST_SESSIONS, NineDoorPd, TimerPd, boot_hive};
+use cohesix_pds::{BOOT_EPOCH, DevicePd, MAX_HOST_SESSIONS, NineDoorPd, Page, TimerPd, boot_hive};
 use cohesix_sim::HostPipe;
 use cohesix_sim::hive::{HiveSim, HostLink};
 use ninedoor::secure9p_core::codec::{
@@ -235,7 +236,13 @@ fn every_tick_of_the_timer_adds_a_heartbeat() {
     for _ in 0..3 {
         hive.tick().unwrap();
     }
-    assert_eq!(hive.sim.handler::<TimerPd>("timer").unwrap().ticks(), 3);
+    assert_eq!(
+        hive.sim
+            .handler::<TimerPd<Pl031<Page>>>("timer")
+            .unwrap()
+            .ticks(),
+        3
+    );
     assert!(hive.sim.refusals().is_empty(), "{:?}", hive.sim.refusals());
     let queen = hive.queen_ticket().unwrap();
     let mut host = Host::connect(&mut hive);

@@ -2,7 +2,7 @@
 //! and each broken variant of it is refused with an error that names the
 //! problem.
 
-use cohesix_sim::{COHESIX_SYSTEM, System};
+use cohesix_sim::{Board, COHESIX_SYSTEM, System};
 
 /// `COHESIX_SYSTEM` with `from` replaced by `to` (which must occur).
 fn variant(from: &str, to: &str) -> String {
@@ -67,7 +67,17 @@ fn the_cohesix_system_passes() {
         .iter()
         .filter_map(|m| m.setvar_vaddr.as_deref())
         .collect();
-    assert_eq!(vaddrs, cohesix_pds::wiring::ninedoor::REGIONS);
+    let links: Vec<&str> = cohesix_pds::wiring::ninedoor::BOARD_LINKS
+        .iter()
+        .flat_map(|l| [l.rx, l.tx])
+        .collect();
+    let (board, hive): (Vec<&str>, Vec<&str>) = vaddrs.iter().partition(|v| links.contains(v));
+    assert_eq!(hive, cohesix_pds::wiring::ninedoor::REGIONS);
+    assert_eq!(
+        board.len(),
+        links.len(),
+        "virt wires the network and bridge rings"
+    );
     assert!(nd.setvar_symbols().contains(&"seed_size"));
     assert_eq!(s.pd("device").unwrap().irqs[0].irq, 79);
     assert_eq!(s.pd("timer").unwrap().irqs[0].irq, 34);
@@ -288,4 +298,105 @@ fn errors_carry_the_line() {
         + 1;
     // The second of the two worker1 elements.
     assert!(e.line.is_some_and(|l| l > line), "{e}");
+}
+
+#[test]
+fn the_zcu102_system_passes_with_its_own_device_side() {
+    let s = System::parse(Board::Zcu102.system()).expect("zcu102.system is valid");
+    let pds: Vec<(&str, &str)> = s
+        .pds
+        .iter()
+        .map(|p| (p.name.as_str(), p.program_image.as_str()))
+        .collect();
+    assert_eq!(
+        pds,
+        [
+            ("timer", "ttc-timer.elf"),
+            ("device", "uart.elf"),
+            ("ninedoor", "ninedoor.elf"),
+            ("worker1", "worker.elf"),
+            ("worker2", "worker.elf"),
+            ("worker3", "worker.elf"),
+            ("worker4", "worker.elf"),
+            ("gpuworker", "gpuworker.elf")
+        ]
+    );
+    // UART1 (SPI 22) and TTC0's first counter (SPI 36), level-triggered.
+    assert_eq!(s.pd("device").unwrap().irqs[0].irq, 54);
+    assert_eq!(s.pd("timer").unwrap().irqs[0].irq, 68);
+    let phys = |name: &str| {
+        s.regions
+            .iter()
+            .find(|r| r.name == name)
+            .and_then(|r| r.phys_addr)
+    };
+    assert_eq!(phys("uart1"), Some(0xff01_0000));
+    assert_eq!(phys("ttc0"), Some(0xff11_0000));
+    let nd = s.pd("ninedoor").unwrap();
+    assert!(
+        nd.maps.iter().all(|m| !matches!(
+            m.mr.as_str(),
+            "net_up" | "net_down" | "bridge_up" | "bridge_down"
+        )),
+        "no network card on this board"
+    );
+}
+
+/// Boards are a parameter: every board gives NineDoor and the workers the
+/// same hive (regions, addresses, children, channel ids); only the device
+/// side may differ.
+#[test]
+fn every_board_wires_the_same_hive() {
+    let hive_pds = [
+        "ninedoor",
+        "worker1",
+        "worker2",
+        "worker3",
+        "worker4",
+        "gpuworker",
+    ];
+    let shape = |b: Board| {
+        let s = System::parse(b.system()).unwrap();
+        let board_only = ["net_rx", "net_tx", "bridge_rx", "bridge_tx"];
+        let mut out = Vec::new();
+        for name in hive_pds {
+            let pd = s.pd(name).unwrap();
+            let maps: Vec<String> = pd
+                .maps
+                .iter()
+                .filter(|m| !board_only.contains(&m.setvar_vaddr.as_deref().unwrap_or("")))
+                .map(|m| format!("{}@{:#x}:{:?}", m.mr, m.vaddr, m.setvar_vaddr))
+                .collect();
+            out.push(format!(
+                "{name} {} prio {} maps {maps:?}",
+                pd.program_image, pd.priority
+            ));
+        }
+        let mut channels: Vec<String> = s
+            .channels
+            .iter()
+            .filter(|c| {
+                let pds = [&s.pds[c.ends[0].pd].name, &s.pds[c.ends[1].pd].name];
+                pds.iter()
+                    .all(|n| hive_pds.contains(&n.as_str()) || *n == "timer" || *n == "device")
+            })
+            .map(|c| {
+                let [a, b] = &c.ends;
+                format!(
+                    "{}:{} {}:{}",
+                    s.pds[a.pd].name, a.id, s.pds[b.pd].name, b.id
+                )
+            })
+            .collect();
+        channels.sort();
+        (out, channels)
+    };
+    let virt = shape(Board::QemuVirt);
+    for b in Board::ALL {
+        assert_eq!(
+            shape(b),
+            virt,
+            "{b} wires the hive differently from qemu_virt_aarch64"
+        );
+    }
 }
