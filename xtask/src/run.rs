@@ -5,8 +5,8 @@ use crate::check::check;
 use crate::{Failure, out_dir, workspace};
 use cohesix_abi::microkit::{
     BASE_ENDPOINT_CAP, BASE_IRQ_CAP, BASE_OUTPUT_NOTIFICATION_CAP, BASE_TCB_CAP, IPC_BUFFER,
-    IRQ_ACK_LABEL, IRQ_ACK_LABEL_NO_HW_DEBUG, MAX_CHANNELS, MONITOR_EP, PAGE_SIZE, PD_NAME_LENGTH, TCB_SUSPEND_LABEL,
-    TCB_WRITE_REGISTERS_LABEL, fault_label,
+    IRQ_ACK_LABEL, IRQ_ACK_LABEL_NO_HW_DEBUG, MAX_CHANNELS, MONITOR_EP, PAGE_SIZE, PD_NAME_LENGTH,
+    TCB_SUSPEND_LABEL, TCB_WRITE_REGISTERS_LABEL, fault_label,
 };
 use cohesix_pds::wiring::{PASS_MARKER, WORKER_IDS};
 use cohesix_pds::{
@@ -1068,10 +1068,8 @@ fn lifecycle_session(host: &Host, console: &Console) -> Result<(), Failure> {
                 .any(|e| l.contains(e))
         })
         .collect();
-    println!(
-        "$ cohsh --addr {} cat /log/queen.log | grep worker={faulty}",
-        host.tcp
-    );
+    let (_, shown) = cohsh_command(host, host.via(), &["cat", "/log/queen.log"]);
+    println!("$ {shown} | grep worker={faulty}");
     for line in &mine {
         println!("{line}");
     }
@@ -1165,7 +1163,9 @@ fn serial_bad_input(host: &Host, console: &Console) -> Result<(), Failure> {
         }
         cohsh(host, host.via(), &["ls", "/"])?;
     }
-    let before = seq_of(host, WORKER_IDS[0])?;
+    // w2: the lifecycle checks before this killed w1.
+    let beating = WORKER_IDS[1];
+    let before = seq_of(host, beating)?;
     let mut line = connect()?;
     let frame = tversion();
     line.write_all(&frame[..10])
@@ -1188,11 +1188,10 @@ fn serial_bad_input(host: &Host, console: &Console) -> Result<(), Failure> {
     }
     drop(line);
     std::thread::sleep(Duration::from_millis(300));
-    let after = seq_of(host, WORKER_IDS[0])?;
+    let after = seq_of(host, beating)?;
     println!(
-        "half a Tversion held {}s, then finished: Rversion; {} heartbeat seq {before:?} -> {after:?}",
+        "half a Tversion held {}s, then finished: Rversion; {beating} heartbeat seq {before:?} -> {after:?}",
         TICKS_WAIT.as_secs(),
-        WORKER_IDS[0]
     );
     if after <= before {
         return Err(fail(format!(

@@ -83,7 +83,7 @@ impl Divisors {
     /// fit a 16-bit interval; `None` if even the largest prescaler cannot.
     pub fn for_period(clock_hz: u64, period_ms: u64) -> Option<Divisors> {
         for exp in 0u32..=16 {
-            let counts = clock_hz.saturating_mul(period_ms) / 1000 >> exp;
+            let counts = (clock_hz.saturating_mul(period_ms) / 1000) >> exp;
             if counts < 2 {
                 return None;
             }

@@ -17,6 +17,7 @@
 
 #![no_std]
 #![forbid(unsafe_code)]
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 extern crate alloc;

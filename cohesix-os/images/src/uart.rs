@@ -9,8 +9,8 @@ mod image {
     extern crate alloc;
 
     use alloc::format;
-    use cohesix_abi::microkit::IRQ_ACK_LABEL_NO_HW_DEBUG;
     use alloc::string::String;
+    use cohesix_abi::microkit::IRQ_ACK_LABEL_NO_HW_DEBUG;
     use cohesix_drivers::cadence_uart::{CadenceUart, Config, Counters};
     use cohesix_pds::{DevicePd, OneStream, Page, Stream};
 

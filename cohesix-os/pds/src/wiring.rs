@@ -1,4 +1,4 @@
-//! The names and numbers the PDs and `cohesix-os/cohesix.system` share.
+//! The names and numbers the PDs and every board's `cohesix-os/boards/<board>.system` share.
 //! Change one, change the other: `cargo xtask check` builds every image and
 //! compares its symbols with the system file, and the simulator's tests
 //! boot that same file.

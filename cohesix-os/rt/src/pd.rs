@@ -293,7 +293,13 @@ impl Context for Sel4 {
     fn irq_ack(&mut self, ch: Channel) {
         if granted(&microkit_irqs, ch, " microkit_irq_ack") {
             let cap = BASE_IRQ_CAP + u64::from(ch.id());
-            syscall(SYS_CALL, cap, MsgInfo::new(IRQ_ACK.load(Ordering::Relaxed), 0).raw(), 0, 0);
+            syscall(
+                SYS_CALL,
+                cap,
+                MsgInfo::new(IRQ_ACK.load(Ordering::Relaxed), 0).raw(),
+                0,
+                0,
+            );
         }
     }
     fn ppcall(&mut self, ch: Channel, msg: MsgInfo) -> MsgInfo {

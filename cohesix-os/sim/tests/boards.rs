@@ -15,6 +15,7 @@ use common::{Host, SEED};
 /// The last `seq=` of a telemetry text's heartbeat lines.
 fn last_seq(text: &str) -> Option<u64> {
     text.lines()
+        .rev()
         .filter(|l| l.starts_with("heartbeat "))
         .filter_map(|l| {
             l.split("seq=")
@@ -24,7 +25,7 @@ fn last_seq(text: &str) -> Option<u64> {
                 .parse()
                 .ok()
         })
-        .last()
+        .next()
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! The whole hive — device PD, NineDoor, two heartbeat workers, timer — booted in
-//! the simulator from `cohesix.system`, driven from the host end of the
+//! the simulator from `boards/qemu_virt_aarch64.system`, driven from the host end of the
 //! device PD's console by a 9P client, as the Queen and as a worker.
 
 use cohesix_drivers::pl031::Pl031;

@@ -22,7 +22,7 @@ fn refused(xml: &str) -> String {
 
 #[test]
 fn the_cohesix_system_passes() {
-    let s = System::parse(COHESIX_SYSTEM).expect("cohesix.system is valid");
+    let s = System::parse(COHESIX_SYSTEM).expect("qemu_virt_aarch64.system is valid");
     let names: Vec<&str> = s.pds.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(
         names,
