@@ -23,6 +23,7 @@ use crate::lease::{self, BridgeAction, BridgeCommand, RefusedReply, ReleaseReply
 use crate::lifecycle::{Placement, WorkerEvent};
 use crate::log::{self, Line, LogNode, SharedLog, Who};
 use crate::policy::cohesix_policy;
+use crate::state::{HiveState, Restored, SpawnBudget, WorkerRecord};
 use crate::telemetry::Telemetry;
 use crate::worker::{RingUsage, Worker, WorkerInfo, valid_id};
 use alloc::borrow::ToOwned;
@@ -131,6 +132,13 @@ pub struct Hive {
     gpu_dir: NodeId,
     next_worker: u64,
     budget: Budget,
+    /// Whether a `budget` command set `budget` (stored state keeps it then).
+    budget_set: bool,
+    /// Tickets revoked before they expire, with their expiry: what a
+    /// restarted hive must go on refusing.
+    revoked: BTreeMap<[u8; 32], u64>,
+    /// Whether the durable state changed since [`Hive::take_state`].
+    dirty: bool,
     /// Where the embedder runs workers, if it places them.
     placement: Placement,
     /// The latest time the hive was given, for events that come without one.
@@ -220,8 +228,42 @@ impl Hive {
         ids: impl IdSource + 'static,
         now: u64,
     ) -> Result<Hive, HiveError> {
+        Hive::build(config, key, Box::new(ids), now, None)
+    }
+
+    /// Builds the hive at time `now` as [`Hive::new`] does, from the state
+    /// and log tail an embedder stored (see [`Hive::take_state`] and
+    /// [`Hive::take_journal`]): `/log/queen.log` starts with the history,
+    /// every worker whose ticket has not expired gets its files back and its
+    /// ticket attaches again (the key must be the one that minted it),
+    /// revoked tickets stay refused, expired workers and revocations are
+    /// dropped and logged. From here on every log line is also kept for
+    /// [`Hive::take_journal`].
+    pub fn restore(
+        config: HiveConfig,
+        key: [u8; 32],
+        ids: impl IdSource + 'static,
+        now: u64,
+        restored: Restored,
+    ) -> Result<Hive, HiveError> {
+        let mut hive = Hive::build(config, key, Box::new(ids), now, Some(&restored.history))?;
+        hive.apply(restored.state, now);
+        Ok(hive)
+    }
+
+    fn build(
+        config: HiveConfig,
+        key: [u8; 32],
+        ids: Box<dyn IdSource>,
+        now: u64,
+        history: Option<&[String]>,
+    ) -> Result<Hive, HiveError> {
         config.validate()?;
         let log = log::shared(config.log_capacity);
+        if let Some(lines) = history {
+            log::refill(&log, lines, now);
+            log::keep_journal(&log);
+        }
         let boot: SharedBoot = Arc::new(Mutex::new(BootInfo {
             config: config.clone(),
             started: now,
@@ -263,7 +305,7 @@ impl Hive {
             server,
             config,
             minter: TicketAuthority::new(key),
-            ids: Box::new(ids),
+            ids,
             log,
             boot,
             queen: HeldTicket {
@@ -282,6 +324,9 @@ impl Hive {
             gpu_dir,
             next_worker: 1,
             budget,
+            budget_set: false,
+            revoked: BTreeMap::new(),
+            dirty: false,
             placement: Placement::default(),
             now,
         };
@@ -597,8 +642,10 @@ impl Hive {
             .workers
             .get(id)
             .ok_or_else(|| HiveError::NoWorker(String::from(id)))?;
-        let (role, ticket) = (worker.role, worker.ticket);
+        let (role, ticket, expires) = (worker.role, worker.ticket, worker.expires);
         let fids = self.server.revoke(ticket, now);
+        self.revoked.insert(ticket.0, expires);
+        self.dirty = true;
         log::append(
             &self.log,
             Line::new(now, "worker-fault", Who::NOBODY)
@@ -627,7 +674,7 @@ impl Hive {
             .workers
             .get(id)
             .ok_or_else(|| HiveError::NoWorker(String::from(id)))?;
-        let old = worker.ticket;
+        let (old, old_expires) = (worker.ticket, worker.expires);
         let claims = Claims {
             role: worker.role,
             subject: String::from(id),
@@ -635,6 +682,8 @@ impl Hive {
             scope: worker.scope.clone(),
         };
         self.server.revoke(old, now);
+        self.revoked.insert(old.0, old_expires);
+        self.dirty = true;
         let (text, ticket) = self.mint(&claims)?;
         if let Some(w) = self.workers.get_mut(id) {
             w.ticket = ticket;
@@ -666,6 +715,20 @@ impl Hive {
                 .why(why),
         );
         Ok(())
+    }
+
+    /// Puts a note about the log itself into `/log/queen.log` at `now`
+    /// (`<now> <event> … why="<why>"`) without journaling it: for an
+    /// embedder's remarks about its durable log (where older lines are, a
+    /// group it could not record), never for audit events.
+    pub fn note(&mut self, now: u64, event: &str, why: &str) {
+        log::note(&self.log, Line::new(now, event, Who::NOBODY).why(why));
+    }
+
+    /// Logs (and journals) an embedder's event about its durable state at
+    /// `now`: `<now> <event> … why="<why>"` (a torn record it cut, say).
+    pub fn log_event(&mut self, now: u64, event: &str, why: &str) {
+        log::append(&self.log, Line::new(now, event, Who::NOBODY).why(why));
     }
 
     /// How full `/log/queen.log` is.
@@ -1128,28 +1191,7 @@ impl Hive {
             scope,
         };
         // The files first: a ticket is minted only for a worker that exists.
-        let (dir, telemetry) = match ticket_role {
-            Role::WorkerHeartbeat => {
-                let node = Telemetry::new(
-                    self.config.telemetry_capacity,
-                    self.config.telemetry_max_write,
-                    self.budget.ops,
-                    self.log.clone(),
-                );
-                let ns = self.server.namespace_mut();
-                let dir = ns
-                    .mkdir(self.worker_dir, &id, 0o755)
-                    .map_err(|e| Refusal::new(e, "worker directory not created"))?;
-                match ns.add_file(dir, "telemetry", Box::new(node)) {
-                    Ok(t) => (Some(dir), Some(t)),
-                    Err(e) => {
-                        let _ = ns.remove(dir);
-                        return Err(Refusal::new(e, "telemetry file not created"));
-                    }
-                }
-            }
-            _ => (None, None),
-        };
+        let (dir, telemetry) = self.worker_files(&id, ticket_role)?;
         let (text, ticket) = match self.mint(&claims) {
             Ok(t) => t,
             Err(e) => {
@@ -1214,8 +1256,180 @@ impl Hive {
                 lease: leased.map(|l| String::from(l.gpu)),
             },
         );
+        self.dirty = true;
         self.boot.lock().workers = self.workers.len();
         Ok(reply)
+    }
+
+    /// Creates `/worker/<id>/telemetry` for a heartbeat worker (other roles
+    /// have no files): all or nothing.
+    fn worker_files(
+        &mut self,
+        id: &str,
+        role: Role,
+    ) -> Result<(Option<NodeId>, Option<NodeId>), Refusal> {
+        if role != Role::WorkerHeartbeat {
+            return Ok((None, None));
+        }
+        let node = Telemetry::new(
+            self.config.telemetry_capacity,
+            self.config.telemetry_max_write,
+            self.budget.ops,
+            self.log.clone(),
+        );
+        let ns = self.server.namespace_mut();
+        let dir = ns
+            .mkdir(self.worker_dir, id, 0o755)
+            .map_err(|e| Refusal::new(e, "worker directory not created"))?;
+        match ns.add_file(dir, "telemetry", Box::new(node)) {
+            Ok(t) => Ok((Some(dir), Some(t))),
+            Err(e) => {
+                let _ = ns.remove(dir);
+                Err(Refusal::new(e, "telemetry file not created"))
+            }
+        }
+    }
+
+    /// Brings back the stored `state` (see [`Hive::restore`]).
+    fn apply(&mut self, state: HiveState, now: u64) {
+        self.next_worker = state.next_worker.max(1);
+        if let Some(b) = state
+            .budget
+            .filter(|b| b.ticket_ttl_s > 0 && b.ticket_ttl_s <= self.config.max_ticket_ttl_s)
+        {
+            self.budget = Budget {
+                ticket_ttl_s: b.ticket_ttl_s,
+                ops: b.ops,
+            };
+            self.budget_set = true;
+            let mut boot = self.boot.lock();
+            boot.ticket_ttl_s = b.ticket_ttl_s;
+            boot.ops = b.ops;
+        }
+        let mut forgotten = 0u64;
+        for (id, expires) in state.revoked {
+            if expires > now {
+                self.server.revoke(TicketId(id), now);
+                self.revoked.insert(id, expires);
+            } else {
+                forgotten += 1;
+            }
+        }
+        let (mut back, mut dropped) = (0u64, 0u64);
+        for (id, w) in state.workers {
+            let line = Line::new(now, "worker-dropped", Who::NOBODY)
+                .field("worker", &id)
+                .field("worker-role", w.role.name())
+                .ticket("worker-ticket", w.ticket);
+            let why = if w.expires <= now {
+                Some(String::from("its ticket expired while the hive was down"))
+            } else if !valid_id(&id) {
+                Some(String::from("stored id is not a valid worker id"))
+            } else if self.workers.len() >= self.config.max_workers {
+                Some(format!(
+                    "worker limit of {} reached",
+                    self.config.max_workers
+                ))
+            } else if self.revoked.contains_key(&w.ticket.0) {
+                Some(String::from("its ticket is revoked"))
+            } else {
+                match self.worker_files(&id, w.role) {
+                    Ok((dir, telemetry)) => {
+                        log::append(
+                            &self.log,
+                            Line::new(now, "worker-restored", Who::NOBODY)
+                                .field("worker", &id)
+                                .field("worker-role", w.role.name())
+                                .ticket("worker-ticket", w.ticket)
+                                .field("scope", &w.scope)
+                                .num("expires", w.expires),
+                        );
+                        self.workers.insert(
+                            id,
+                            Worker {
+                                role: w.role,
+                                ticket: w.ticket,
+                                expires: w.expires,
+                                scope: w.scope,
+                                dir,
+                                telemetry,
+                                lease: w.lease,
+                            },
+                        );
+                        back += 1;
+                        None
+                    }
+                    Err(r) => Some(r.why),
+                }
+            };
+            if let Some(why) = why {
+                log::append(&self.log, line.why(&why));
+                dropped += 1;
+            }
+        }
+        self.boot.lock().workers = self.workers.len();
+        log::append(
+            &self.log,
+            Line::new(now, "hive-restored", Who::NOBODY)
+                .num("workers", back)
+                .num("dropped", dropped)
+                .num("revoked", self.revoked.len() as u64)
+                .num("revocations-expired", forgotten),
+        );
+        // What was dropped must not come back on the next restart.
+        self.dirty = dropped > 0 || forgotten > 0;
+    }
+
+    /// The lines logged since the last call, oldest first, each ending in
+    /// `\n` (empty unless the hive was built by [`Hive::restore`]): what an
+    /// embedder must make durable before it sends the replies of the frames
+    /// that caused them.
+    pub fn take_journal(&mut self) -> Vec<String> {
+        log::take_journal(&self.log)
+    }
+
+    /// The durable state if it changed since the last call (a spawn, kill,
+    /// budget, revocation or restart), for the embedder to store with the
+    /// lines of [`Hive::take_journal`].
+    pub fn take_state(&mut self) -> Option<HiveState> {
+        if !self.dirty {
+            return None;
+        }
+        self.dirty = false;
+        Some(self.state())
+    }
+
+    /// The durable state now; revocations of expired tickets are left out.
+    pub fn state(&self) -> HiveState {
+        let workers = self
+            .workers
+            .iter()
+            .map(|(id, w)| {
+                let record = WorkerRecord {
+                    role: w.role,
+                    ticket: w.ticket,
+                    expires: w.expires,
+                    scope: w.scope.clone(),
+                    lease: w.lease.clone(),
+                };
+                (id.clone(), record)
+            })
+            .collect();
+        let revoked = self
+            .revoked
+            .iter()
+            .filter(|(_, expires)| **expires > self.now)
+            .map(|(id, expires)| (*id, *expires))
+            .collect();
+        HiveState {
+            workers,
+            revoked,
+            budget: self.budget_set.then_some(SpawnBudget {
+                ticket_ttl_s: self.budget.ticket_ttl_s,
+                ops: self.budget.ops,
+            }),
+            next_worker: self.next_worker,
+        }
     }
 
     fn kill(&mut self, who: &Principal, id: &str, now: u64) -> Result<Vec<u8>, Refusal> {
@@ -1233,6 +1447,8 @@ impl Hive {
         };
         self.boot.lock().workers = self.workers.len();
         let fids = self.server.revoke(worker.ticket, now);
+        self.revoked.insert(worker.ticket.0, worker.expires);
+        self.dirty = true;
         if let Some(dir) = worker.dir {
             // Fids of other principals (the Queen's) still naming the files
             // now find nothing: node ids carry a generation.
@@ -1280,6 +1496,8 @@ impl Hive {
         if let Some(n) = ops {
             self.budget.ops = (n != 0).then_some(n);
         }
+        self.budget_set = true;
+        self.dirty = true;
         {
             let mut boot = self.boot.lock();
             boot.ticket_ttl_s = self.budget.ticket_ttl_s;

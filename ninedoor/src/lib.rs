@@ -22,6 +22,7 @@ mod lease;
 mod lifecycle;
 mod log;
 mod policy;
+mod state;
 mod telemetry;
 mod worker;
 
@@ -37,6 +38,7 @@ pub use hive::{Handled, Hive};
 pub use ids::IdSource;
 pub use lifecycle::WorkerEvent;
 pub use policy::cohesix_policy;
+pub use state::{HiveState, Restored, SpawnBudget, WorkerRecord};
 pub use worker::{RingUsage, WorkerInfo};
 
 /// The engine this crate serves with, re-exported so embedders need one dependency.

@@ -38,11 +38,14 @@ pub(crate) struct HeldControl {
     pub(crate) path: String,
 }
 
-/// The state behind the lock: the ring and a held control-write record.
+/// The state behind the lock: the ring, a held control-write record, and
+/// the lines not yet taken by a durable store (`None`: nobody takes them,
+/// so none are kept; a protection domain keeps only the ring).
 #[derive(Debug)]
 pub(crate) struct LogState {
     ring: AppendLog,
     held: Option<HeldControl>,
+    journal: Option<Vec<String>>,
 }
 
 /// The log, shared between the audit sink, the file node and the hive.
@@ -53,6 +56,7 @@ pub(crate) fn shared(capacity: usize) -> SharedLog {
     Arc::new(Mutex::new(LogState {
         ring: AppendLog::new(capacity, capacity),
         held: None,
+        journal: None,
     }))
 }
 
@@ -60,7 +64,46 @@ pub(crate) fn shared(capacity: usize) -> SharedLog {
 pub(crate) fn append(log: &SharedLog, line: Line) {
     let Line { at, mut text } = line;
     text.push('\n');
+    let mut state = log.lock();
+    state.ring.append(text.as_bytes(), at);
+    if let Some(j) = state.journal.as_mut() {
+        j.push(text);
+    }
+}
+
+/// Puts one line in the ring only, never in the journal: a note for
+/// readers of the ring about the log itself, not an audit event.
+pub(crate) fn note(log: &SharedLog, line: Line) {
+    let Line { at, mut text } = line;
+    text.push('\n');
     log.lock().ring.append(text.as_bytes(), at);
+}
+
+/// Puts `lines` (whole lines, each ending in a newline) into the ring
+/// without journaling them: a restarted hive's view of its older log.
+pub(crate) fn refill(log: &SharedLog, lines: &[String], at: u64) {
+    let mut state = log.lock();
+    for l in lines {
+        state.ring.append(l.as_bytes(), at);
+    }
+}
+
+/// Starts keeping every appended line for [`take_journal`].
+pub(crate) fn keep_journal(log: &SharedLog) {
+    let mut state = log.lock();
+    if state.journal.is_none() {
+        state.journal = Some(Vec::new());
+    }
+}
+
+/// The lines appended since the last call, oldest first (empty unless
+/// [`keep_journal`] was called).
+pub(crate) fn take_journal(log: &SharedLog) -> Vec<String> {
+    log.lock()
+        .journal
+        .as_mut()
+        .map(core::mem::take)
+        .unwrap_or_default()
 }
 
 /// Holds a control write until the hive knows its outcome; a record still

@@ -43,6 +43,11 @@ struct Cli {
     /// The hive key: 32 bytes or 64 hex digits, mode 0600 [default: 32 random bytes].
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
+    /// Keep the audit log and the hive's state in this directory so they
+    /// survive restarts (created mode 0700; its hive.key is used unless
+    /// --key-file is given).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
     /// Lifetime of spawned workers' tickets, seconds (the Queen's `budget`
     /// command changes it later).
     #[arg(long, value_name = "SECONDS")]
@@ -179,6 +184,9 @@ fn config(cli: &Cli) -> Result<HostConfig, String> {
     }
     if let Some(path) = &cli.key_file {
         config.key_file = Some(path.clone());
+    }
+    if let Some(dir) = &cli.state_dir {
+        config.state.dir = Some(dir.clone());
     }
     if let Some(ttl) = cli.ticket_ttl_s {
         config.hive.ticket_ttl_s = ttl;

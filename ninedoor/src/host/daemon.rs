@@ -3,17 +3,20 @@
 //! owner can read and renewed at half its lifetime. It owns the sockets and
 //! files it created and removes them at [`Host::shutdown`].
 
-use crate::Hive;
+use crate::host::audit_files::AuditFiles;
+use crate::host::durable::{self, Batch, Recorder};
 use crate::host::engine::{GpuForward, HiveEngine, NoBridge};
 use crate::host::error::HostError;
 use crate::host::forward::Bridges;
 use crate::host::key::{OsIds, load_key, random_key};
 use crate::host::settings::HostConfig;
+use crate::host::state_db::StateDb;
 use crate::host::ticket_file::{default_ticket_path, remove_if_holds, write_ticket};
+use crate::{Hive, Restored};
 use secure9p_transport::server::{Running, Shared, serve};
 use secure9p_transport::tls::{self, Identity, TlsClient, TlsServer};
 use std::net::SocketAddr;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,6 +39,83 @@ pub struct Host {
     ticket_path: PathBuf,
     renew: tokio::task::JoinHandle<()>,
     bridges: Vec<tokio::task::JoinHandle<()>>,
+    /// With a state directory: `SIGXFSZ` caught, so a file size limit makes
+    /// a write fail with `EFBIG` (and its request refused) instead of
+    /// killing the hive.
+    _xfsz: Option<tokio::signal::unix::Signal>,
+}
+
+/// What a state directory brings to the start.
+struct Opened {
+    files: AuditFiles,
+    db: StateDb,
+    restored: Restored,
+    torn: u64,
+}
+
+/// `SIGXFSZ` on Linux.
+const SIGXFSZ: i32 = 25;
+
+/// Opens `dir`: creates it (0700) if missing, cuts a torn log record, reads
+/// the database (refusing a corrupt one) and the log's tail.
+fn open_state(dir: &Path, config: &HostConfig, now: u64) -> Result<Opened, HostError> {
+    let bad = |why: String| HostError::State {
+        path: dir.to_path_buf(),
+        why,
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => return Err(bad("exists and is not a directory".into())),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| HostError::file("state directory", dir, e))?;
+        }
+        Err(e) => return Err(HostError::file("state directory", dir, e)),
+    }
+    let (files, opened) = AuditFiles::open(dir, config.state.log_max_bytes, config.state.log_keep)
+        .map_err(|e| HostError::file("audit log", &dir.join("queen.log"), e))?;
+    let (db, state) = StateDb::open(dir)?;
+    // Most of the ring for the old tail; the rest for this start's lines.
+    let room = config.hive.log_capacity / 4 * 3;
+    let mut history = files
+        .tail(room)
+        .map_err(|e| HostError::file("audit log", &files.path(), e))?;
+    if !history.is_empty() {
+        history.push(format!(
+            "{now} audit-history role=- subject=- ticket=- why=\"the lines above are the last of {}; all of them, and older ones in {}, are on disk\"\n",
+            files.path().display(),
+            files.older()
+        ));
+    }
+    Ok(Opened {
+        files,
+        db,
+        restored: Restored { state, history },
+        torn: opened.torn,
+    })
+}
+
+/// The hive key of a state directory: `dir/hive.key`, made (0600) on the
+/// first start so tickets outlive restarts.
+fn state_key(dir: &Path) -> Result<[u8; 32], HostError> {
+    let path = dir.join("hive.key");
+    if !path.exists() {
+        let key = random_key()?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| HostError::file("hive key", &path, e))?;
+        std::io::Write::write_all(&mut f, format!("{hex}\n").as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| HostError::file("hive key", &path, e))?;
+    }
+    load_key(&path)
 }
 
 impl Host {
@@ -82,16 +162,57 @@ impl Host {
             Some(p) => p.clone(),
             None => default_ticket_path().ok_or(HostError::NoTicketPath)?,
         };
+        let now = unix_now();
         let key = match &config.key_file {
-            Some(p) => load_key(p)?,
-            None => random_key()?,
+            Some(p) => Some(load_key(p)?),
+            None => None,
         };
-        let hive = Hive::new(
-            config.hive.to_hive_config(),
-            key,
-            OsIds::default(),
-            unix_now(),
-        )?;
+        let (hive, opened) = match &config.state.dir {
+            Some(dir) => {
+                let mut opened = open_state(dir, config, now)?;
+                let key = match key {
+                    Some(k) => k,
+                    None => state_key(dir)?,
+                };
+                let restored = std::mem::take(&mut opened.restored);
+                let mut hive = Hive::restore(
+                    config.hive.to_hive_config(),
+                    key,
+                    OsIds::default(),
+                    now,
+                    restored,
+                )?;
+                if opened.torn > 0 {
+                    let why = format!(
+                        "cut {} bytes of a torn last record from {} (a write the crash interrupted; never acknowledged)",
+                        opened.torn,
+                        opened.files.path().display()
+                    );
+                    eprintln!("ninedoor: {why}");
+                    hive.log_event(now, "audit-torn", &why);
+                }
+                let first = Batch {
+                    lines: hive.take_journal(),
+                    state: hive.take_state().or_else(|| Some(hive.state())),
+                    release: None,
+                };
+                durable::record_now(&mut opened.files, &mut opened.db, first).map_err(|why| {
+                    HostError::State {
+                        path: dir.clone(),
+                        why: format!("cannot record the start: {why}"),
+                    }
+                })?;
+                (hive, Some(opened))
+            }
+            None => {
+                let key = match key {
+                    Some(k) => k,
+                    None => random_key()?,
+                };
+                let hive = Hive::new(config.hive.to_hive_config(), key, OsIds::default(), now)?;
+                (hive, None)
+            }
+        };
         let ticket = hive.queen_ticket().to_owned();
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -109,7 +230,19 @@ impl Host {
             }
             return Err(e);
         }
-        let shared = Shared::new(HiveEngine::new(hive, bridge));
+        let (shared, xfsz) = match opened {
+            Some(opened) => {
+                let (recorder, rx) = Recorder::new();
+                let shared = Shared::new(HiveEngine::new(hive, bridge).with_recorder(recorder));
+                durable::start(opened.files, opened.db, rx, Arc::downgrade(&shared))
+                    .map_err(|e| HostError::file("audit writer thread", &ticket_path, e))?;
+                let xfsz =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ))
+                        .ok();
+                (shared, xfsz)
+            }
+            None => (Shared::new(HiveEngine::new(hive, bridge)), None),
+        };
         let serve_config = config.serve.to_serve_config();
         let tcp = match acceptor {
             Some(acceptor) => tls::serve(listener, acceptor, shared.clone(), serve_config.clone()),
@@ -130,6 +263,7 @@ impl Host {
             ticket_path,
             renew,
             bridges: Vec::new(),
+            _xfsz: xfsz,
         })
     }
 
@@ -235,9 +369,12 @@ async fn renew_queen(shared: Arc<Shared<HiveEngine>>, path: PathBuf, ttl_s: u64)
     loop {
         tokio::time::sleep(period).await;
         let renewed = shared.with_engine(|e| {
-            e.hive_mut()
+            let renewed = e
+                .hive_mut()
                 .renew_queen_ticket(unix_now())
-                .map(str::to_owned)
+                .map(str::to_owned);
+            e.record_pending();
+            renewed
         });
         let written = match renewed {
             Ok(ticket) => write_ticket(&path, &ticket).map_err(|e| e.to_string()),

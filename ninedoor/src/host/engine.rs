@@ -4,9 +4,17 @@
 //! answers later through [`Shared::complete`](secure9p_transport::server::Shared::complete).
 
 use crate::host::daemon::unix_now;
+use crate::host::durable::{Batch, Recorder};
 use crate::{GpuClosed, GpuRequest, Handled, Hive};
 use secure9p_core::{Completion, FsError, Outcome, SessionError, SessionId, Token};
 use secure9p_transport::server::Engine;
+use std::collections::{HashMap, VecDeque};
+
+/// Tokens of held replies have this bit set, so they never meet the
+/// engine's own (which count up from 1).
+const HELD_TOKEN: u64 = 1 << 63;
+/// `Rlerror`'s message type.
+const RLERROR: u8 = 7;
 
 /// Where forwarded `/gpu/<id>/…` requests go.
 ///
@@ -49,6 +57,42 @@ impl GpuForward for NoBridge {
 pub struct HiveEngine {
     hive: Hive,
     bridge: Box<dyn GpuForward>,
+    held: Option<Held>,
+}
+
+/// Replies held until what their requests logged is durable (a state
+/// directory is in use): per session in order, so a connection never sees
+/// a later reply (an `Rflush` among them) before an earlier one.
+struct Held {
+    recorder: Recorder,
+    next: u64,
+    queues: HashMap<SessionId, VecDeque<HeldReply>>,
+    owners: HashMap<Token, SessionId>,
+}
+
+struct HeldReply {
+    token: Option<Token>,
+    bytes: Vec<u8>,
+    done: Option<Result<(), FsError>>,
+}
+
+/// `reply` with its first frame replaced by an `Rlerror(e)` of the same
+/// tag (the frames after it, if any, kept).
+fn refused(reply: &[u8], e: FsError) -> Vec<u8> {
+    let (Some(size), Some(tag)) = (reply.get(..4), reply.get(5..7)) else {
+        return Vec::new();
+    };
+    let size = size
+        .try_into()
+        .map(u32::from_le_bytes)
+        .map_or(reply.len(), |n| n as usize);
+    let mut out = Vec::with_capacity(reply.len());
+    out.extend_from_slice(&11u32.to_le_bytes());
+    out.push(RLERROR);
+    out.extend_from_slice(tag);
+    out.extend_from_slice(&e.errno().to_le_bytes());
+    out.extend_from_slice(reply.get(size..).unwrap_or(&[]));
+    out
 }
 
 impl std::fmt::Debug for HiveEngine {
@@ -65,6 +109,79 @@ impl HiveEngine {
         HiveEngine {
             hive,
             bridge: Box::new(bridge),
+            held: None,
+        }
+    }
+
+    /// Serves `hive` with a durable log: every reply whose request logged
+    /// something is held until `recorder`'s writer has recorded it.
+    pub(crate) fn with_recorder(mut self, recorder: Recorder) -> Self {
+        self.held = Some(Held {
+            recorder,
+            next: 0,
+            queues: HashMap::new(),
+            owners: HashMap::new(),
+        });
+        self
+    }
+
+    /// Queues what the hive logged (and its state, if it changed) on its
+    /// own, outside any request, to be recorded.
+    pub(crate) fn record_pending(&mut self) {
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
+        let lines = self.hive.take_journal();
+        let state = self.hive.take_state();
+        if !lines.is_empty() || state.is_some() {
+            held.recorder.send(Batch {
+                lines,
+                state,
+                release: None,
+            });
+        }
+    }
+
+    /// Tells readers of `/log/queen.log` that a group was not recorded.
+    pub(crate) fn note_unrecorded(&mut self, why: &str) {
+        self.hive.note(unix_now(), "audit-unrecorded", why);
+    }
+
+    /// After a reply for `sid` was put in `out`: holds it back if its
+    /// request logged something (until the writer recorded that) or if an
+    /// earlier reply of the session is still held.
+    fn hold(&mut self, sid: SessionId, out: &mut Vec<u8>) {
+        let Some(held) = self.held.as_mut() else {
+            return;
+        };
+        let lines = self.hive.take_journal();
+        let state = self.hive.take_state();
+        let queue = held.queues.entry(sid).or_default();
+        if lines.is_empty() && state.is_none() {
+            if !queue.is_empty() {
+                queue.push_back(HeldReply {
+                    token: None,
+                    bytes: std::mem::take(out),
+                    done: Some(Ok(())),
+                });
+            }
+            return;
+        }
+        let token = Token(HELD_TOKEN | held.next);
+        held.next = held.next.wrapping_add(1) & !HELD_TOKEN;
+        let sent = held.recorder.send(Batch {
+            lines,
+            state,
+            release: Some(token),
+        });
+        queue.push_back(HeldReply {
+            token: Some(token),
+            bytes: std::mem::take(out),
+            done: (!sent).then_some(Err(FsError::Io)),
+        });
+        held.owners.insert(token, sid);
+        if !sent {
+            release(queue, out);
         }
     }
 
@@ -92,6 +209,23 @@ impl HiveEngine {
     }
 }
 
+/// Moves the held replies at the front of `queue` that are recorded (or
+/// refused) to `out`, in order.
+fn release(queue: &mut VecDeque<HeldReply>, out: &mut Vec<u8>) {
+    while let Some(front) = queue.front() {
+        let Some(done) = front.done else {
+            break;
+        };
+        let Some(h) = queue.pop_front() else {
+            break;
+        };
+        match done {
+            Ok(()) => out.extend_from_slice(&h.bytes),
+            Err(e) => out.extend_from_slice(&refused(&h.bytes, e)),
+        }
+    }
+}
+
 impl Engine for HiveEngine {
     fn open_session(&mut self) -> SessionId {
         self.hive.open_session()
@@ -103,6 +237,10 @@ impl Engine for HiveEngine {
             self.bridge.cancel(&tokens);
         }
         self.report_closed();
+        if let Some(held) = self.held.as_mut() {
+            held.queues.remove(&sid);
+        }
+        self.record_pending();
     }
 
     fn handle(
@@ -114,9 +252,18 @@ impl Engine for HiveEngine {
     ) -> Result<Outcome, SessionError> {
         let handled = self.hive.handle(sid, frame, now, out);
         self.report_closed();
-        let request = match handled? {
-            Handled::Replied => return Ok(Outcome::Replied),
-            Handled::Forward(request) => request,
+        let request = match handled {
+            Ok(Handled::Replied) => {
+                self.hold(sid, out);
+                return Ok(Outcome::Replied);
+            }
+            Ok(Handled::Forward(request)) => request,
+            Err(e) => {
+                // The connection closes: what was logged is recorded
+                // without a reply to wait for it.
+                self.record_pending();
+                return Err(e);
+            }
         };
         let token = request.token;
         let ns = self.hive.server().namespace();
@@ -126,9 +273,15 @@ impl Engine for HiveEngine {
         match self.bridge.forward(request) {
             Some(result) => {
                 self.hive.complete(token, result, now, out);
+                self.hold(sid, out);
                 Ok(Outcome::Replied)
             }
-            None => Ok(Outcome::Deferred { token, node }),
+            None => {
+                // Logged (the forward line) but not answered: recorded
+                // before the bridge's answer can be.
+                self.hold(sid, out);
+                Ok(Outcome::Deferred { token, node })
+            }
         }
     }
 
@@ -138,7 +291,26 @@ impl Engine for HiveEngine {
         result: Completion,
         out: &mut Vec<u8>,
     ) -> Option<SessionId> {
-        self.hive.complete(token, result, unix_now(), out)
+        if token.0 & HELD_TOKEN != 0 {
+            let held = self.held.as_mut()?;
+            let sid = held.owners.remove(&token)?;
+            let queue = held.queues.get_mut(&sid)?;
+            let done = match result {
+                Completion::Write(r) => r.map(|_| ()),
+                Completion::Read(r) => r.map(|_| ()),
+            };
+            if let Some(h) = queue.iter_mut().find(|h| h.token == Some(token)) {
+                h.done = Some(done);
+            }
+            release(queue, out);
+            return Some(sid);
+        }
+        let sid = self.hive.complete(token, result, unix_now(), out);
+        match sid {
+            Some(sid) => self.hold(sid, out),
+            None => self.record_pending(),
+        }
+        sid
     }
 
     fn msize(&self, sid: SessionId) -> u32 {

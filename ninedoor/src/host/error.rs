@@ -63,6 +63,15 @@ pub enum HostError {
     /// address.
     #[error("{0}")]
     Tls(#[from] secure9p_transport::tls::TlsError),
+    /// The state directory cannot be used: a corrupt database, a file
+    /// where the directory should be, a torn record that cannot be cut.
+    #[error("state {path}: {why}")]
+    State {
+        /// The file or directory.
+        path: PathBuf,
+        /// What was wrong, and what to do about it.
+        why: String,
+    },
     /// A certificate could not be made (`ninedoor cert`).
     #[error("{0}")]
     Cert(String),

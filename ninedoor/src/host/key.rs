@@ -45,7 +45,8 @@ pub fn load_key(path: &Path) -> Result<[u8; 32], HostError> {
     })
 }
 
-fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
+/// 64 hex digits as 32 bytes (a key, or a stored ticket id).
+pub(crate) fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
     if text.len() != KEY_LEN * 2 || !text.is_ascii() {
         return None;
     }

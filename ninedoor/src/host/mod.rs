@@ -15,28 +15,37 @@
 //! listener on a non-loopback address refuses to start unless told
 //! `insecure_plain_tcp`.
 //!
+//! With a state directory ([`StateSettings`], `--state-dir`) the audit log
+//! and the hive's state outlive the process: every reply whose request
+//! logged something waits until a group-commit writer has appended and
+//! `fsync`ed its lines and committed the state (see `docs/hive.md`).
+//!
 //! This module only moves frames and files; the hive logic stays in the
 //! `no_std` library so a protection domain runs exactly the same code.
 
+mod audit_files;
 pub mod cert_files;
 mod daemon;
+mod durable;
 mod engine;
 mod error;
 mod forward;
 mod key;
 mod link;
 mod settings;
+mod state_db;
 mod ticket_file;
 mod tls_args;
 
 pub use daemon::{Host, unix_now};
+pub use durable::MAX_GROUP_EVENTS;
 pub use engine::{GpuForward, HiveEngine, NoBridge};
 pub use error::HostError;
 pub use forward::{BridgeForward, BridgeTarget};
 pub use key::{OsIds, load_key, random_key};
 pub use settings::{
-    DEFAULT_BRIDGE_TIMEOUT_S, DEFAULT_LISTEN, GpuSettings, HiveSettings, HostConfig, ServeSettings,
-    TlsSettings,
+    DEFAULT_BRIDGE_TIMEOUT_S, DEFAULT_LISTEN, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_BYTES, GpuSettings,
+    HiveSettings, HostConfig, ServeSettings, StateSettings, TlsSettings,
 };
 pub use ticket_file::{TICKET_ENV, default_ticket_path, read_ticket, write_ticket};
 pub use tls_args::TlsArgs;

@@ -18,6 +18,11 @@
 //! max_connections = 1024
 //! idle_timeout_s = 300
 //!
+//! [state]                           # optional: nothing is lost across restarts
+//! dir = "/var/lib/cohesix"            # audit log, hive.redb, hive.key (all 0600)
+//! log_max_bytes = 8388608             # rotate queen.log past this
+//! log_keep = 8                        # rotated files kept
+//!
 //! [gpu]
 //! bridges = ["127.0.0.1:5650"]        # or "PREFIX=HOST:PORT", repeatable
 //! key_file = "/etc/cohesix/bridge.key" # shared with each bridge's --ticket-key-file
@@ -69,6 +74,8 @@ pub struct HostConfig {
     pub serve: ServeSettings,
     /// The GPU bridges whose GPUs the hive mirrors under `/gpu`.
     pub gpu: GpuSettings,
+    /// Where the audit log and the hive's state outlive the process.
+    pub state: StateSettings,
     /// Mutual TLS on the TCP listener and on the links to GPU bridges (the
     /// Unix socket stays plain: it is local and mode 0600).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,7 +126,40 @@ impl Default for HostConfig {
             hive: HiveSettings::default(),
             serve: ServeSettings::default(),
             gpu: GpuSettings::default(),
+            state: StateSettings::default(),
             tls: None,
+        }
+    }
+}
+
+/// Default size at which `queen.log` is rotated: 8 MiB is some 60,000
+/// events, days of a busy hive, and quick to read back for the ring.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 8 * 1024 * 1024;
+/// Default number of rotated audit files kept (with the active one, at most
+/// 72 MiB on disk at the default size).
+pub const DEFAULT_LOG_KEEP: u32 = 8;
+
+/// The state directory (see `docs/hive.md`, "The state directory").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateSettings {
+    /// The directory (created mode 0700): `queen.log*`, `hive.redb` and,
+    /// unless `key_file` is given, `hive.key`. Without one the log and the
+    /// state live only in memory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Rotate `queen.log` once it would grow past this many bytes.
+    pub log_max_bytes: u64,
+    /// Rotated audit files kept (`queen.log.1` newest … oldest).
+    pub log_keep: u32,
+}
+
+impl Default for StateSettings {
+    fn default() -> Self {
+        StateSettings {
+            dir: None,
+            log_max_bytes: DEFAULT_LOG_MAX_BYTES,
+            log_keep: DEFAULT_LOG_KEEP,
         }
     }
 }

@@ -1,0 +1,195 @@
+//! The group-commit writer of a state directory: one thread that owns the
+//! audit files and the state database, takes batches (the log lines and
+//! the latest state of one or more requests), writes them, `fsync`s once
+//! and commits once for all of them, and only then lets their replies go.
+//!
+//! **Group commit.** The writer takes the first batch waiting, then every
+//! other batch already queued, up to [`MAX_GROUP_EVENTS`] log lines, and
+//! never waits for more: one `fsync` of `queen.log` (and one database
+//! commit, if the state changed) covers every event that arrived while the
+//! previous one ran. A lone request pays one `fsync`; many concurrent ones
+//! share it.
+//!
+//! **Never acknowledge what was not recorded.** If the append, the `fsync`
+//! or the commit fails (a full disk, a file size limit, a read-only
+//! directory), the log is cut back to where the group started and every
+//! request of the group is answered with the errno instead of its reply;
+//! the state is kept and written with the next group that succeeds. Reads,
+//! which log nothing, keep being answered.
+
+use crate::HiveState;
+use crate::host::audit_files::AuditFiles;
+use crate::host::engine::HiveEngine;
+use crate::host::state_db::StateDb;
+use secure9p_core::{Completion, FsError, Token};
+use secure9p_transport::server::Shared;
+use std::sync::Weak;
+use std::sync::mpsc;
+
+/// Most log lines one `fsync` covers (a bound on one group's memory and on
+/// how long its first request waits behind the others).
+pub const MAX_GROUP_EVENTS: usize = 4096;
+
+/// How often the writer, idle, pulls events the hive logged on its own.
+const IDLE_PULL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What one request (or one event outside any request) left to record.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// Its log lines, each ending in `\n`.
+    pub(crate) lines: Vec<String>,
+    /// The hive's state after it, if it changed.
+    pub(crate) state: Option<HiveState>,
+    /// The held reply to release once recorded (none for events the hive
+    /// logged on its own: a renewed Queen ticket, a GPU installed).
+    pub(crate) release: Option<Token>,
+}
+
+/// The errno a failed write of the state directory answers with.
+pub(crate) fn errno_of(e: &std::io::Error) -> FsError {
+    match e.raw_os_error() {
+        Some(28 | 122) => FsError::NoSpace,
+        Some(27) => FsError::TooBig,
+        Some(1 | 13 | 30) => FsError::AccessDenied,
+        _ => FsError::Io,
+    }
+}
+
+/// Starts the writer thread over `files` and `db`; it completes held
+/// replies through `shared` and ends when every sender is gone.
+pub(crate) fn start(
+    files: AuditFiles,
+    db: StateDb,
+    rx: mpsc::Receiver<Batch>,
+    shared: Weak<Shared<HiveEngine>>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("ninedoor-audit".into())
+        .spawn(move || {
+            Writer {
+                files,
+                db,
+                unstored: None,
+            }
+            .run(rx, shared)
+        })
+}
+
+/// Writes `batch` at once, before serving starts (a directory that cannot
+/// take it stops the start).
+pub(crate) fn record_now(
+    files: &mut AuditFiles,
+    db: &mut StateDb,
+    batch: Batch,
+) -> Result<(), String> {
+    let bytes: Vec<u8> = batch.lines.concat().into_bytes();
+    files
+        .append(&bytes)
+        .and_then(|_| files.sync())
+        .map_err(|e| format!("{}: {e}", files.path().display()))?;
+    if let Some(state) = &batch.state {
+        db.store(state)
+            .map_err(|e| format!("{}: {}", db.path().display(), e.why))?;
+    }
+    Ok(())
+}
+
+struct Writer {
+    files: AuditFiles,
+    db: StateDb,
+    /// A state whose commit failed, to store with the next group.
+    unstored: Option<HiveState>,
+}
+
+impl Writer {
+    fn run(mut self, rx: mpsc::Receiver<Batch>, shared: Weak<Shared<HiveEngine>>) {
+        loop {
+            let first = match rx.recv_timeout(IDLE_PULL) {
+                Ok(b) => b,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    // Events no request waits for (a renewed ticket, a GPU
+                    // installed by a bridge link) are pulled now and then.
+                    match shared.upgrade() {
+                        Some(s) => s.with_engine(HiveEngine::record_pending),
+                        None => return,
+                    }
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            let mut events = first.lines.len();
+            let mut group = vec![first];
+            while events < MAX_GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(b) => {
+                        events += b.lines.len();
+                        group.push(b);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let result = self.record(&mut group);
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if let Err(e) = result {
+                let why = format!(
+                    "{} events not recorded in {}: {e}; their requests were refused",
+                    events,
+                    self.files.path().display()
+                );
+                eprintln!("ninedoor: {why}");
+                shared.with_engine(|engine| engine.note_unrecorded(&why));
+            }
+            for token in group.iter().filter_map(|b| b.release) {
+                shared.complete(token, Completion::Write(result.map(|()| 0)));
+            }
+        }
+    }
+
+    /// Writes, syncs and commits one group.
+    fn record(&mut self, group: &mut [Batch]) -> Result<(), FsError> {
+        let mut bytes = Vec::new();
+        for b in group.iter() {
+            for l in &b.lines {
+                bytes.extend_from_slice(l.as_bytes());
+            }
+        }
+        if let Some(s) = group.iter_mut().rev().find_map(|b| b.state.take()) {
+            self.unstored = Some(s);
+        }
+        let start = self
+            .files
+            .append(&bytes)
+            .and_then(|start| self.files.sync().map(|()| start))
+            .map_err(|e| errno_of(&e))?;
+        if let Some(state) = &self.unstored {
+            if let Err(e) = self.db.store(state) {
+                eprintln!("ninedoor: state {}: {}", self.db.path().display(), e.why);
+                let _ = self.files.cut(start);
+                return Err(e.errno);
+            }
+            self.unstored = None;
+        }
+        Ok(())
+    }
+}
+
+/// The sending side the engine holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Recorder {
+    tx: mpsc::Sender<Batch>,
+}
+
+impl Recorder {
+    /// A recorder and the receiver its writer takes.
+    pub(crate) fn new() -> (Recorder, mpsc::Receiver<Batch>) {
+        let (tx, rx) = mpsc::channel();
+        (Recorder { tx }, rx)
+    }
+
+    /// Queues a batch; false if the writer is gone.
+    pub(crate) fn send(&self, batch: Batch) -> bool {
+        self.tx.send(batch).is_ok()
+    }
+}
