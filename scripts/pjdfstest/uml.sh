@@ -16,6 +16,8 @@ command -v linux.uml >/dev/null || { echo "SKIP: user-mode-linux not installed";
 [ -x /usr/bin/slirp-fullbolt ] || { echo "SKIP: slirp not installed"; exit 77; }
 mods=/usr/lib/uml/modules/$(linux.uml --version 2>/dev/null | tail -n1)
 work=$(mktemp -d /tmp/s9p-uml.XXXXXX)
+# pjdfstest switches to other users, who must reach the mount point.
+chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 printf '%s\n' "$*" >"$work/cmd"
 mnt_opts="trans=tcp,port=$port,version=9p2000.L,msize=262144"

@@ -109,6 +109,9 @@ pub struct SetAttr {
     pub mtime: Option<SetTime>,
     /// Only the change time is asked for (`chown(-1, -1)`, `utimes` with nothing set).
     pub ctime: bool,
+    /// The request came through a fid open for writing (`ftruncate(2)`): a
+    /// size change then needs no write permission on the file.
+    pub writer: bool,
 }
 
 /// What `Tstatfs` reports.

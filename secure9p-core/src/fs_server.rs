@@ -530,6 +530,7 @@ impl FsServer {
             }
             Msg::Tsetattr(m) => {
                 let (obj, _, uid) = self.file(ctx, m.fid)?;
+                let writer = self.fid(ctx, m.fid)?.open.is_some_and(|o| o.write);
                 let v = m.valid;
                 let set = SetAttr {
                     mode: v.contains(SetattrValid::MODE).then_some(m.mode & 0o7777),
@@ -551,6 +552,7 @@ impl FsServer {
                         m.mtime_nsec,
                     ),
                     ctime: v.contains(SetattrValid::CTIME),
+                    writer,
                 };
                 let caller = self.caller(ctx, uid);
                 self.fs.setattr(&caller, obj, &set)?;

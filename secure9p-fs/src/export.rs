@@ -14,6 +14,9 @@
 //! for a symbolic link between the walk and the open is refused (`ESTALE`)
 //! instead of followed.
 //!
+//! New files get the mode the client asks for, less this process's umask
+//! (`s9p-export` clears it: the client applied its own).
+//!
 //! Reads go straight from the file into the reply frame (`pread` into the
 //! buffer the engine hands over). Options: read-only (`EROFS` for every
 //! change), squashing every user to one uid/gid, and a bound on the
@@ -21,8 +24,8 @@
 //!
 //! [`FsServer`]: secure9p_core::FsServer
 
-use crate::perm::{R, W, X, allowed};
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use crate::perm::{R, Users, W, X, allowed};
+use rustix::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use rustix::fs::{
     AtFlags, Dir, FileType, Gid, Mode, OFlags, ResolveFlags, Stat, Timestamps, UTIME_NOW,
     UTIME_OMIT, Uid,
@@ -52,6 +55,8 @@ pub struct ExportOptions {
     pub squash: Option<(u32, u32)>,
     /// Most descriptors one session may hold.
     pub max_fds_per_session: usize,
+    /// Group membership for permission checks (the binary uses the host's).
+    pub users: Users,
 }
 
 impl Default for ExportOptions {
@@ -60,6 +65,7 @@ impl Default for ExportOptions {
             read_only: false,
             squash: None,
             max_fds_per_session: DEFAULT_MAX_FDS_PER_SESSION,
+            users: Users::default(),
         }
     }
 }
@@ -138,6 +144,12 @@ fn open_path<Fd: AsFd>(dir: Fd, name: &str, extra: OFlags) -> Result<OwnedFd, Fs
         beneath(),
     )
     .map_err(errno)
+}
+
+/// The `/proc/self/fd` entry of a descriptor of ours: resolving it reaches
+/// exactly the inode the descriptor holds, whatever its name is now.
+fn proc_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
 }
 
 fn stat_fd<Fd: AsFd>(fd: Fd) -> Result<Stat, FsError> {
@@ -309,7 +321,14 @@ impl DirExport {
 
     fn check(&self, c: &Caller, h: &Held, want: u32) -> Result<(), FsError> {
         let st = stat_fd(&h.fd)?;
-        if allowed(self.uid(c), st.st_mode, st.st_uid, want) {
+        if allowed(
+            &self.options.users,
+            self.uid(c),
+            st.st_mode,
+            st.st_uid,
+            st.st_gid,
+            want,
+        ) {
             Ok(())
         } else {
             Err(FsError::AccessDenied)
@@ -442,14 +461,24 @@ impl Filesystem for DirExport {
         let h = self.get(obj)?;
         let st = stat_fd(&h.fd)?;
         let owner = uid == 0 || uid == st.st_uid;
-        let link = st.st_mode & file_type::S_IFMT == file_type::S_IFLNK;
+        let kind = st.st_mode & file_type::S_IFMT;
+        let link = kind == file_type::S_IFLNK;
+        // A device, FIFO or socket is changed through its own O_PATH
+        // descriptor (its /proc/self/fd entry names exactly that inode):
+        // opening one could block, fail or have side effects.
+        let special = !matches!(kind, file_type::S_IFREG | file_type::S_IFDIR) && !link;
         if set.mode.is_some() && !owner {
             return Err(FsError::NotPermitted);
         }
         if set.uid.is_some_and(|u| u != st.st_uid) && uid != 0 {
             return Err(FsError::NotPermitted);
         }
-        if set.gid.is_some_and(|g| g != st.st_gid) && !owner {
+        // The owner may give the file to a group it is in; root to any.
+        if let Some(g) = set.gid
+            && g != st.st_gid
+            && uid != 0
+            && (uid != st.st_uid || !self.options.users.in_group(uid, g))
+        {
             return Err(FsError::NotPermitted);
         }
         for t in [set.atime, set.mtime].into_iter().flatten() {
@@ -463,7 +492,9 @@ impl Filesystem for DirExport {
             if st.st_mode & file_type::S_IFMT == file_type::S_IFDIR {
                 return Err(FsError::IsDir);
             }
-            self.check(c, h, W)?;
+            if !set.writer {
+                self.check(c, h, W)?;
+            }
             let fd = self.reopen(h, OFlags::WRONLY)?;
             rustix::fs::ftruncate(&fd, size).map_err(errno)?;
         }
@@ -482,8 +513,17 @@ impl Filesystem for DirExport {
             if link {
                 return Err(FsError::NotSupported);
             }
-            let fd = self.reopen(h, OFlags::RDONLY | OFlags::NONBLOCK)?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode & 0o7777)).map_err(errno)?;
+            let mut mode = mode & 0o7777;
+            // A non-root owner outside the file's group cannot set S_ISGID.
+            if uid != 0 && !self.options.users.in_group(uid, st.st_gid) {
+                mode &= !0o2000;
+            }
+            if special {
+                rustix::fs::chmod(proc_path(&h.fd), Mode::from_raw_mode(mode)).map_err(errno)?;
+            } else {
+                let fd = self.reopen(h, OFlags::RDONLY | OFlags::NONBLOCK)?;
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(errno)?;
+            }
         }
         if set.atime.is_some() || set.mtime.is_some() || (set.ctime && set.size.is_none()) {
             let times = Timestamps {
@@ -494,6 +534,9 @@ impl Filesystem for DirExport {
                 let name = h.rel.rsplit('/').next().unwrap_or("");
                 let dir = self.parent_fd(&h.rel)?;
                 rustix::fs::utimensat(&dir, name, &times, AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(errno)?;
+            } else if special {
+                rustix::fs::utimensat(rustix::fs::CWD, proc_path(&h.fd), &times, AtFlags::empty())
                     .map_err(errno)?;
             } else {
                 let fd = self.reopen(h, OFlags::RDONLY | OFlags::NONBLOCK)?;

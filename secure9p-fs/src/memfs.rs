@@ -14,7 +14,7 @@
 //!
 //! [`FsServer`]: secure9p_core::FsServer
 
-use crate::perm::{R, W, X, allowed};
+use crate::perm::{R, Users, W, X, allowed};
 use secure9p_core::codec::{DirEntry, DirEntryWriter, LOpenFlags, Qid};
 use secure9p_core::{
     AT_REMOVEDIR, Attr, Caller, Filesystem, FsError, FsStat, Io, MAX_NAME_LEN, Obj, SetAttr,
@@ -164,6 +164,7 @@ pub struct MemFs {
     next_handle: u64,
     limits: Limits,
     bytes: u64,
+    users: Users,
 }
 
 impl std::fmt::Debug for MemFs {
@@ -217,7 +218,15 @@ impl MemFs {
             next_handle: 1,
             limits,
             bytes: 0,
+            users: Users::default(),
         }
+    }
+
+    /// Takes group membership from `users` (by default no uid is in any
+    /// group, so only owner and other bits apply).
+    pub fn with_users(mut self, users: Users) -> Self {
+        self.users = users;
+        self
     }
 
     /// Bytes held (file contents, link targets, xattrs).
@@ -345,7 +354,7 @@ impl MemFs {
 
     fn check(&self, c: &Caller, ino: u64, want: u32) -> Result<(), FsError> {
         let i = self.inode(ino)?;
-        if allowed(uid_of(c), i.mode, i.uid, want) {
+        if allowed(&self.users, uid_of(c), i.mode, i.uid, i.gid, want) {
             Ok(())
         } else {
             Err(FsError::AccessDenied)
@@ -745,8 +754,11 @@ impl Filesystem for MemFs {
         {
             return Err(FsError::NotPermitted);
         }
+        // The owner may give the file to a group it is in; root to any.
         if let Some(new) = set.gid
-            && (!is_owner || (uid != 0 && new != gid_now && uid != owner))
+            && new != gid_now
+            && (uid != owner || !self.users.in_group(uid, new))
+            && uid != 0
         {
             return Err(FsError::NotPermitted);
         }
@@ -761,7 +773,11 @@ impl Filesystem for MemFs {
             if self.inode(ino)?.is_dir() {
                 return Err(FsError::IsDir);
             }
-            self.check(c, ino, W)?;
+            // ftruncate through a descriptor open for writing needs no
+            // write permission on the file any more.
+            if !set.writer {
+                self.check(c, ino, W)?;
+            }
             self.set_size(ino, size)?;
             if let Some(i) = self.inodes.get_mut(&ino)
                 && uid != 0
@@ -770,8 +786,12 @@ impl Filesystem for MemFs {
             }
         }
         let t = now();
-        let i = self.inode_mut(ino)?;
-        if let Some(mode) = set.mode {
+        let i = self.inodes.get_mut(&ino).ok_or(FsError::NotFound)?;
+        if let Some(mut mode) = set.mode {
+            // A non-root owner outside the file's group cannot set S_ISGID.
+            if uid != 0 && !self.users.in_group(uid, i.gid) {
+                mode &= !0o2000;
+            }
             i.mode = (i.mode & file_type::S_IFMT) | (mode & 0o7777);
         }
         let chown = set.uid.is_some_and(|u| u != i.uid) || set.gid.is_some_and(|g| g != i.gid);

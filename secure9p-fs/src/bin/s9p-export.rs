@@ -8,6 +8,7 @@
 
 use clap::Parser;
 use secure9p_core::{FsServer, ServerConfig};
+use secure9p_fs::perm::Users;
 use secure9p_fs::serve::{Listen, run};
 use secure9p_fs::{DirExport, ExportOptions, export};
 use std::path::PathBuf;
@@ -52,10 +53,14 @@ fn parse_ids(s: &str) -> Result<(u32, u32), String> {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    // The modes clients ask for are the modes files get: the client applied
+    // its own umask already (diod clears its umask too).
+    rustix::process::umask(rustix::fs::Mode::empty());
     let options = ExportOptions {
         read_only: args.read_only,
         squash: args.squash,
         max_fds_per_session: args.max_fds,
+        users: Users::from_system(),
     };
     let fs = match DirExport::new(&args.dir, options) {
         Ok(fs) => fs,

@@ -7,6 +7,7 @@
 
 use clap::Parser;
 use secure9p_core::{FsServer, ServerConfig};
+use secure9p_fs::perm::Users;
 use secure9p_fs::serve::{Listen, run};
 use secure9p_fs::{Limits, MemFs, memfs};
 use std::path::PathBuf;
@@ -57,6 +58,7 @@ async fn main() -> std::process::ExitCode {
         },
         None => MemFs::new(limits),
     };
+    let fs = fs.with_users(Users::from_system());
     let listen = Listen {
         tcp: args.listen,
         unix: args.unix,
