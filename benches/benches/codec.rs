@@ -15,6 +15,7 @@ use secure9p_codec::{
     DecodeConfig, Dialect, Fid, Frame, GetattrMask, Qid, QidType, Rgetattr, Rread, Tag, Twalk,
     Twrite, WalkNames, rread_header, twrite_header,
 };
+use bytes::BytesMut;
 use std::hint::black_box;
 
 /// The payload sizes: one page, a common Linux msize, and Linux's TCP maximum.
@@ -94,6 +95,56 @@ fn small_messages(c: &mut Criterion) {
     g.finish();
 }
 
+/// `Frame::encode_to` appends to a reused `BytesMut` (what the transport's
+/// writers do): the frame's bytes are written once, with no zero-fill of
+/// the space first.
+fn encode_to(c: &mut Criterion) {
+    let names = ["usr", "share", "doc"];
+    let data = vec![7u8; 4 << 10];
+    let frames = [
+        (
+            "Twalk-3-names",
+            Frame::new(
+                Tag(1),
+                Twalk {
+                    fid: Fid(0),
+                    newfid: Fid(1),
+                    wnames: WalkNames::new(&names).expect("3 names"),
+                },
+            ),
+        ),
+        ("Rgetattr", Frame::new(Tag(1), rgetattr())),
+        (
+            "Twrite-4KiB",
+            Frame::new(
+                Tag(1),
+                Twrite {
+                    fid: Fid(1),
+                    offset: 0,
+                    data: &data,
+                },
+            ),
+        ),
+    ];
+    let mut g = c.benchmark_group("encode_to");
+    for (name, frame) in frames {
+        let want = encode(&frame);
+        let mut out = BytesMut::with_capacity(want.len());
+        frame.encode_to(&mut out).expect("encode_to");
+        assert_eq!(&out[..], &want[..], "encode_to and encode agree");
+        g.throughput(Throughput::Bytes(want.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                out.clear();
+                black_box(&frame)
+                    .encode_to(black_box(&mut out))
+                    .expect("encode_to")
+            })
+        });
+    }
+    g.finish();
+}
+
 fn payload_messages(c: &mut Criterion) {
     let mut g = c.benchmark_group("payload");
     for (size, label) in SIZES {
@@ -143,5 +194,5 @@ fn payload_messages(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(codec, small_messages, payload_messages);
+criterion_group!(codec, small_messages, encode_to, payload_messages);
 criterion_main!(codec);

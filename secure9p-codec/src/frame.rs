@@ -152,16 +152,22 @@ impl<'a> Frame<'a> {
     /// Appends the encoded frame to `out`.
     #[cfg(feature = "bytes")]
     pub fn encode_to(&self, out: &mut bytes::BytesMut) -> Result<(), CodecError> {
+        let len = self.encoded_len();
+        let size = u32::try_from(len).map_err(|_| CodecError::FieldTooLong {
+            field: "frame",
+            len,
+        })?;
         let start = out.len();
-        out.resize(start + self.encoded_len(), 0);
-        let written = match out.get_mut(start..) {
-            Some(dst) => self.encode(dst),
-            None => Err(CodecError::BufferTooSmall { need: 0, have: 0 }),
-        };
+        out.reserve(len);
+        let mut w = Writer::append(out, len);
+        let written = Header::write(&mut w, size, self.msg.msg_type(), self.tag)
+            .and_then(|()| self.msg.encode_body(&mut w))
+            .map(|()| w.position());
         match written {
+            Ok(n) if n == len => Ok(()),
             Ok(n) => {
-                out.truncate(start + n);
-                Ok(())
+                out.truncate(start);
+                Err(CodecError::BufferTooSmall { need: len, have: n })
             }
             Err(e) => {
                 out.truncate(start);

@@ -118,15 +118,39 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A bounds-checked writer into a caller's buffer.
+/// A bounds-checked writer: into a caller's slice, or appending to a
+/// `BytesMut` (each byte written once, no zero-fill first).
 pub(crate) struct Writer<'b> {
-    buf: &'b mut [u8],
+    out: Out<'b>,
     pos: usize,
+}
+
+enum Out<'b> {
+    Slice(&'b mut [u8]),
+    #[cfg(feature = "bytes")]
+    Bytes {
+        buf: &'b mut bytes::BytesMut,
+        /// The most bytes this writer may append.
+        limit: usize,
+    },
 }
 
 impl<'b> Writer<'b> {
     pub(crate) fn new(buf: &'b mut [u8]) -> Self {
-        Writer { buf, pos: 0 }
+        Writer {
+            out: Out::Slice(buf),
+            pos: 0,
+        }
+    }
+
+    /// Appends to `buf`, at most `limit` bytes (the frame's encoded length,
+    /// reserved beforehand so no append reallocates).
+    #[cfg(feature = "bytes")]
+    pub(crate) fn append(buf: &'b mut bytes::BytesMut, limit: usize) -> Self {
+        Writer {
+            out: Out::Bytes { buf, limit },
+            pos: 0,
+        }
     }
 
     pub(crate) fn position(&self) -> usize {
@@ -134,7 +158,11 @@ impl<'b> Writer<'b> {
     }
 
     pub(crate) fn bytes(&mut self, src: &[u8]) -> Result<(), CodecError> {
-        let have = self.buf.len();
+        let have = match &self.out {
+            Out::Slice(buf) => buf.len(),
+            #[cfg(feature = "bytes")]
+            Out::Bytes { limit, .. } => *limit,
+        };
         let end = self
             .pos
             .checked_add(src.len())
@@ -142,11 +170,19 @@ impl<'b> Writer<'b> {
                 need: usize::MAX,
                 have,
             })?;
-        let dst = self
-            .buf
-            .get_mut(self.pos..end)
-            .ok_or(CodecError::BufferTooSmall { need: end, have })?;
-        dst.copy_from_slice(src);
+        if end > have {
+            return Err(CodecError::BufferTooSmall { need: end, have });
+        }
+        match &mut self.out {
+            Out::Slice(buf) => {
+                let dst = buf
+                    .get_mut(self.pos..end)
+                    .ok_or(CodecError::BufferTooSmall { need: end, have })?;
+                dst.copy_from_slice(src);
+            }
+            #[cfg(feature = "bytes")]
+            Out::Bytes { buf, .. } => buf.extend_from_slice(src),
+        }
         self.pos = end;
         Ok(())
     }
