@@ -10,8 +10,10 @@
 //! and serves until Ctrl-C (or `--demo-seconds`), reporting if the worker
 //! is killed. Everything goes through the same sockets and files a real
 //! deployment uses; only the hive's processes are folded into one. The
-//! bridge child never outlives the demo.
+//! bridge child never outlives the demo. The operator console
+//! ([`crate::console`]) serves beside it; its URL is the first line printed.
 
+use crate::console::{ConsoleConfig, Listening};
 use crate::exit::{Exit, Failure};
 use crate::gpu::GpuVerb;
 use crate::heartbeat::{self, Worker, stop_signal};
@@ -81,6 +83,13 @@ pub struct Cli {
     /// this binary; else from PATH].
     #[arg(long, value_name = "PATH", conflicts_with = "no_gpu")]
     gpu_bridge_bin: Option<PathBuf>,
+    /// Where to serve the operator console (`cohesix-console`; port 0: a
+    /// free port). Its URL is the first line printed.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    console: SocketAddr,
+    /// Run without the operator console.
+    #[arg(long, conflicts_with = "console")]
+    no_console: bool,
 }
 
 /// How to run `cohsh` from here: through cargo when cargo ran this demo
@@ -117,6 +126,19 @@ fn failed(what: &str, e: impl std::fmt::Display) -> Failure {
 
 impl Cli {
     async fn run(self) -> Result<(), Failure> {
+        let console = match self.no_console {
+            true => None,
+            false => {
+                let bound = Listening::bind(self.console)
+                    .await
+                    .map_err(|e| failed("console", e))?;
+                println!(
+                    "console    {}  (log in with the queen ticket; /metrics for Prometheus)",
+                    bound.url()
+                );
+                Some(bound)
+            }
+        };
         let dir = tempfile::Builder::new()
             .prefix("cohesix-hive-")
             .tempdir()
@@ -150,6 +172,17 @@ impl Cli {
         if let Some(b) = &bridge {
             println!("           mirroring /gpu from the bridge at {}", b.addr());
         }
+        let console = match console {
+            Some(bound) => {
+                let mut config = ConsoleConfig::new(Target::Tcp(addr.to_string()));
+                config.scrape_ticket = Some(Presented {
+                    text: read_ticket(&ticket_path).map_err(|e| failed("queen ticket", e))?,
+                    from: ticket_path.display().to_string(),
+                });
+                Some(bound.serve(&config))
+            }
+            None => None,
+        };
         let shown = tokio::select! {
             shown = self.show(&host, &ticket_path, dir.path(), bridge.is_some()) => Some(shown),
             () = stop_signal() => None,
@@ -206,6 +239,10 @@ impl Cli {
             }
         }
         worker.abort();
+        if let Some(c) = console {
+            c.shutdown().await;
+            println!("console    stopped");
+        }
         host.shutdown().await;
         println!("NineDoor   stopped");
         if let Some(b) = bridge {

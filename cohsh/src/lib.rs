@@ -12,12 +12,16 @@
 //!   spawned through `/queen/ctl`, a GPU worker's `vadd` job, and the
 //!   commands to try.
 //!
-//! All three speak to the hive only through [`session::Session`], which
+//! - `cohesix-console` ([`console`]): the operator's web console and
+//!   Prometheus `/metrics`, a client of the hive as the Queen.
+//!
+//! All of them speak to the hive only through [`session::Session`], which
 //! wraps `secure9p-transport`'s client with deadlines and clear errors.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod console;
 pub mod demo;
 pub mod exit;
 pub mod gpu;

@@ -268,6 +268,10 @@ fn the_hive_demo_runs_a_gpu_job_beside_the_heartbeats_and_prints_the_next_comman
     let demo = run(&mut demo(&["--once", "--interval-ms", "100"]));
     assert_eq!(demo.code, Some(0), "{demo:?}");
     let out = &demo.stdout;
+    assert!(
+        out.starts_with("console    http://127.0.0.1:"),
+        "the console's URL comes first:\n{out}"
+    );
     for want in [
         "bridge     gpu-bridge-host --mock serving 1 mock GPU on 127.0.0.1:",
         "NineDoor   serving the hive on 127.0.0.1:",
@@ -284,6 +288,7 @@ fn the_hive_demo_runs_a_gpu_job_beside_the_heartbeats_and_prints_the_next_comman
         " worker=g1 worker-role=worker-gpu ",
         " gpu-complete ",
         "kill w1",
+        "console    stopped",
         "NineDoor   stopped",
         "bridge     stopped",
     ] {
@@ -422,7 +427,15 @@ fn ctrl_c_stops_the_hive_demo_and_its_bridge() {
     let (status, err) = demo.wait(DEADLINE);
     assert_eq!(status.code(), Some(0), "{err}");
     let rest: Vec<String> = rx.iter().collect();
-    assert_eq!(rest, ["NineDoor   stopped", "bridge     stopped"], "{err}");
+    assert_eq!(
+        rest,
+        [
+            "console    stopped",
+            "NineDoor   stopped",
+            "bridge     stopped"
+        ],
+        "{err}"
+    );
     // The bridge was reaped (its pid is gone, or another program's) and
     // the keys and tickets are gone with the directory.
     assert!(
