@@ -8,11 +8,11 @@
 //! out (the kernel refuses the resolution), and the server never follows a
 //! symbolic link (the client reads it and walks the target itself, within
 //! the export). Creating, linking, renaming and removing use the `*at`
-//! calls on those descriptors, never a path from the host's root. Reopening
-//! a file for I/O goes through its directory's descriptor again with
-//! `O_NOFOLLOW` and checks that the same inode came back, so a file swapped
-//! for a symbolic link between the walk and the open is refused (`ESTALE`)
-//! instead of followed.
+//! calls on those descriptors, never a path from the host's root. Opening
+//! a file for I/O reopens the held descriptor itself (its `/proc/self/fd`
+//! entry, which names exactly that inode) and checks that the same inode
+//! came back: a file swapped for a symbolic link after the walk is the old
+//! file or nothing, never the link's target.
 //!
 //! New files get the mode the client asks for, less this process's umask
 //! (`s9p-export` clears it: the client applied its own).
@@ -305,12 +305,31 @@ impl DirExport {
     /// Reopens the held file with `flags` for I/O: through its directory,
     /// never following a link, and only if the same inode comes back.
     fn reopen(&self, h: &Held, flags: OFlags) -> Result<OwnedFd, FsError> {
-        let flags = flags | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NOCTTY;
-        let fd = if h.rel.is_empty() {
-            rustix::fs::openat2(&self.root, ".", flags, Mode::empty(), beneath()).map_err(errno)?
-        } else {
-            rustix::fs::openat2(&self.root, h.rel.as_str(), flags, Mode::empty(), beneath())
+        if h.mode & file_type::S_IFMT == file_type::S_IFLNK {
+            return Err(FsError::Loop);
+        }
+        let flags = flags | OFlags::CLOEXEC | OFlags::NOCTTY;
+        // The held descriptor's /proc entry reopens exactly its inode, even
+        // after the host renamed it or swapped a link in above it. Without
+        // /proc, its path is resolved again beneath the root, links refused.
+        let fd = match rustix::fs::open(proc_path(&h.fd), flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(rustix::io::Errno::NOENT) => {
+                let rel = if h.rel.is_empty() {
+                    "."
+                } else {
+                    h.rel.as_str()
+                };
+                rustix::fs::openat2(
+                    &self.root,
+                    rel,
+                    flags | OFlags::NOFOLLOW,
+                    Mode::empty(),
+                    beneath(),
+                )
                 .map_err(errno)?
+            }
+            Err(e) => return Err(errno(e)),
         };
         let st = rustix::fs::fstat(&fd).map_err(errno)?;
         if st.st_dev != h.dev || st.st_ino != h.ino {
