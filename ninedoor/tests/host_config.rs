@@ -259,4 +259,15 @@ fn the_binary_exits_1_on_bad_flags_and_2_when_it_cannot_start() {
         Some(2)
     );
     assert_eq!(run(&["--print-config"]), Some(0));
+    // `cert` takes its own flags only: a serving flag before it would be
+    // silently ignored, so it is refused, and nothing is written.
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().to_str().unwrap();
+    assert_eq!(
+        run(&["--tls-cert", "queen.pem", "cert", "ca", "--dir", pki]),
+        Some(1)
+    );
+    assert!(!dir.path().join("ca.pem").exists());
+    assert_eq!(run(&["cert", "ca", "--dir", pki]), Some(0));
+    assert!(dir.path().join("ca.pem").exists());
 }

@@ -25,7 +25,12 @@ use std::process::ExitCode;
 /// Serve the Cohesix hive (/proc, /queen/ctl, /log/queen.log, /worker, /gpu)
 /// over Secure9P.
 #[derive(Debug, Parser)]
-#[command(name = "ninedoor", version, after_help = AFTER_HELP)]
+#[command(
+    name = "ninedoor",
+    version,
+    after_help = AFTER_HELP,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     /// TOML config file (flags given here override it).
     #[arg(long, value_name = "FILE")]
