@@ -211,19 +211,25 @@ fn config(cli: &Cli) -> Result<HostConfig, String> {
     Ok(config)
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Waits for Ctrl-C or SIGTERM. The SIGTERM handler is installed when this
+/// is called, not when the future is first polled: call it before telling
+/// anyone the daemon is up, so a SIGTERM sent right after the first lines
+/// stops it cleanly instead of killing it.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let term = async {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
     }
 }
 
@@ -267,6 +273,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_START);
             }
         };
+        let stop = stop_signal();
         println!("ninedoor listening on tcp {}", host.tcp_addr());
         if let Some(tls) = config.tls.as_ref().filter(|_| host.tls()) {
             println!(
@@ -283,7 +290,7 @@ fn main() -> ExitCode {
             host.queen_ticket_expires()
         );
         println!("ninedoor serving until Ctrl-C or SIGTERM");
-        stop_signal().await;
+        stop.await;
         println!("ninedoor stopping");
         host.shutdown().await;
         ExitCode::SUCCESS
