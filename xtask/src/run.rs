@@ -562,11 +562,18 @@ fn boot(
         .stdout(Stdio::piped())
         .spawn()
         .map_err(|e| Failure::new(format!("starting {}: {e}", qemu.display())))?;
-    println!(
-        "booting; 9P on {} (the device PD's console) and on {} (the network PD)",
-        socket.display(),
-        host.tcp
-    );
+    if host.net {
+        println!(
+            "booting; 9P on {} (the device PD's console) and on {} (the network PD)",
+            socket.display(),
+            host.tcp
+        );
+    } else {
+        println!(
+            "booting; 9P on {} (the device PD's serial line, the board's second UART)",
+            socket.display()
+        );
+    }
     let (tx, rx) = mpsc::channel();
     if let Some(out) = child.stdout.take() {
         std::thread::spawn(move || {
@@ -905,10 +912,12 @@ fn host_session(host: &Host) -> Result<(), Failure> {
         let tail = cohsh(host, via, &["tail", "-n", "2", &w2_path()]);
         let followed = stop(follower);
         println!("$ {shown}   (started before the two commands above, stopped after them)");
+        print!("{followed}");
         (followed, others, tail)
     } else {
         let followed = stop(follower);
         println!("$ {shown}   (stopped after {}s)", TICKS_WAIT.as_secs());
+        print!("{followed}");
         // Let a reply to the stopped follower's last request drain before
         // the next host takes the line.
         std::thread::sleep(Duration::from_millis(500));
@@ -916,7 +925,6 @@ fn host_session(host: &Host) -> Result<(), Failure> {
         let tail = cohsh(host, via, &["tail", "-n", "2", &w2_path()]);
         (followed, others, tail)
     };
-    print!("{followed}");
     let (others, tail) = (others?, tail?);
     expect(
         "`workers` lacks w1 or w2",
