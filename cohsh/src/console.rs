@@ -40,8 +40,8 @@ pub mod metrics;
 pub mod page;
 
 use crate::session::Target;
-use crate::ticket::Presented;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,9 +71,11 @@ pub struct ConsoleConfig {
     pub target: Target,
     /// The per-request deadline towards the hive.
     pub timeout: Duration,
-    /// A Queen ticket for `/metrics` (a scraper does not log in); without
-    /// one, `/metrics` reports the view of the most recent operator.
-    pub scrape_ticket: Option<Presented>,
+    /// A file holding a Queen ticket for `/metrics` (a scraper does not
+    /// log in), read again whenever the console reconnects (a restarted
+    /// hive writes a new ticket); without one, `/metrics` reports the view
+    /// of the most recent operator.
+    pub scrape_ticket_file: Option<PathBuf>,
 }
 
 impl ConsoleConfig {
@@ -85,7 +87,7 @@ impl ConsoleConfig {
                 .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 5680))),
             target,
             timeout: Duration::from_secs(10),
-            scrape_ticket: None,
+            scrape_ticket_file: None,
         }
     }
 }
@@ -194,21 +196,11 @@ pub struct Cli {
 
 impl Cli {
     async fn run(self) -> Result<(), crate::exit::Failure> {
-        let scrape_ticket = match &self.metrics_ticket_file {
-            Some(path) => Some(
-                crate::ticket::TicketArgs {
-                    ticket: None,
-                    ticket_file: Some(path.clone()),
-                }
-                .resolve(false)?,
-            ),
-            None => None,
-        };
         let config = ConsoleConfig {
             listen: self.listen,
             target: self.target.target()?,
             timeout: self.target.timeout(),
-            scrape_ticket,
+            scrape_ticket_file: self.metrics_ticket_file.clone(),
         };
         let console = Console::start(config)
             .await

@@ -149,6 +149,8 @@ impl Cli {
             ticket_file: Some(ticket_path.clone()),
             ..HostConfig::default()
         };
+        // The audit log and hive state on disk, as a real hive keeps them.
+        config.state.dir = Some(dir.path().join("state"));
         let bridge = if self.no_gpu {
             None
         } else {
@@ -175,10 +177,7 @@ impl Cli {
         let console = match console {
             Some(bound) => {
                 let mut config = ConsoleConfig::new(Target::Tcp(addr.to_string()));
-                config.scrape_ticket = Some(Presented {
-                    text: read_ticket(&ticket_path).map_err(|e| failed("queen ticket", e))?,
-                    from: ticket_path.display().to_string(),
-                });
+                config.scrape_ticket_file = Some(ticket_path.clone());
                 Some(bound.serve(&config))
             }
             None => None,

@@ -111,24 +111,10 @@ impl Hive {
     /// `GET path` on the console (HTTP/1.1, `Connection: close`): status and body.
     fn get(&self, path: &str) -> (u16, String) {
         let hostport = self.url.trim_start_matches("http://").trim_end_matches('/');
-        let mut s = TcpStream::connect(hostport).expect("console answers");
-        s.set_read_timeout(Some(DEADLINE)).expect("timeout");
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"
+        http(
+            hostport,
+            &format!("GET {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\n\r\n"),
         )
-        .expect("request");
-        let mut reply = String::new();
-        s.read_to_string(&mut reply).expect("reply");
-        let status = reply
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = reply
-            .split_once("\r\n\r\n")
-            .map_or(String::new(), |(_, b)| b.to_owned());
-        (status, body)
     }
 }
 
@@ -442,4 +428,114 @@ fn promtool_accepts_a_scrape_of_metrics() {
     // Without logging in, the pages are refused.
     let (status, _) = hive.get("/events");
     assert_eq!(status, 401);
+}
+
+/// A `ninedoor` on `listen` writing the Queen's ticket to `ticket_file`;
+/// returns it and the address it bound.
+fn ninedoor(listen: &str, ticket_file: &Path) -> (Proc, String) {
+    let mut proc = Proc::spawn(
+        Command::new(common::ninedoor_bin())
+            .args(["--listen", listen, "--ticket-file"])
+            .arg(ticket_file),
+    );
+    let addr = first_line(&mut proc, "ninedoor")
+        .strip_prefix("ninedoor listening on tcp ")
+        .expect("ninedoor's address")
+        .trim()
+        .to_owned();
+    (proc, addr)
+}
+
+/// `proc`'s first stdout line; the rest is drained.
+fn first_line(proc: &mut Proc, what: &str) -> String {
+    let stdout = proc.child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        let _ = tx.send(lines.next().unwrap_or_default());
+        for _ in lines {}
+    });
+    rx.recv_timeout(DEADLINE)
+        .unwrap_or_else(|_| panic!("{what} prints its first line"))
+}
+
+/// One HTTP/1.1 request to `hostport`: status and body.
+fn http(hostport: &str, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(hostport).expect("console answers");
+    s.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    s.write_all(request.as_bytes()).expect("request");
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).expect("reply");
+    let status = reply
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = reply
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, b)| b.to_owned());
+    (status, body)
+}
+
+#[test]
+fn the_console_outlives_the_hive_going_away_and_reconnects_when_it_is_back() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ticket_file = dir.path().join("queen.ticket");
+    let (hive, addr) = ninedoor("127.0.0.1:0", &ticket_file);
+    let mut console = Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_cohesix-console"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--addr",
+                &addr,
+                "--timeout-s",
+                "2",
+            ])
+            .arg("--metrics-ticket-file")
+            .arg(&ticket_file),
+    );
+    let first = first_line(&mut console, "cohesix-console");
+    let web = first
+        .strip_prefix("console    http://")
+        .and_then(|u| u.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let get = |path: &str| {
+        http(
+            &web,
+            &format!("GET {path} HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n\r\n"),
+        )
+    };
+    let up = |want: &str| {
+        common::eventually(DEADLINE, want, || {
+            let (status, body) = get("/metrics");
+            (status == 200 && body.contains(want)).then_some(body)
+        })
+    };
+    up("cohesix_hive_up 1\n");
+
+    drop(hive);
+    up("cohesix_hive_up 0\n");
+    let (status, page) = get("/");
+    assert_eq!(status, 200, "the login page still serves: {page}");
+    let form = "ticket=c9t1.whatever";
+    let (status, refused) = http(
+        &web,
+        &format!(
+            "POST /login HTTP/1.1\r\nHost: {web}\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+            form.len()
+        ),
+    );
+    assert_eq!(status, 401, "{refused}");
+    assert!(refused.contains("login refused: "), "{refused}");
+
+    // Back on the same address, with a new Queen ticket in the same file.
+    let (_hive, again) = ninedoor(&addr, &ticket_file);
+    assert_eq!(again, addr);
+    up("cohesix_hive_up 1\n");
+    console.terminate();
+    let (status, _) = console.wait(DEADLINE);
+    assert!(status.success(), "{status}");
 }

@@ -18,6 +18,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
@@ -267,7 +268,10 @@ impl std::fmt::Debug for HeldLease {
 pub struct View {
     target: Target,
     timeout: Duration,
-    queen: Presented,
+    queen: Mutex<Presented>,
+    /// Where to read the ticket afresh at each reconnect (a restarted hive
+    /// writes a new one), for the view `/metrics` keeps.
+    reload: Option<PathBuf>,
     link: tokio::sync::Mutex<Option<Arc<Session>>>,
     memory: Mutex<Memory>,
     leases: Mutex<HashMap<String, HeldLease>>,
@@ -295,12 +299,14 @@ impl std::fmt::Debug for View {
 
 impl View {
     /// Attaches to `target` with `queen` (so a refused ticket fails here,
-    /// at login), then re-reads the hive every [`POLL`] in a task that ends
+    /// at login; with `reload`, `queen` is read afresh from that file at
+    /// each reconnect), then re-reads the hive every [`POLL`] in a task that ends
     /// when the last holder of the view drops it.
     pub async fn open(
         target: Target,
         timeout: Duration,
         queen: Presented,
+        reload: Option<PathBuf>,
         requests: Requests,
     ) -> Result<Arc<View>, Failure> {
         if let Some(who) = TicketInfo::parse(&queen.text)
@@ -320,7 +326,8 @@ impl View {
         let view = Arc::new(View {
             target,
             timeout,
-            queen,
+            queen: Mutex::new(queen),
+            reload,
             link: tokio::sync::Mutex::new(Some(Arc::new(session))),
             memory: Mutex::new(Memory::default()),
             leases: Mutex::new(HashMap::new()),
@@ -387,11 +394,20 @@ impl View {
         if let Some(s) = link.as_ref() {
             return Ok(s.clone());
         }
+        if let Some(path) = &self.reload
+            && let Ok(text) = ninedoor::host::read_ticket(path)
+        {
+            *lock(&self.queen) = Presented {
+                text,
+                from: path.display().to_string(),
+            };
+        }
+        let queen = lock(&self.queen).clone();
         let s = Arc::new(
             self.requests
                 .time(
                     "attach",
-                    Session::connect(&self.target, &self.queen, self.timeout),
+                    Session::connect(&self.target, &queen, self.timeout),
                 )
                 .await?,
         );

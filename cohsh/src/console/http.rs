@@ -24,6 +24,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use std::convert::Infallible;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -41,7 +42,7 @@ pub struct App {
     target: Target,
     timeout: Duration,
     sessions: Sessions,
-    scrape_ticket: Option<Presented>,
+    scrape_ticket_file: Option<PathBuf>,
     scrape: tokio::sync::Mutex<Option<Arc<View>>>,
     requests: Requests,
     stop: watch::Receiver<bool>,
@@ -54,7 +55,7 @@ impl App {
             target: config.target.clone(),
             timeout: config.timeout,
             sessions: Sessions::default(),
-            scrape_ticket: config.scrape_ticket.clone(),
+            scrape_ticket_file: config.scrape_ticket_file.clone(),
             scrape: tokio::sync::Mutex::new(None),
             requests: Requests::default(),
             stop,
@@ -147,6 +148,7 @@ async fn login(State(app): State<Arc<App>>, form: Result<Form<Login>, FormReject
         app.target.clone(),
         app.timeout,
         ticket,
+        None,
         app.requests.clone(),
     )
     .await;
@@ -268,14 +270,21 @@ fn wants_openmetrics(headers: &HeaderMap) -> bool {
 }
 
 async fn scrape(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    let view = match &app.scrape_ticket {
-        Some(ticket) => {
+    let view = match &app.scrape_ticket_file {
+        Some(path) => {
             let mut slot = app.scrape.lock().await;
-            if slot.is_none() {
+            if slot.is_none()
+                && let Ok(text) = ninedoor::host::read_ticket(path)
+            {
+                let ticket = Presented {
+                    text,
+                    from: path.display().to_string(),
+                };
                 *slot = View::open(
                     app.target.clone(),
                     app.timeout,
-                    ticket.clone(),
+                    ticket,
+                    Some(path.clone()),
                     app.requests.clone(),
                 )
                 .await
