@@ -10,12 +10,12 @@
 //!
 //! Run: `cargo bench -p secure9p-benches --bench codec`.
 
+use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use secure9p_codec::{
     DecodeConfig, Dialect, Fid, Frame, GetattrMask, Qid, QidType, Rgetattr, Rread, Tag, Twalk,
     Twrite, WalkNames, rread_header, twrite_header,
 };
-use bytes::BytesMut;
 use std::hint::black_box;
 
 /// The payload sizes: one page, a common Linux msize, and Linux's TCP maximum.
