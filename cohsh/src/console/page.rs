@@ -69,7 +69,7 @@ pub fn console(hive: &str, csrf: &str, snap: &Snapshot) -> String {
 <meta name=\"csrf\" content=\"{csrf}\">\
 <div id=\"banner\">{banner}</div>\
 <main>\
-<section><h2>Hive</h2><div id=\"hive\">{hive_panel}</div></section>\
+<section class=\"hive\"><h2>Hive</h2><div id=\"hive\">{hive_panel}</div></section>\
 <section><h2>Workers</h2><div id=\"workers\">{workers}</div>\
 <form class=\"action\" data-action=\"spawn\"><input name=\"id\" placeholder=\"id (w2)\" id=\"spawn-id\">\
 <label><input type=\"checkbox\" name=\"run\" checked> run it here</label>\
@@ -328,7 +328,9 @@ fn jobs(list: &[JobView]) -> String {
 fn log(lines: &[String]) -> String {
     let mut out = String::from("<pre class=\"log\">");
     for l in lines.iter().rev().take(200).rev() {
-        let _ = writeln!(out, "<span>{}</span>", escape(l));
+        // No newline between the lines: each is a block, and a filtered-out
+        // one must leave no blank line behind.
+        let _ = write!(out, "<span>{}</span>", escape(l));
     }
     out.push_str("</pre>");
     out
