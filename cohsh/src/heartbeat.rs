@@ -8,6 +8,13 @@
 //! ticket, so the next append fails with `EBADF`; the worker then attaches
 //! again with the same ticket to learn why (`EKEYREVOKED`), rather than
 //! guessing.
+//!
+//! When the connection is lost (the hive restarted, or crashed), the worker
+//! reconnects by itself with the same ticket, backing off from
+//! [`FIRST_BACKOFF`] to [`MAX_BACKOFF`], for up to `--reconnect-s`
+//! seconds, and carries on counting: a hive with a state directory knows
+//! it again after a restart, and one that killed it refuses its ticket,
+//! which ends it as before.
 
 use crate::exit::{Exit, Failure, Op};
 use crate::session::{Session, TargetArgs};
@@ -41,6 +48,10 @@ pub struct Cli {
     /// Print each heartbeat line on stdout.
     #[arg(long, short)]
     verbose: bool,
+    /// Seconds to keep trying to reconnect after the connection is lost
+    /// (0: exit with status 5 at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    reconnect_s: u64,
 }
 
 const AFTER_HELP: &str = "\
@@ -54,6 +65,11 @@ Example:
 
 /// Shortest interval accepted: a worker must not flood its own ring.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// First wait before reconnecting: a restarting hive is back in well
+/// under a second.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest wait between reconnection attempts.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// What a heartbeat worker needs.
 #[derive(Debug, Clone)]
@@ -187,6 +203,18 @@ pub async fn run(
     target: &crate::session::Target,
     timeout: Duration,
     worker: Worker,
+    on_beat: impl FnMut(u64, &str),
+) -> Result<u64, Failure> {
+    run_reconnecting(target, timeout, worker, Duration::ZERO, on_beat).await
+}
+
+/// [`run`], reconnecting for up to `reconnect` whenever the connection is
+/// lost (see the module docs).
+pub async fn run_reconnecting(
+    target: &crate::session::Target,
+    timeout: Duration,
+    worker: Worker,
+    reconnect: Duration,
     mut on_beat: impl FnMut(u64, &str),
 ) -> Result<u64, Failure> {
     let interval = worker.interval.max(MIN_INTERVAL);
@@ -196,12 +224,63 @@ pub async fn run(
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
-        let line = beating.beat().await?;
+        let line = match beating.beat().await {
+            Ok(line) => line,
+            Err(f) if f.exit == Exit::Connection && !reconnect.is_zero() => {
+                beating = reconnected(target, timeout, beating, reconnect, f).await?;
+                continue;
+            }
+            Err(f) => return Err(f),
+        };
         on_beat(beating.seq(), &line);
         if count.is_some_and(|c| beating.seq() >= c) {
             let n = beating.seq();
             beating.stop().await;
             return Ok(n);
+        }
+    }
+}
+
+/// Attaches again after the connection was `lost`, backing off, for up to
+/// `within`; keeps the heartbeat count. A refusal other than a lost
+/// connection (a revoked ticket) ends the worker.
+async fn reconnected(
+    target: &crate::session::Target,
+    timeout: Duration,
+    old: Beating,
+    within: Duration,
+    lost: Failure,
+) -> Result<Beating, Failure> {
+    let Beating { worker, seq, .. } = old;
+    eprintln!(
+        "worker-heartbeat {}: {lost}; reconnecting for up to {} s",
+        worker.id,
+        within.as_secs()
+    );
+    let deadline = tokio::time::Instant::now() + within;
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        tokio::time::sleep(backoff).await;
+        match Beating::start(target, timeout, worker.clone()).await {
+            Ok(mut b) => {
+                b.seq = seq;
+                eprintln!(
+                    "worker-heartbeat {}: reconnected after {seq} heartbeats",
+                    b.worker.id
+                );
+                return Ok(b);
+            }
+            Err(f) if f.exit == Exit::Connection && tokio::time::Instant::now() < deadline => {
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+            Err(mut f) => {
+                if f.message.starts_with("ticket revoked") {
+                    f.message = format!(
+                        "ticket revoked: the queen killed this worker (after {seq} heartbeats)"
+                    );
+                }
+                return Err(f);
+            }
         }
     }
 }
@@ -270,6 +349,7 @@ pub fn main() -> ExitCode {
             interval: Duration::from_millis(cli.interval_ms),
             count: cli.count,
         };
+        let reconnect = Duration::from_secs(cli.reconnect_s);
         let target = match cli.target.target() {
             Ok(t) => t,
             Err(f) => {
@@ -283,11 +363,17 @@ pub fn main() -> ExitCode {
             worker.interval.max(MIN_INTERVAL).as_millis()
         );
         let verbose = cli.verbose;
-        let beats = run(&target, cli.target.timeout(), worker, |_, line| {
-            if verbose {
-                print!("{line}");
-            }
-        });
+        let beats = run_reconnecting(
+            &target,
+            cli.target.timeout(),
+            worker,
+            reconnect,
+            |_, line| {
+                if verbose {
+                    print!("{line}");
+                }
+            },
+        );
         tokio::select! {
             r = beats => match r {
                 Ok(n) => {

@@ -57,7 +57,7 @@ pub fn gpu_bridge_bin() -> &'static Path {
 
 /// Reads `proc`'s first stdout line (within [`DEADLINE`]) and keeps
 /// draining the rest, so the child never blocks on a full pipe.
-fn first_line(proc: &mut Proc, what: &str) -> String {
+pub fn first_line(proc: &mut Proc, what: &str) -> String {
     let stdout = proc.child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

@@ -13,9 +13,13 @@
 //! **Never acknowledge what was not recorded.** If the append, the `fsync`
 //! or the commit fails (a full disk, a file size limit, a read-only
 //! directory), the log is cut back to where the group started and every
-//! request of the group is answered with the errno instead of its reply;
-//! the state is kept and written with the next group that succeeds. Reads,
-//! which log nothing, keep being answered.
+//! control request of the group (one that changed the state or logged a
+//! `ctl-` event) is answered with the errno instead of its reply; the state
+//! is kept and written with the next group that succeeds. Reads, which log
+//! nothing, keep being answered, and so are attaches: their lines stay in
+//! the ring and wait in memory (at most [`MAX_GROUP_EVENTS`]) for the next
+//! group that succeeds, so a Queen can still look at a hive whose disk is
+//! full.
 
 use crate::HiveState;
 use crate::host::audit_files::AuditFiles;
@@ -45,6 +49,18 @@ pub(crate) struct Batch {
     pub(crate) release: Option<Token>,
 }
 
+impl Batch {
+    /// Whether its request must be refused if it cannot be recorded: it
+    /// changed the state or ran (or tried) a control write.
+    fn strict(&self) -> bool {
+        self.state.is_some()
+            || self
+                .lines
+                .iter()
+                .any(|l| l.split(' ').nth(1).is_some_and(|e| e.starts_with("ctl-")))
+    }
+}
+
 /// The errno a failed write of the state directory answers with.
 pub(crate) fn errno_of(e: &std::io::Error) -> FsError {
     match e.raw_os_error() {
@@ -70,6 +86,7 @@ pub(crate) fn start(
                 files,
                 db,
                 unstored: None,
+                backlog: Vec::new(),
             }
             .run(rx, shared)
         })
@@ -99,6 +116,9 @@ struct Writer {
     db: StateDb,
     /// A state whose commit failed, to store with the next group.
     unstored: Option<HiveState>,
+    /// Lines of answered requests (attaches) a failed group left, written
+    /// first by the next one.
+    backlog: Vec<String>,
 }
 
 impl Writer {
@@ -128,6 +148,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
+            let strict: Vec<bool> = group.iter().map(Batch::strict).collect();
             let result = self.record(&mut group);
             let Some(shared) = shared.upgrade() else {
                 return;
@@ -141,15 +162,27 @@ impl Writer {
                 eprintln!("ninedoor: {why}");
                 shared.with_engine(|engine| engine.note_unrecorded(&why));
             }
-            for token in group.iter().filter_map(|b| b.release) {
-                shared.complete(token, Completion::Write(result.map(|()| 0)));
+            for (b, strict) in group.iter_mut().zip(strict) {
+                let answer = match result {
+                    Err(e) if strict => Err(e),
+                    Err(_) => {
+                        let room = MAX_GROUP_EVENTS.saturating_sub(self.backlog.len());
+                        let n = b.lines.len().min(room);
+                        self.backlog.extend(b.lines.drain(..n));
+                        Ok(0)
+                    }
+                    Ok(()) => Ok(0),
+                };
+                if let Some(token) = b.release {
+                    shared.complete(token, Completion::Write(answer));
+                }
             }
         }
     }
 
     /// Writes, syncs and commits one group.
     fn record(&mut self, group: &mut [Batch]) -> Result<(), FsError> {
-        let mut bytes = Vec::new();
+        let mut bytes = self.backlog.concat().into_bytes();
         for b in group.iter() {
             for l in &b.lines {
                 bytes.extend_from_slice(l.as_bytes());
@@ -171,6 +204,7 @@ impl Writer {
             }
             self.unstored = None;
         }
+        self.backlog.clear();
         Ok(())
     }
 }
