@@ -19,21 +19,10 @@ pjd="$tools/bin/pjdfstest"
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: pjdfstest and diod need root"; exit 77; }
 out=${1:-$(mktemp -d /tmp/s9p-pjdfstest.XXXXXX)}
 mkdir -p "$out"
-target="${CARGO_TARGET_DIR:-$root/target}"
-(cd "$root" && cargo build -q --release -p secure9p-fs)
-bin="$target/release"
-pids=()
+# shellcheck source=servers.sh
+. "$here/servers.sh"
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
-
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 # measure NAME PORT OPTS: pjdfstest in a fresh directory of the mount.
 measure() {
