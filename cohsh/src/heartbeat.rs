@@ -309,21 +309,8 @@ fn worker_id(cli_id: Option<&str>, ticket: &Presented) -> Result<String, Failure
     }
 }
 
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
-}
+/// Waits for Ctrl-C or SIGTERM (the handler installed at the call).
+pub use ninedoor::host::stop_signal;
 
 /// `worker-heartbeat`'s entry point.
 pub fn main() -> ExitCode {
@@ -357,6 +344,7 @@ pub fn main() -> ExitCode {
                 return f.exit.code();
             }
         };
+        let stop = stop_signal();
         eprintln!(
             "worker-heartbeat {id}: appending to {} at {target} every {} ms",
             worker.path(),
@@ -385,7 +373,7 @@ pub fn main() -> ExitCode {
                     f.exit.code()
                 }
             },
-            () = stop_signal() => {
+            () = stop => {
                 eprintln!("worker-heartbeat {id}: stopped by signal");
                 Exit::Ok.code()
             }

@@ -211,28 +211,6 @@ fn config(cli: &Cli) -> Result<HostConfig, String> {
     Ok(config)
 }
 
-/// Waits for Ctrl-C or SIGTERM. The SIGTERM handler is installed when this
-/// is called, not when the future is first polled: call it before telling
-/// anyone the daemon is up, so a SIGTERM sent right after the first lines
-/// stops it cleanly instead of killing it.
-fn stop_signal() -> impl std::future::Future<Output = ()> {
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    async move {
-        let term = async {
-            match term {
-                Some(mut s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -273,7 +251,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(EXIT_START);
             }
         };
-        let stop = stop_signal();
+        let stop = ninedoor::host::stop_signal();
         println!("ninedoor listening on tcp {}", host.tcp_addr());
         if let Some(tls) = config.tls.as_ref().filter(|_| host.tls()) {
             println!(

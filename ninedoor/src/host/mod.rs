@@ -48,4 +48,26 @@ pub use settings::{
     HiveSettings, HostConfig, ServeSettings, StateSettings, TlsSettings,
 };
 pub use ticket_file::{TICKET_ENV, default_ticket_path, read_ticket, write_ticket};
+
+/// Waits for Ctrl-C or SIGTERM. The SIGTERM handler is installed when this
+/// is called, not when the future is first polled: a process calls it
+/// before it says it is up, so a SIGTERM sent right after that stops it
+/// cleanly instead of killing it. Call it inside the tokio runtime.
+pub fn stop_signal() -> impl core::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let term = async {
+            match term {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => core::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+}
 pub use tls_args::TlsArgs;
