@@ -116,7 +116,26 @@ impl Beating {
         worker: Worker,
     ) -> Result<Beating, Failure> {
         let session = Session::connect(target, &worker.ticket, timeout).await?;
-        let fid = session.open(&worker.path(), LOpenFlags::WRONLY).await?;
+        let fid = match session.open(&worker.path(), LOpenFlags::WRONLY).await {
+            Ok(fid) => fid,
+            Err(f) => {
+                // The Queen may have killed this worker between the attach
+                // and the open (its fids closed under it: EBADF): attach
+                // again to learn why, as a failed append does.
+                let probe = session
+                    .timed("/", Op::Attach, async {
+                        session.conn().attach(&worker.id, &worker.ticket.text).await
+                    })
+                    .await;
+                return Err(match probe {
+                    Ok(again) => {
+                        session.clunk(again).await;
+                        f
+                    }
+                    Err(refused) => refused,
+                });
+            }
+        };
         Ok(Beating {
             session,
             fid,
