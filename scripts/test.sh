@@ -13,6 +13,7 @@ echo "== clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== no_std builds (aarch64-unknown-none)"
 cargo build -p secure9p-codec --no-default-features --target aarch64-unknown-none
+cargo build -p cohesix-gpu-contract --target aarch64-unknown-none
 cargo build -p secure9p-core --target aarch64-unknown-none
 echo "== clippy on the image's own target (the runtime's unsafe blocks need SAFETY notes)"
 cargo clippy -p cohesix-rt -p cohesix-images --target aarch64-unknown-none --release -- -D warnings
