@@ -13,6 +13,8 @@ pub mod client;
 pub mod framing;
 #[cfg(feature = "std")]
 pub mod memfs;
+#[cfg(feature = "std")]
+pub mod observe;
 pub mod ring;
 #[cfg(feature = "std")]
 pub mod server;

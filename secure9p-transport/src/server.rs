@@ -8,8 +8,15 @@
 //! cap, idle timeout, partial-frame (slow sender) timeout, a bounded write
 //! queue that pushes back on a slow reader, and graceful shutdown that
 //! cancels pending work and sends what is queued before closing.
+//!
+//! An engine shared with [`Shared::observed`] is measured as it is served
+//! (see [`crate::observe`]): each request frame is counted by its type
+//! byte when decoded, and its connection's writer matches each reply it
+//! wrote to the request of the same tag, for the latency and the error
+//! count. Without an observer none of that runs.
 
 use crate::framing::NinePCodec;
+use crate::observe::{self, Observer};
 use bytes::BytesMut;
 use secure9p_core::{Completion, FsServer, Outcome, Server, SessionError, SessionId, Token};
 use std::collections::HashMap;
@@ -139,8 +146,17 @@ const JOIN_BYTES: usize = 16 * 1024;
 /// stays within [`JOIN_BYTES`]; returns the first one that did not fit (a
 /// large reply), to go out in the next write without a copy.
 pub(crate) fn join_queued(rx: &mut mpsc::Receiver<Vec<u8>>, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    join_with(rx, buf, |v| v)
+}
+
+/// [`join_queued`] over queue items that `open` turns into their bytes.
+fn join_with<T>(
+    rx: &mut mpsc::Receiver<T>,
+    buf: &mut Vec<u8>,
+    mut open: impl FnMut(T) -> Vec<u8>,
+) -> Option<Vec<u8>> {
     while buf.len() < JOIN_BYTES {
-        let more = rx.try_recv().ok()?;
+        let more = open(rx.try_recv().ok()?);
         if buf.len() + more.len() > JOIN_BYTES {
             return Some(more);
         }
@@ -185,7 +201,131 @@ pub struct Stats {
 /// An engine shared by every connection of one or more runners.
 pub struct Shared<E> {
     engine: Mutex<E>,
-    routes: Mutex<HashMap<SessionId, mpsc::Sender<Vec<u8>>>>,
+    routes: Mutex<HashMap<SessionId, mpsc::Sender<Queued>>>,
+    observer: Option<Arc<Observer>>,
+}
+
+/// What a connection's writer is given: whole reply frames, and with an
+/// observer the request just decoded (its reply may be among the bytes,
+/// or come later, or, when the engine defers it, even just before).
+struct Queued {
+    bytes: Vec<u8>,
+    started: Option<Started>,
+}
+
+/// A request decoded on an observed connection.
+#[derive(Clone, Copy)]
+struct Started {
+    tag: u16,
+    slot: u8,
+    at: std::time::Instant,
+}
+
+/// Requests a writer keeps until their replies are written: more than any
+/// engine keeps in flight on one connection (flushed requests whose reply
+/// never comes stay until their tag is used again). Beyond it, requests
+/// are still counted but not timed.
+const TIMED_MAX: usize = 256;
+
+/// One entry of a writer's [`Timing`]: a request waiting for its reply,
+/// or (`answered`, with the error flag) a reply written before the request
+/// it answers reached the writer (a deferred reply completed at once).
+#[derive(Clone, Copy)]
+struct Pending {
+    tag: u16,
+    slot: u8,
+    at: std::time::Instant,
+    answered: Option<bool>,
+}
+
+/// A writer's matching of replies to requests, by tag (one connection's
+/// tags are unique among its requests in flight).
+struct Timing {
+    observer: Arc<Observer>,
+    pending: Vec<Pending>,
+}
+
+impl Timing {
+    fn new(observer: Arc<Observer>) -> Self {
+        Timing {
+            observer,
+            pending: Vec::with_capacity(16),
+        }
+    }
+
+    fn push(&mut self, p: Pending) {
+        if self.pending.len() < TIMED_MAX {
+            self.pending.push(p);
+        }
+    }
+
+    /// A request reached the writer.
+    fn started(&mut self, s: Started) {
+        match self.pending.iter().position(|p| p.tag == s.tag) {
+            Some(i) => match self.pending[i].answered {
+                Some(error) => {
+                    let p = self.pending.swap_remove(i);
+                    let elapsed = p.at.saturating_duration_since(s.at);
+                    self.observer.replied(s.slot, elapsed, error);
+                }
+                // The tag's last request was flushed: this one replaces it.
+                None => {
+                    self.pending[i] = Pending {
+                        tag: s.tag,
+                        slot: s.slot,
+                        at: s.at,
+                        answered: None,
+                    };
+                }
+            },
+            None => self.push(Pending {
+                tag: s.tag,
+                slot: s.slot,
+                at: s.at,
+                answered: None,
+            }),
+        }
+    }
+
+    /// `buf`'s frames were written.
+    fn written(&mut self, buf: &[u8]) {
+        let now = std::time::Instant::now();
+        let mut at = 0usize;
+        while let Some(h) = buf.get(at..at + 7) {
+            let size = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
+            let (ty, tag) = (h[4], u16::from_le_bytes([h[5], h[6]]));
+            let error = observe::is_error_reply(ty);
+            let waiting = self
+                .pending
+                .iter()
+                .position(|p| p.tag == tag && p.answered.is_none());
+            match waiting {
+                Some(i) => {
+                    let p = self.pending.swap_remove(i);
+                    self.observer
+                        .replied(p.slot, now.saturating_duration_since(p.at), error);
+                }
+                None => self.push(Pending {
+                    tag,
+                    slot: 0,
+                    at: now,
+                    answered: Some(error),
+                }),
+            }
+            if size < 7 {
+                break;
+            }
+            at += size;
+        }
+    }
+}
+
+/// A queue item's bytes, after noting its request in `timing`.
+fn open_queued(timing: &mut Option<Timing>, q: Queued) -> Vec<u8> {
+    if let (Some(t), Some(s)) = (timing.as_mut(), q.started) {
+        t.started(s);
+    }
+    q.bytes
 }
 
 impl<E> std::fmt::Debug for Shared<E> {
@@ -213,7 +353,23 @@ impl<E: Engine> Shared<E> {
         Arc::new(Shared {
             engine: Mutex::new(engine),
             routes: Mutex::new(HashMap::new()),
+            observer: None,
         })
+    }
+
+    /// Shares `engine`, measured by `observer` on every runner that
+    /// serves it (give several the same observer to add them up).
+    pub fn observed(engine: E, observer: Arc<Observer>) -> Arc<Self> {
+        Arc::new(Shared {
+            engine: Mutex::new(engine),
+            routes: Mutex::new(HashMap::new()),
+            observer: Some(observer),
+        })
+    }
+
+    /// The observer, if the engine is [`observed`](Shared::observed).
+    pub fn observer(&self) -> Option<&Arc<Observer>> {
+        self.observer.as_ref()
     }
 
     /// Runs `f` with the engine locked (to add nodes, revoke tickets, ...).
@@ -238,7 +394,12 @@ impl<E: Engine> Shared<E> {
         match tx {
             // A full queue drops the connection's reply rather than block a
             // completing task; the connection then times out on the client.
-            Some(tx) => tx.try_send(out).is_ok(),
+            Some(tx) => tx
+                .try_send(Queued {
+                    bytes: out,
+                    started: None,
+                })
+                .is_ok(),
             None => false,
         }
     }
@@ -353,10 +514,16 @@ pub(crate) fn serve_with<E: Engine, L: Listener, H: Handshake<L::Stream>>(
                     };
                     let Ok(permit) = slots.clone().try_acquire_owned() else {
                         task_stats.refused.fetch_add(1, Ordering::Relaxed);
+                        if let Some(o) = shared.observer() {
+                            o.refused();
+                        }
                         drop(stream);
                         continue;
                     };
                     task_stats.accepted.fetch_add(1, Ordering::Relaxed);
+                    if let Some(o) = shared.observer() {
+                        o.accepted();
+                    }
                     let (shared, config, stats, mut stop) = (shared.clone(), config.clone(), task_stats.clone(), stop.clone());
                     let handshake = handshake.clone();
                     conns.spawn(async move {
@@ -365,8 +532,12 @@ pub(crate) fn serve_with<E: Engine, L: Listener, H: Handshake<L::Stream>>(
                             _ = stop.changed() => None,
                             s = handshake.handshake(stream, &config, &stats) => s,
                         };
+                        let observer = shared.observer().cloned();
                         if let Some(stream) = upgraded {
                             connection(stream, shared, &config, &stats, stop).await;
+                        }
+                        if let Some(o) = observer {
+                            o.closed();
                         }
                         stats.open.fetch_sub(1, Ordering::Relaxed);
                         drop(permit);
@@ -391,7 +562,14 @@ where
     S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
 {
     let (_keep, stop) = watch::channel(false);
+    let observer = shared.observer().cloned();
+    if let Some(o) = &observer {
+        o.accepted();
+    }
     connection(stream, shared, config, &Stats::default(), stop).await;
+    if let Some(o) = observer {
+        o.closed();
+    }
 }
 
 enum Closed {
@@ -413,20 +591,29 @@ async fn connection<E: Engine, S>(
 {
     let (mut rd, mut wr) = tokio::io::split(stream);
     let sid = shared.with_engine(|e| e.open_session());
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(config.write_queue.max(1));
+    let (tx, mut rx) = mpsc::channel::<Queued>(config.write_queue.max(1));
     lock(&shared.routes).insert(sid, tx.clone());
+    let observer = shared.observer().cloned();
+    let mut timing = observer.clone().map(Timing::new);
     let writer = tokio::spawn(async move {
-        let mut next = rx.recv().await;
+        let mut next = rx.recv().await.map(|q| open_queued(&mut timing, q));
         while let Some(mut buf) = next.take() {
-            next = join_queued(&mut rx, &mut buf);
+            next = join_with(&mut rx, &mut buf, |q| open_queued(&mut timing, q));
             // The flush matters on TLS: a write can return with records
             // still buffered in rustls, which only a flush (or the next
             // write) puts on the wire. On a plain socket it is a no-op.
-            if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
-                break;
+            // (An observed request deferred by the engine comes with no
+            // bytes: nothing to write.)
+            if !buf.is_empty() {
+                if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
+                    break;
+                }
+                if let Some(t) = timing.as_mut() {
+                    t.written(&buf);
+                }
             }
             if next.is_none() {
-                next = rx.recv().await;
+                next = rx.recv().await.map(|q| open_queued(&mut timing, q));
             }
         }
         let _ = wr.shutdown().await;
@@ -442,13 +629,33 @@ async fn connection<E: Engine, S>(
                 Ok(None) => break,
                 Err(_) => break 'conn Closed::Framing,
             };
+            let started = observer.as_ref().map(|o| {
+                // The codec hands out whole frames of at least 7 bytes.
+                let slot = observe::slot_of(frame.get(4).copied().unwrap_or(0));
+                o.request(slot);
+                Started {
+                    tag: frame
+                        .get(5..7)
+                        .map_or(0, |t| u16::from_le_bytes([t[0], t[1]])),
+                    slot,
+                    at: std::time::Instant::now(),
+                }
+            });
             let mut out = Vec::new();
             let (result, msize) = shared.with_engine(|e| {
                 let r = e.handle(sid, &frame, unix_now(), &mut out);
                 (r, e.msize(sid))
             });
             codec.set_msize(msize);
-            if !out.is_empty() && tx.send(out).await.is_err() {
+            if (!out.is_empty() || started.is_some())
+                && tx
+                    .send(Queued {
+                        bytes: out,
+                        started,
+                    })
+                    .await
+                    .is_err()
+            {
                 break 'conn Closed::Io;
             }
             if result.is_err() {
@@ -478,9 +685,15 @@ async fn connection<E: Engine, S>(
     match closed {
         Closed::Timeout => {
             stats.timed_out.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = &observer {
+                o.timed_out();
+            }
         }
         Closed::Framing => {
             stats.framing_errors.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = &observer {
+                o.framing_error();
+            }
         }
         Closed::Eof | Closed::Io | Closed::Shutdown => {}
     }

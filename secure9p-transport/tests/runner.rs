@@ -1,19 +1,24 @@
 //! The socket runners over real loopback sockets: file verbs end to end,
 //! pipelining, deferred replies answered out of order, flush, and every
-//! limit closing only the connection that broke it.
+//! limit closing only the connection that broke it; and their observer:
+//! every request counted by its type, each reply matched to its request
+//! for the latency histogram and the error count (deferred, failed and
+//! flushed requests included), two runners adding up into one observer,
+//! and connections accepted, open and refused.
 
 use secure9p_core::codec::{self, Fid, LOpenFlags, Msg, Tag};
 use secure9p_core::{
     AllowAll, Completion, FsError, Handle, Io, IoCtx, MemFile, Namespace, Node, NodeAttr, NodeKind,
     Principal, Role, Server, ServerConfig, Token,
 };
-use secure9p_transport::client::{CallError, Connection, connect_tcp};
+use secure9p_transport::client::{CallError, Connection, connect_tcp, connect_unix};
 use secure9p_transport::memfs;
+use secure9p_transport::observe::{Observer, OpSnapshot, Snapshot};
 use secure9p_transport::server::{ServeConfig, Shared, serve};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 
 const MSIZE: u32 = 64 * 1024;
 
@@ -282,7 +287,8 @@ impl Node for Slow {
 }
 
 /// A server with a `slow` file (reads deferred) and a `fast` MemFile,
-/// served anonymously on an ephemeral loopback port.
+/// served anonymously on an ephemeral loopback port (measured by
+/// `observer`, if given).
 struct SlowServer {
     addr: std::net::SocketAddr,
     shared: Arc<Shared<Server>>,
@@ -291,7 +297,7 @@ struct SlowServer {
     cancelled: Arc<Mutex<Vec<Token>>>,
 }
 
-async fn slow_server() -> SlowServer {
+async fn slow_server(observer: Option<Arc<Observer>>) -> SlowServer {
     let slow = Slow::default();
     let (tokens, cancelled) = (slow.tokens.clone(), slow.cancelled.clone());
     let mut ns = Namespace::new();
@@ -303,7 +309,11 @@ async fn slow_server() -> SlowServer {
         anonymous: Some(Principal::anonymous(Role::Anonymous, "t")),
         ..ServerConfig::default()
     };
-    let shared = Shared::new(Server::new(ns, AllowAll, config));
+    let server = Server::new(ns, AllowAll, config);
+    let shared = match observer {
+        Some(o) => Shared::observed(server, o),
+        None => Shared::new(server),
+    };
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let running = serve(listener, shared.clone(), ServeConfig::default());
@@ -324,7 +334,7 @@ async fn deferred_replies_go_out_of_order_and_flush_waits_for_the_drop() {
         running,
         tokens,
         cancelled,
-    } = slow_server().await;
+    } = slow_server(None).await;
 
     let conn = connect_tcp(addr, MSIZE).await.expect("connect");
     let r = conn.attach("t", "").await.expect("attach");
@@ -383,7 +393,7 @@ async fn shutdown_cancels_pending_work_and_closes_connections() {
         running,
         cancelled,
         ..
-    } = slow_server().await;
+    } = slow_server(None).await;
     let conn = connect_tcp(addr, MSIZE).await.expect("connect");
     let r = conn.attach("t", "").await.expect("attach");
     let s = open(&conn, r, "slow", LOpenFlags::empty()).await;
@@ -434,5 +444,186 @@ async fn dropping_the_last_connection_handle_closes_the_socket() {
         0,
         "connection closed after the handle was dropped"
     );
+    running.shutdown().await;
+}
+
+/// How long a test waits for an observer's figure to show (a writer
+/// records a reply just after writing it, so the client may see it first).
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Polls `observer` until `ok` holds, or fails with the last snapshot.
+async fn until(observer: &Observer, what: &str, ok: impl Fn(&Snapshot) -> bool) -> Snapshot {
+    let start = Instant::now();
+    loop {
+        let s = observer.snapshot();
+        if ok(&s) {
+            return s;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what}: never, last\n{}",
+            s.render()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn op<'a>(s: &'a Snapshot, name: &str) -> &'a OpSnapshot {
+    s.ops
+        .iter()
+        .find(|o| o.op == name)
+        .unwrap_or_else(|| panic!("no {name} in\n{}", s.render()))
+}
+
+fn all_answered(s: &Snapshot) -> bool {
+    s.ops.iter().all(|o| o.replies == o.requests)
+}
+
+#[tokio::test]
+async fn deferred_replies_are_timed_when_they_go_out_and_a_flushed_request_never_is() {
+    let observer = Arc::new(Observer::new());
+    let SlowServer {
+        addr,
+        shared,
+        running,
+        tokens,
+        ..
+    } = slow_server(Some(observer.clone())).await;
+
+    let conn = connect_tcp(addr, MSIZE).await.expect("connect");
+    let r = conn.attach("t", "").await.expect("attach");
+    let s = conn.walk(r, "slow").await.expect("walk");
+    conn.lopen(s, LOpenFlags::empty()).await.expect("open");
+    let read = codec::Tread {
+        fid: s,
+        offset: 0,
+        count: 10,
+    };
+    let failing = conn.start(read).await.expect("send");
+    let flushed = conn.start(read).await.expect("send");
+    let answered = conn.start(read).await.expect("send");
+    let start = Instant::now();
+    while tokens.lock().expect("lock").len() < 3 {
+        assert!(start.elapsed() < DEADLINE, "the reads were not deferred");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let t: Vec<Token> = tokens.lock().expect("lock").clone();
+    let s1 = until(&observer, "the open answered", |s| {
+        op(s, "Tlopen").replies == 1
+    })
+    .await;
+    let tread = op(&s1, "Tread");
+    assert_eq!((tread.requests, tread.replies), (3, 0), "all deferred");
+
+    assert!(shared.complete(t[0], Completion::Read(Err(FsError::Io))));
+    assert!(matches!(
+        failing.wait().await.expect("reply").result(),
+        Err(CallError::Fs(FsError::Io))
+    ));
+    conn.flush(flushed.tag).await.expect("flush");
+    assert!(shared.complete(t[2], Completion::Read(Ok(b"late".to_vec()))));
+    answered.wait().await.expect("reply").result().expect("ok");
+
+    let s2 = until(&observer, "the completed reads timed", |s| {
+        op(s, "Tread").replies == 2 && op(s, "Tflush").replies == 1
+    })
+    .await;
+    let tread = op(&s2, "Tread");
+    assert_eq!(
+        (tread.requests, tread.replies, tread.errors),
+        (3, 2, 1),
+        "the flushed read is counted, never timed\n{}",
+        s2.render()
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn requests_are_counted_by_type_and_each_reply_timed_and_errors_counted() {
+    let files = [("hello.txt", b"hello\n".to_vec())];
+    let server = memfs::server("/srv", &files, ServerConfig::default()).expect("tree");
+    let observer = Arc::new(Observer::new());
+    let shared = Shared::observed(server, observer.clone());
+    assert!(shared.observer().is_some());
+    let tcp = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = tcp.local_addr().expect("addr");
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("s.sock");
+    let unix = UnixListener::bind(&path).expect("bind unix");
+    let on_tcp = serve(tcp, shared.clone(), ServeConfig::default());
+    let on_unix = serve(unix, shared.clone(), ServeConfig::default());
+
+    let conn = connect_tcp(addr, MSIZE).await.expect("connect");
+    let root = conn.attach("guest", "/srv").await.expect("attach");
+    let f = conn.walk(root, "hello.txt").await.expect("walk");
+    assert!(matches!(
+        conn.walk(root, "missing").await,
+        Err(CallError::Fs(FsError::NotFound))
+    ));
+    conn.lopen(f, LOpenFlags::empty()).await.expect("open");
+    assert_eq!(&conn.read(f, 0, 64).await.expect("read")[..], b"hello\n");
+    conn.clunk(f).await.expect("clunk");
+    // A second client, on the other runner of the same engine.
+    let other = connect_unix(&path, MSIZE).await.expect("connect unix");
+    other.attach("guest", "/srv").await.expect("attach");
+
+    let s = until(&observer, "every reply timed", |s| {
+        all_answered(s) && op(s, "Tattach").replies == 2
+    })
+    .await;
+    let got: Vec<(&str, u64, u64)> = s
+        .ops
+        .iter()
+        .map(|o| (o.op.as_str(), o.requests, o.errors))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Tlopen", 1, 0),
+            ("Tversion", 2, 0),
+            ("Tattach", 2, 0),
+            ("Twalk", 2, 1),
+            ("Tread", 1, 0),
+            ("Tclunk", 1, 0),
+        ],
+        "by type byte order\n{}",
+        s.render()
+    );
+    for o in &s.ops {
+        assert_eq!(o.buckets.len(), s.bounds_us.len() + 1, "{}", o.op);
+        assert_eq!(o.buckets.last(), Some(&o.replies), "{}", o.op);
+        assert!(o.buckets.is_sorted(), "{}: cumulative", o.op);
+        assert!(o.sum_ns > 0, "{}: took some time", o.op);
+    }
+    assert_eq!((s.connections.accepted, s.connections.open), (2, 2));
+    assert_eq!(Snapshot::parse(&s.render()), Ok(s.clone()));
+
+    drop((conn, other));
+    until(&observer, "both closed", |s| s.connections.open == 0).await;
+    on_tcp.shutdown().await;
+    on_unix.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_counted_refused() {
+    let server = memfs::server("/srv", &[], ServerConfig::default()).expect("tree");
+    let observer = Arc::new(Observer::new());
+    let shared = Shared::observed(server, observer.clone());
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = ServeConfig {
+        max_connections: 1,
+        ..ServeConfig::default()
+    };
+    let running = serve(listener, shared, config);
+    let kept = connect_tcp(addr, MSIZE).await.expect("connect");
+    let mut extra = TcpStream::connect(addr).await.expect("tcp connect");
+    let mut byte = [0u8; 1];
+    let closed = tokio::time::timeout(DEADLINE, extra.read(&mut byte)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+    let s = until(&observer, "one refused", |s| s.connections.refused == 1).await;
+    assert_eq!((s.connections.accepted, s.connections.open), (1, 1));
+    drop(kept);
+    until(&observer, "none open", |s| s.connections.open == 0).await;
     running.shutdown().await;
 }
