@@ -16,6 +16,7 @@ use crate::error::BridgeError;
 use crate::executor::Executor;
 use crate::gpu::GpuState;
 use crate::log::{Actor, EventLog, LogSink};
+use crate::store::{BridgeStore, StateError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -31,6 +32,8 @@ pub struct BridgeState {
     log: EventLog,
     artefacts: Artefacts,
     source: Box<dyn GpuSource>,
+    /// The state directory, once [`GpuBridge::keep_state`] opened one.
+    store: Option<BridgeStore>,
 }
 
 impl std::fmt::Debug for BridgeState {
@@ -83,6 +86,7 @@ impl GpuBridge {
                     log: EventLog::default(),
                     artefacts: Artefacts::default(),
                     source,
+                    store: None,
                 }),
                 wake: Condvar::new(),
                 clock,
@@ -156,6 +160,17 @@ impl GpuBridge {
         index: usize,
         f: impl FnOnce(&mut GpuState, &mut GpuContext<'_>) -> R,
     ) -> Option<R> {
+        self.with_gpu_recorded(index, f).map(|(r, _)| r)
+    }
+
+    /// [`with_gpu`](Self::with_gpu), then what changed stored in the state
+    /// directory (if one is kept) before the lock is released: the second
+    /// value says whether that worked.
+    fn with_gpu_recorded<R>(
+        &self,
+        index: usize,
+        f: impl FnOnce(&mut GpuState, &mut GpuContext<'_>) -> R,
+    ) -> Option<(R, Result<(), BridgeError>)> {
         let now = self.now();
         let mut guard = self.lock();
         let BridgeState {
@@ -163,6 +178,7 @@ impl GpuBridge {
             log,
             artefacts,
             source,
+            store,
         } = &mut *guard;
         let gpu = gpus.get_mut(index)?;
         gpu.tick(now, log);
@@ -172,7 +188,26 @@ impl GpuBridge {
             artefacts,
             source: source.as_mut(),
         };
-        Some(f(gpu, &mut ctx))
+        let r = f(gpu, &mut ctx);
+        let recorded = match store {
+            Some(store) => store.record(index, gpu, log, now),
+            None => Ok(()),
+        };
+        Some((r, recorded))
+    }
+
+    /// Keeps this bridge's leases and job records in the state directory
+    /// `dir` from now on, after restoring what it holds (see the crate
+    /// README, "State directory"). A database that cannot be read is
+    /// refused and left as it is.
+    pub fn keep_state(&self, dir: &std::path::Path) -> Result<(), StateError> {
+        let now = self.now();
+        let mut guard = self.lock();
+        let BridgeState {
+            gpus, log, store, ..
+        } = &mut *guard;
+        *store = Some(BridgeStore::restore(dir, gpus, log, now)?);
+        Ok(())
     }
 
     /// [`with_gpu`](Self::with_gpu) for operations that can fail: an index
@@ -182,8 +217,12 @@ impl GpuBridge {
         index: usize,
         f: impl FnOnce(&mut GpuState, &mut GpuContext<'_>) -> Result<R, BridgeError>,
     ) -> Result<R, BridgeError> {
-        self.with_gpu(index, f)
-            .unwrap_or_else(|| Err(BridgeError::BadCommand(format!("no gpu index {index}"))))
+        match self.with_gpu_recorded(index, f) {
+            // Done but not recorded: not acknowledged.
+            Some((Ok(_), Err(unrecorded))) => Err(unrecorded),
+            Some((r, _)) => r,
+            None => Err(BridgeError::BadCommand(format!("no gpu index {index}"))),
+        }
     }
 
     fn gpu_index(&self, gpu: &str) -> Result<usize, BridgeError> {
@@ -290,10 +329,17 @@ impl GpuBridge {
             let name = executor.name();
             let now = self.now();
             let mut guard = self.lock();
-            let BridgeState { gpus, log, .. } = &mut *guard;
+            let BridgeState {
+                gpus, log, store, ..
+            } = &mut *guard;
             if let Some(g) = gpus.get_mut(index) {
                 g.tick(now, log);
                 g.complete(d.ticket, name, outcome, now);
+                if let Some(store) = store {
+                    // A failure is logged by the store; the outcome stays
+                    // in memory and is stored with the next commit.
+                    let _ = store.record(index, g, log, now);
+                }
             }
             ran += 1;
         }

@@ -93,6 +93,16 @@ pub enum BridgeError {
     /// A staged artefact named by a job does not exist.
     #[error("no staged artefact named {0}")]
     NoArtefact(String),
+    /// The change could not be recorded in the state directory (a full
+    /// disk, a file size limit, a read-only file system), so it is not
+    /// acknowledged.
+    #[error("not recorded in the state directory: {why}")]
+    NotRecorded {
+        /// The errno the write failed with on disk.
+        errno: FsError,
+        /// What the database said.
+        why: String,
+    },
 }
 
 impl BridgeError {
@@ -112,6 +122,7 @@ impl BridgeError {
             BridgeError::DuplicateJob(_) => FsError::Exists,
             BridgeError::QueueFull { .. } => FsError::Again,
             BridgeError::NoArtefact(_) => FsError::NotFound,
+            BridgeError::NotRecorded { errno, .. } => *errno,
         }
     }
 
@@ -131,6 +142,7 @@ impl BridgeError {
             BridgeError::DuplicateJob(_) => "DUPLICATE",
             BridgeError::QueueFull { .. } => "QUEUEFULL",
             BridgeError::NoArtefact(_) => "ARTEFACT",
+            BridgeError::NotRecorded { .. } => "UNRECORDED",
         }
     }
 

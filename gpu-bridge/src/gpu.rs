@@ -883,3 +883,11 @@ pub fn describe(l: &ActiveLease) -> String {
         l.expires_ms
     )
 }
+
+/// What a restarted bridge brings back (see `store`).
+impl GpuState {
+    /// Puts a restored lease book in place of this GPU's.
+    pub(crate) fn restore_leases(&mut self, book: LeaseBook) {
+        self.leases = book;
+    }
+}

@@ -404,6 +404,36 @@ impl LeaseBook {
     }
 }
 
+/// What a restarted bridge brings back (see `store`): the book's parts out
+/// and in, nothing else.
+impl LeaseBook {
+    /// The number of the last grant: a restored book numbers later grants
+    /// after it, so a `lease_id` never names two grants.
+    pub(crate) fn last_id(&self) -> u64 {
+        self.next_id
+    }
+
+    /// A book holding `active` and the `waiting` requests (first to be
+    /// granted first), numbering later grants after `last_id`.
+    pub(crate) fn restored(
+        active: Option<ActiveLease>,
+        waiting: Vec<GpuLease>,
+        last_id: u64,
+    ) -> LeaseBook {
+        let waiting: Vec<Waiting> = waiting
+            .into_iter()
+            .zip(1u64..)
+            .map(|(lease, seq)| Waiting { lease, seq })
+            .collect();
+        LeaseBook {
+            next_seq: waiting.len() as u64,
+            active,
+            waiting,
+            next_id: last_id,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,6 +34,7 @@ mod selftest;
 mod serve;
 mod sm_count;
 mod status;
+mod store;
 mod workload;
 
 pub use artefact::{Artefacts, MAX_ARTEFACTS};
@@ -60,4 +61,5 @@ pub use selftest::{SelftestReport, best_executors, fallback_executor, selftest};
 pub use serve::{BridgeAudit, ServeOptions, policy, server};
 pub use sm_count::{SmCounts, format_uuid};
 pub use status::{BadStatusLine, StatusLine};
+pub use store::{JOB_RECORDS, STATE_FILE, StateError};
 pub use workload::{Check, Kernel, Workload, check_ptx, matmul, output_bytes, vadd};

@@ -4,7 +4,8 @@
 //! thread per GPU running jobs on its best executor. With `--tls-cert/
 //! --tls-key/--tls-ca` it serves mutual TLS (NineDoor dials it with its own
 //! certificate); plain TCP on a non-loopback address is refused unless
-//! `--insecure-plain-tcp` is given.
+//! `--insecure-plain-tcp` is given. With `--state-dir DIR` its leases and
+//! job records survive a restart (the crate README, "State directory").
 //!
 //! Exit status: 0 success, 1 a self-test case failed or serving failed, 2
 //! bad usage, 3 no NVML (or another discovery failure).
@@ -72,6 +73,33 @@ struct Cli {
     /// Stage a payload file as artefact NAME (repeatable).
     #[arg(long, value_name = "NAME=PATH")]
     stage: Vec<String>,
+    /// Keep leases and job records in DIR (made 0700 if missing), so they
+    /// survive a restart: each change is on disk before its write is
+    /// answered.
+    #[arg(long, value_name = "DIR", requires = "listen")]
+    state_dir: Option<PathBuf>,
+}
+
+/// `SIGXFSZ` on Linux.
+const SIGXFSZ: i32 = 25;
+
+/// Restores and keeps `--state-dir`, if given. Catches `SIGXFSZ` first, so
+/// a file size limit makes a commit fail with `EFBIG` (and its write
+/// refused) instead of killing the bridge; the handler lives as long as
+/// the value returned. Must run inside the runtime.
+fn keep_state(
+    cli: &Cli,
+    bridge: &GpuBridge,
+) -> Result<Option<tokio::signal::unix::Signal>, String> {
+    let Some(dir) = &cli.state_dir else {
+        return Ok(None);
+    };
+    let xfsz = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(SIGXFSZ))
+        .map_err(|e| format!("catching SIGXFSZ: {e}"))?;
+    bridge
+        .keep_state(dir)
+        .map_err(|e| format!("--state-dir {e}"))?;
+    Ok(Some(xfsz))
 }
 
 /// Reads the ticket key: 32 bytes, or 64 hex digits. Like NineDoor (and ssh
@@ -163,6 +191,23 @@ fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
         }
     };
     bridge.set_log_sink(Box::new(|line| eprintln!("{line}")));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gpu-bridge-host: starting the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let _xfsz = match runtime.block_on(async { keep_state(cli, bridge) }) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("gpu-bridge-host: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let (executors, notes) = best_executors(&bridge.descriptors(), cli.mock);
     for note in &notes {
         eprintln!("gpu-bridge-host: {note}");
@@ -172,16 +217,6 @@ fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
         Ok(w) => w,
         Err(e) => {
             eprintln!("gpu-bridge-host: starting workers: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("gpu-bridge-host: starting the runtime: {e}");
             return ExitCode::from(1);
         }
     };
