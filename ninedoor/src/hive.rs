@@ -26,6 +26,7 @@ use crate::policy::cohesix_policy;
 use crate::state::{HiveState, Restored, SpawnBudget, WorkerRecord};
 use crate::telemetry::Telemetry;
 use crate::worker::{RingUsage, Worker, WorkerInfo, valid_id};
+pub use fleet::{ANY_GPU, BridgeEvent, BridgeGpus, MAX_BRIDGES, MAX_PLACEMENT_TRIES};
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -40,6 +41,8 @@ use secure9p_core::{
 };
 use serde::Serialize;
 use spin::Mutex;
+
+mod fleet;
 
 /// The Queen's subject in her tickets and in the log.
 const QUEEN: &str = "queen";
@@ -127,6 +130,8 @@ pub struct Hive {
     gpu_opens: SharedOpens,
     /// `lease`/`release` commands waiting for their bridge, by token.
     bridge_commands: BTreeMap<Token, BridgeCommand>,
+    /// The bridges, the leases the hive placed, "any GPU" placement.
+    fleet: fleet::Fleet,
     ctl: NodeId,
     worker_dir: NodeId,
     gpu_dir: NodeId,
@@ -319,6 +324,7 @@ impl Hive {
             reachable: BTreeMap::new(),
             gpu_opens: SharedOpens::default(),
             bridge_commands: BTreeMap::new(),
+            fleet: fleet::Fleet::default(),
             ctl,
             worker_dir,
             gpu_dir,
@@ -504,6 +510,7 @@ impl Hive {
     ) -> Option<SessionId> {
         self.now = now;
         if let Some(command) = self.bridge_commands.remove(&token) {
+            let command = self.replace_lease(token, command, &result, now)?;
             return self.finish_bridge_command(token, command, result, now, out);
         }
         let write = match &result {
@@ -539,6 +546,24 @@ impl Hive {
         gpu::take_closed(&self.gpu_opens)
     }
 
+    /// Installs `/proc/transport`, read by the Queen alone as `/proc/boot`
+    /// is: each open shows what `render` gives then (the host daemon gives
+    /// its runners' figures, `secure9p_transport::observe`'s text form). A
+    /// hive that is not given one (the seL4 image) has no such file.
+    pub fn install_transport_file(
+        &mut self,
+        mut render: impl FnMut() -> Vec<u8> + Send + 'static,
+    ) -> Result<(), HiveError> {
+        let ns = self.server.namespace_mut();
+        let proc_dir = ns.resolve("/proc").ok_or(FsError::NotFound)?;
+        ns.add_file(
+            proc_dir,
+            "transport",
+            Box::new(GeneratedFile::new(move |_| render())),
+        )?;
+        Ok(())
+    }
+
     /// Installs `/gpu/<id>/{info,ctl,lease,job,status,stats,result}` for each
     /// descriptor: `info` shows the descriptor, the others are forwarded
     /// (see [`Handled::Forward`]). All or nothing: an invalid or duplicate
@@ -549,6 +574,7 @@ impl Hive {
             if !valid_id(&d.id) {
                 return Err(HiveError::BadGpuId { id: d.id.clone() });
             }
+            Hive::reserved_gpu_id(&d.id)?;
             if self.gpus.contains(&d.id) || !seen.insert(d.id.as_str()) {
                 return Err(HiveError::GpuExists(d.id.clone()));
             }
@@ -571,6 +597,7 @@ impl Hive {
                 return Err(e.into());
             }
             self.gpus.insert(d.id.clone());
+            self.fleet.installed(&d.id, d.memory_mb);
             self.reachable.insert(d.id.clone(), reach);
             self.boot.lock().gpus.push(d.id.clone());
             log::append(
@@ -866,6 +893,9 @@ impl Hive {
             }
             Command::Kill { id } => self.kill(who, id, now),
             Command::Budget { ticket_ttl_s, ops } => self.set_budget(who, *ticket_ttl_s, *ops, now),
+            Command::Bridge { add, remove } => {
+                self.bridge_command(who, add.as_deref(), remove.as_deref(), now)
+            }
             Command::Lease { .. } | Command::Release { .. } => Err(Refusal::new(
                 FsError::Invalid,
                 "lease and release run alone in their write",
@@ -930,6 +960,7 @@ impl Hive {
         token: Token,
         now: u64,
     ) -> Result<(GpuRequest, BridgeCommand), Refusal> {
+        let mut any = None;
         let (gpu, line, action) = match c {
             Command::Lease {
                 gpu,
@@ -939,9 +970,11 @@ impl Hive {
                 ttl_s,
                 priority,
             } => {
-                self.installed_gpu(gpu)?;
+                let (gpu, mut placed) = self.place(who, gpu, *mem_mb, now)?;
                 let worker = self.new_worker_id(worker.as_deref())?;
                 let line = lease::lease_line(&worker, *mem_mb, *streams, *ttl_s, *priority);
+                self.hold(&worker, &gpu, *mem_mb, &line, &mut placed);
+                any = placed;
                 (gpu, line, BridgeAction::Lease { worker })
             }
             Command::Release { gpu, worker } => {
@@ -957,7 +990,7 @@ impl Hive {
                 }
                 let line = lease::release_line(worker.as_deref());
                 let worker = worker.clone();
-                (gpu, line, BridgeAction::Release { worker })
+                (gpu.clone(), line, BridgeAction::Release { worker })
             }
             _ => {
                 return Err(Refusal::new(FsError::Invalid, "not a command for a bridge"));
@@ -974,28 +1007,15 @@ impl Hive {
             forward = forward.field("worker", worker);
         }
         log::append(&self.log, forward);
-        let request = GpuRequest {
-            token,
-            gpu: gpu.clone(),
-            file: GpuFile::Ctl,
-            op: GpuOp::Write {
-                offset: 0,
-                data: line,
-            },
-            role: who.role,
-            subject: who.subject.clone(),
-            ticket: who.ticket,
-            scope: who.scope.clone(),
-            expires: who.expires,
-            origin: GpuOrigin::Command,
-        };
+        let request = fleet::command_request(token, &gpu, who, line);
         let command = BridgeCommand {
             open: 0,
             principal: who.clone(),
-            gpu: gpu.clone(),
+            gpu,
             action,
             len: 0,
             reply: Vec::new(),
+            any,
         };
         Ok((request, command))
     }

@@ -11,6 +11,7 @@ use secure9p_core::{Ops, Role, RulePolicy};
 /// | role | path | grants |
 /// |---|---|---|
 /// | Queen | `/proc/boot` | read |
+/// | Queen | `/proc/transport` | read (the host daemon's runners' figures) |
 /// | Queen | `/queen/ctl` | write, and read (the reply to its own commands) |
 /// | Queen | `/log/queen.log` | read |
 /// | Queen | `/worker/*/telemetry` | read |
@@ -26,6 +27,7 @@ use secure9p_core::{Ops, Role, RulePolicy};
 pub fn cohesix_policy() -> RulePolicy {
     RulePolicy::new()
         .allow(Role::Queen, "/proc/boot", Ops::READ)
+        .allow(Role::Queen, "/proc/transport", Ops::READ)
         .allow(Role::Queen, "/queen/ctl", Ops::READ | Ops::WRITE)
         .allow(Role::Queen, "/log/queen.log", Ops::READ)
         .allow(Role::Queen, "/worker/*/telemetry", Ops::READ)

@@ -217,6 +217,12 @@ const TABLE: &[(&str, Grants, Grants, Grants)] = &[
         ["EACCES"; 3],
     ),
     (
+        "/proc/transport",
+        ["ok", "ok", "EACCES"],
+        ["EACCES"; 3],
+        ["EACCES"; 3],
+    ),
+    (
         "/queen/ctl",
         ["ok", "ok", "ok"],
         ["EACCES"; 3],
@@ -289,6 +295,81 @@ fn each_role_gets_exactly_the_seeds_permissions_over_tcp() {
             .await
             .expect("w1 telemetry");
         assert_eq!(t1, b"table heartbeat\n");
+    });
+}
+
+/// The Queen's reading of `/proc/transport`.
+async fn transport(queen: &Client) -> secure9p_transport::observe::Snapshot {
+    let text = String::from_utf8(queen.read("/proc/transport").await.expect("queen reads"))
+        .expect("utf-8");
+    secure9p_transport::observe::Snapshot::parse(&text).unwrap_or_else(|e| panic!("{e}:\n{text}"))
+}
+
+/// `/proc/transport`: the runners' own figures, for the Queen. What a
+/// worker does on its own connection shows in them: the server counts
+/// every request it decodes, not only the Queen's.
+#[test]
+fn the_queen_reads_the_transports_figures_and_they_count_every_clients_requests() {
+    use secure9p_transport::observe::Snapshot;
+    run(async {
+        let served = serve(HiveSettings::default()).await;
+        let queen = Client::queen(&served).await;
+        let ticket = queen.spawn("w1").await;
+        let writes = |s: &Snapshot| {
+            s.ops
+                .iter()
+                .find(|o| o.op == "Twrite")
+                .map_or((0, 0), |o| (o.requests, o.errors))
+        };
+        let before = transport(&queen).await;
+        assert!(before.connections.accepted >= 1, "{before:?}");
+        assert!(before.connections.open >= 1, "{before:?}");
+        assert!(
+            before
+                .ops
+                .iter()
+                .any(|o| o.op == "Tattach" && o.replies >= 1),
+            "{}",
+            before.render()
+        );
+        let (w_before, _) = writes(&before);
+
+        let w1 = Client::attach(&served, &ticket).await.expect("w1 attaches");
+        for n in 0..5 {
+            let line = format!("heartbeat seq={n}\n");
+            w1.write("/worker/w1/telemetry", line.as_bytes())
+                .await
+                .expect("append");
+        }
+        // A refused one is an error reply in the figures.
+        assert_eq!(
+            w1.write("/worker/w2/telemetry", b"x\n").await.map(drop),
+            Err(FsError::AccessDenied)
+        );
+        assert_eq!(
+            w1.read("/proc/transport").await.map(drop),
+            Err(FsError::AccessDenied),
+            "the Queen's file alone"
+        );
+
+        // Requests are counted when decoded, so w1's are in already; error
+        // replies when written, which may come just after w1 read them.
+        let walk_errors = |s: &Snapshot| {
+            s.ops
+                .iter()
+                .find(|o| o.op == "Twalk")
+                .map_or(0, |o| o.errors)
+        };
+        let mut after = transport(&queen).await;
+        while walk_errors(&after) < walk_errors(&before) + 2 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            after = transport(&queen).await;
+        }
+        assert_eq!(writes(&after).0, w_before + 5, "{}", after.render());
+        assert!(
+            after.connections.accepted > before.connections.accepted,
+            "w1 connected"
+        );
     });
 }
 

@@ -13,6 +13,7 @@ use crate::host::settings::HostConfig;
 use crate::host::state_db::StateDb;
 use crate::host::ticket_file::{default_ticket_path, remove_if_holds, write_ticket};
 use crate::{Hive, Restored};
+use secure9p_transport::observe::Observer;
 use secure9p_transport::server::{Running, Shared, serve};
 use secure9p_transport::tls::{self, Identity, TlsClient, TlsServer};
 use std::net::SocketAddr;
@@ -213,6 +214,11 @@ impl Host {
                 (hive, None)
             }
         };
+        // The runners' own figures, for the Queen in /proc/transport.
+        let observer = Arc::new(Observer::new());
+        let mut hive = hive;
+        let shown = observer.clone();
+        hive.install_transport_file(move || shown.snapshot().render().into_bytes())?;
         let ticket = hive.queen_ticket().to_owned();
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -233,7 +239,8 @@ impl Host {
         let (shared, xfsz) = match opened {
             Some(opened) => {
                 let (recorder, rx) = Recorder::new();
-                let shared = Shared::new(HiveEngine::new(hive, bridge).with_recorder(recorder));
+                let engine = HiveEngine::new(hive, bridge).with_recorder(recorder);
+                let shared = Shared::observed(engine, observer);
                 durable::start(opened.files, opened.db, rx, Arc::downgrade(&shared))
                     .map_err(|e| HostError::file("audit writer thread", &ticket_path, e))?;
                 let xfsz =
@@ -241,7 +248,10 @@ impl Host {
                         .ok();
                 (shared, xfsz)
             }
-            None => (Shared::new(HiveEngine::new(hive, bridge)), None),
+            None => (
+                Shared::observed(HiveEngine::new(hive, bridge), observer),
+                None,
+            ),
         };
         let serve_config = config.serve.to_serve_config();
         let tcp = match acceptor {
