@@ -10,14 +10,19 @@
 use crate::artefact::Artefacts;
 use crate::clock::Clock;
 use crate::command::Command;
+use crate::config::BridgeConfig;
 use crate::descriptor::GpuDescriptor;
+use crate::discovery::FaultSink;
 use crate::discovery::GpuSource;
 use crate::error::BridgeError;
 use crate::executor::Executor;
 use crate::gpu::GpuState;
+use crate::health::{Action, Fault};
 use crate::log::{Actor, EventLog, LogSink};
 use crate::store::{BridgeStore, StateError};
+use secure9p_core::{Principal, TicketId};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -182,6 +187,7 @@ impl GpuBridge {
         } = &mut *guard;
         let gpu = gpus.get_mut(index)?;
         gpu.tick(now, log);
+        gpu.upkeep(now, source.as_mut(), log);
         let mut ctx = GpuContext {
             now,
             log,
@@ -244,6 +250,7 @@ impl GpuBridge {
         actor: &Actor,
     ) -> Result<String, BridgeError> {
         let result = self.try_gpu(index, |g, cx| match Command::parse(bytes) {
+            Ok(Command::Fault(what)) => g.inject(what, actor, cx),
             Ok(cmd) => g.command(cmd, actor, cx.now, cx.log),
             Err(e) => {
                 cx.log.record(
@@ -403,5 +410,50 @@ impl std::fmt::Debug for GpuContext<'_> {
         f.debug_struct("GpuContext")
             .field("now", &self.now)
             .finish_non_exhaustive()
+    }
+}
+
+/// Health and telemetry: configuration, faults from NVML's event loop,
+/// the revocations a quarantine asks for.
+impl GpuBridge {
+    /// Sets every GPU's telemetry interval, hold-down and fault policy.
+    pub fn configure(&self, config: &BridgeConfig) {
+        for g in self.lock().gpus.iter_mut() {
+            g.configure(config);
+        }
+    }
+
+    /// Sends the tickets a quarantine revokes to `tx` (the host revokes
+    /// them on its server, closing their fids, outside the bridge's lock).
+    pub fn set_revoker(&self, tx: Sender<TicketId>) {
+        for g in self.lock().gpus.iter_mut() {
+            g.set_revoker(tx.clone());
+        }
+    }
+
+    /// Handles a fault of GPU `index` as the policy says (NVML's event
+    /// loop calls this); `None` for an unknown index.
+    pub fn fault(&self, index: usize, fault: Fault) -> Option<Action> {
+        let action = self.with_gpu(index, |g, cx| g.fault(fault, None, cx.now, cx.log));
+        self.inner.wake.notify_all();
+        action
+    }
+
+    /// Remembers that a GPU worker opened a file of GPU `index` under its
+    /// ticket (a quarantine revokes the lease holder's tickets).
+    pub fn seen(&self, index: usize, principal: &Principal) {
+        let _ = self.with_gpu(index, |g, _| {
+            g.seen(principal.role, &principal.subject, principal.ticket)
+        });
+    }
+
+    /// Starts the source's event loop (NVML's, on Linux), if it has one;
+    /// its faults are handled by [`GpuBridge::fault`] until `stop` is set.
+    pub fn spawn_events(&self, stop: Arc<AtomicBool>) -> Option<Result<JoinHandle<()>, String>> {
+        let bridge = self.clone();
+        let sink: FaultSink = Box::new(move |index, fault| {
+            let _ = bridge.fault(index, fault);
+        });
+        self.lock().source.spawn_events(sink, stop)
     }
 }

@@ -8,13 +8,17 @@
 //! RELEASE [holder=<h>]                end the active lease, or withdraw h's waiting request
 //! PRIORITY <0-255>                    set the active lease's priority
 //! RESET                               drain every job, end the lease, drop waiting requests
+//! FAULT XID <n> | ECC CORRECTED | ECC UNCORRECTED | LOST | RESET-REQUIRED | RESTORE
+//!                                     mock GPUs only: inject what NVML would report
 //! ```
 //! `lease` (renewal, by the holder or the queen):
 //! ```text
 //! RENEW [<ttl_s> | ttl_s=<ttl_s>]     or {"ttl_s":N}, or an empty write: extend to now + TTL
 //! ```
 
+use crate::discovery::Injection;
 use crate::error::BridgeError;
+use crate::health::Fault;
 use crate::lease::LeaseRequest;
 use crate::limits::MAX_WRITE;
 use serde::Deserialize;
@@ -33,6 +37,8 @@ pub enum Command {
     Priority(u8),
     /// `RESET`
     Reset,
+    /// `FAULT …` (mock GPUs only)
+    Fault(Injection),
 }
 
 /// The text of one write: UTF-8, bounded, one line.
@@ -83,12 +89,39 @@ impl Command {
                 .map_err(|_| bad(format!("PRIORITY takes 0-255, not {rest:?}"))),
             "RESET" if rest.is_empty() => Ok(Command::Reset),
             "RESET" => Err(bad("RESET takes no arguments")),
+            "FAULT" => parse_fault(rest).map(Command::Fault),
             "" => Err(bad("empty command")),
             other => Err(bad(format!(
-                "unknown command {other:?}: LEASE, RELEASE, PRIORITY or RESET"
+                "unknown command {other:?}: LEASE, RELEASE, PRIORITY, RESET or FAULT"
             ))),
         }
     }
+}
+
+fn parse_fault(rest: &str) -> Result<Injection, BridgeError> {
+    let words: Vec<String> = rest
+        .split_ascii_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let fault = match words.as_slice() {
+        ["XID", n] => {
+            Fault::Xid(Some(n.parse().map_err(|_| {
+                bad(format!("FAULT XID takes a number, not {n:?}"))
+            })?))
+        }
+        ["ECC", "CORRECTED"] => Fault::EccCorrected,
+        ["ECC", "UNCORRECTED"] => Fault::EccUncorrected,
+        ["LOST"] => Fault::Lost,
+        ["RESET-REQUIRED"] => Fault::ResetRequired,
+        ["RESTORE"] => return Ok(Injection::Restore),
+        _ => {
+            return Err(bad(format!(
+                "FAULT takes XID <n>, ECC CORRECTED, ECC UNCORRECTED, LOST, RESET-REQUIRED or RESTORE, not {rest:?}"
+            )));
+        }
+    };
+    Ok(Injection::Fault(fault))
 }
 
 /// A renewal written to `lease`.
@@ -155,9 +188,33 @@ mod tests {
             b"RESET\nRESET",
             b"\xff",
             b"LEASE holder=w1",
+            b"FAULT",
+            b"FAULT XID x",
+            b"FAULT ECC",
+            b"FAULT FIRE",
         ] {
             assert!(Command::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn fault_injections() {
+        assert_eq!(
+            Command::parse(b"FAULT XID 79"),
+            Ok(Command::Fault(Injection::Fault(Fault::Xid(Some(79)))))
+        );
+        assert_eq!(
+            Command::parse(b"fault ecc uncorrected\n"),
+            Ok(Command::Fault(Injection::Fault(Fault::EccUncorrected)))
+        );
+        assert_eq!(
+            Command::parse(b"FAULT LOST"),
+            Ok(Command::Fault(Injection::Fault(Fault::Lost)))
+        );
+        assert_eq!(
+            Command::parse(b"FAULT RESTORE"),
+            Ok(Command::Fault(Injection::Restore))
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Where GPUs come from: [`MockSource`] (deterministic synthetic GPUs for CI
-//! and `--mock`) and [`NvmlSource`] (NVML, loaded at run time). Both answer
-//! the [`GpuSource`] trait the bridge samples for `info` and `stats`.
+//! and `--mock`, whose readings follow the jobs they run and which take
+//! injected faults) and [`NvmlSource`] (NVML, loaded at run time). Both
+//! answer the [`GpuSource`] trait the bridge reads telemetry, energy and
+//! re-probes through.
 //!
 //! NVML is opened by name at run time, so the bridge builds and runs on
 //! machines with no NVIDIA driver; [`NvmlSource::open`] then fails with
@@ -9,10 +11,18 @@
 //! multiprocessor count (feature `cuda`), matched by UUID; without it the
 //! count is unknown.
 
-use crate::descriptor::{GpuDescriptor, GpuSample};
+use crate::descriptor::GpuDescriptor;
+use crate::health::Fault;
+use crate::telemetry::{
+    Activity, MockCounters, Reading, fault_of, mock_energy_mj, mock_reading, nvml_reading,
+};
+use gpu_contract::Telemetry;
 use nvml_wrapper::Nvml;
 use nvml_wrapper::error::NvmlError;
 use std::ffi::OsStr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::thread::JoinHandle;
 
 /// Most mock GPUs: a mock fleet larger than this tests nothing new.
 pub const MAX_MOCK_GPUS: usize = 64;
@@ -22,14 +32,49 @@ pub const MAX_MOCK_GPUS: usize = 64;
 /// the development package.
 pub const NVML_LIBRARIES: [&str; 2] = ["libnvidia-ml.so.1", "libnvidia-ml.so"];
 
+/// Receives the faults an event loop hears of: the GPU's index and the
+/// fault. Must not block for long.
+pub type FaultSink = Box<dyn Fn(usize, Fault) + Send>;
+
+/// What a mock GPU's control (`FAULT …` on `ctl`, `--mock` only) injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Injection {
+    /// The fault, as NVML would report it. `Lost` and `ResetRequired` stay
+    /// until [`Injection::Restore`]: readings fail and re-probes with them.
+    Fault(Fault),
+    /// The mock GPU answers again (its next re-probe passes).
+    Restore,
+}
+
 /// A source of GPUs and of their live readings.
 pub trait GpuSource: Send {
     /// `"mock"` or `"nvml"`.
     fn kind(&self) -> &'static str;
     /// The GPUs, in index order.
     fn gpus(&self) -> &[GpuDescriptor];
-    /// Current readings of GPU `index` (all `None` for an unknown index).
-    fn sample(&mut self, index: usize) -> GpuSample;
+    /// A reading of GPU `index` while the bridge does `activity` on it
+    /// (every field `None` for an unknown index).
+    fn read(&mut self, index: usize, activity: &Activity) -> Reading;
+    /// GPU `index`'s energy counter, mJ, where it has one.
+    fn energy_mj(&mut self, index: usize, activity: &Activity) -> Option<u64>;
+    /// Re-probes a quarantined GPU: `Ok` if it answers as it should.
+    fn probe(&mut self, index: usize) -> Result<(), String>;
+    /// Injects a fault into GPU `index`; returns the fault to handle now.
+    /// Only mock GPUs take injections.
+    fn inject(&mut self, index: usize, what: Injection) -> Result<Option<Fault>, String> {
+        let _ = (index, what);
+        Err(String::from("FAULT is only served by mock GPUs (--mock)"))
+    }
+    /// Starts a thread that reports the device's critical events to `sink`
+    /// until `stop` is set; `None` where the source has no events.
+    fn spawn_events(
+        &self,
+        sink: FaultSink,
+        stop: Arc<AtomicBool>,
+    ) -> Option<Result<JoinHandle<()>, String>> {
+        let _ = (sink, stop);
+        None
+    }
 }
 
 /// Why discovery failed.
@@ -52,10 +97,22 @@ pub enum DiscoveryError {
 }
 
 /// Deterministic synthetic GPUs: the same count always gives the same
-/// descriptors, and readings never change.
+/// descriptors, and the same jobs at the same times the same readings
+/// (see `telemetry`): utilisation, memory, temperature, power and energy
+/// follow the bridge's jobs.
 #[derive(Debug, Clone)]
 pub struct MockSource {
     gpus: Vec<GpuDescriptor>,
+    state: Vec<MockGpu>,
+}
+
+/// What a mock GPU remembers between readings.
+#[derive(Debug, Clone, Default)]
+struct MockGpu {
+    last: Option<Activity>,
+    counters: MockCounters,
+    /// `Lost` or `ResetRequired` injected and not yet restored.
+    broken: Option<Fault>,
 }
 
 /// Memory of a mock GPU, MiB.
@@ -80,7 +137,10 @@ impl MockSource {
                 runtime_version: String::from("12.0"),
             })
             .collect();
-        Ok(MockSource { gpus })
+        Ok(MockSource {
+            gpus,
+            state: vec![MockGpu::default(); count],
+        })
     }
 }
 
@@ -91,21 +151,65 @@ impl GpuSource for MockSource {
     fn gpus(&self) -> &[GpuDescriptor] {
         &self.gpus
     }
-    fn sample(&mut self, index: usize) -> GpuSample {
-        match self.gpus.get(index) {
-            Some(g) => GpuSample {
-                memory_free_mb: Some(g.memory_mb),
-                gpu_util_pct: Some(0),
-                memory_util_pct: Some(0),
-            },
-            None => GpuSample::default(),
+    fn read(&mut self, index: usize, activity: &Activity) -> Reading {
+        let (Some(g), Some(m)) = (self.gpus.get(index), self.state.get_mut(index)) else {
+            return Reading::default();
+        };
+        if let Some(fault) = m.broken {
+            return Reading {
+                telemetry: Telemetry::default(),
+                fault: Some(fault),
+            };
         }
+        let telemetry = mock_reading(g.memory_mb, activity, m.last.as_ref(), m.counters);
+        m.last = Some(*activity);
+        Reading {
+            telemetry,
+            fault: None,
+        }
+    }
+
+    fn energy_mj(&mut self, index: usize, activity: &Activity) -> Option<u64> {
+        let m = self.state.get(index)?;
+        m.broken.is_none().then(|| mock_energy_mj(activity))
+    }
+
+    fn probe(&mut self, index: usize) -> Result<(), String> {
+        match self.state.get(index).map(|m| m.broken) {
+            None => Err(format!("no mock gpu {index}")),
+            Some(Some(fault)) => Err(format!(
+                "mock gpu {index}: {fault} (FAULT RESTORE to bring it back)"
+            )),
+            Some(None) => Ok(()),
+        }
+    }
+
+    fn inject(&mut self, index: usize, what: Injection) -> Result<Option<Fault>, String> {
+        let m = self
+            .state
+            .get_mut(index)
+            .ok_or_else(|| format!("no mock gpu {index}"))?;
+        Ok(match what {
+            Injection::Restore => {
+                m.broken = None;
+                None
+            }
+            Injection::Fault(fault) => {
+                match fault {
+                    Fault::Lost | Fault::ResetRequired => m.broken = Some(fault),
+                    Fault::EccCorrected => m.counters.ecc_corrected += 1,
+                    Fault::EccUncorrected => m.counters.ecc_uncorrected += 1,
+                    Fault::Xid(_) => {}
+                }
+                Some(fault)
+            }
+        })
     }
 }
 
 /// GPUs found through NVML.
 pub struct NvmlSource {
-    nvml: Nvml,
+    nvml: Arc<Nvml>,
     gpus: Vec<GpuDescriptor>,
 }
 
@@ -145,7 +249,10 @@ impl NvmlSource {
             return Err(DiscoveryError::NoNvml(failures.join("; ")));
         };
         let gpus = describe(&nvml)?;
-        Ok(NvmlSource { nvml, gpus })
+        Ok(NvmlSource {
+            nvml: Arc::new(nvml),
+            gpus,
+        })
     }
 }
 
@@ -186,20 +293,53 @@ impl GpuSource for NvmlSource {
     fn gpus(&self) -> &[GpuDescriptor] {
         &self.gpus
     }
-    fn sample(&mut self, index: usize) -> GpuSample {
-        let Ok(index) = u32::try_from(index) else {
-            return GpuSample::default();
-        };
-        let Ok(device) = self.nvml.device_by_index(index) else {
-            return GpuSample::default();
-        };
-        let memory = device.memory_info().ok();
-        let util = device.utilization_rates().ok();
-        GpuSample {
-            memory_free_mb: memory.map(|m| m.free / MIB),
-            gpu_util_pct: util.as_ref().map(|u| u.gpu),
-            memory_util_pct: util.map(|u| u.memory),
+    fn read(&mut self, index: usize, _: &Activity) -> Reading {
+        match self.device(index) {
+            Ok(device) => nvml_reading(&device),
+            Err(e) => Reading {
+                telemetry: Telemetry::default(),
+                fault: fault_of(&e),
+            },
         }
+    }
+
+    fn energy_mj(&mut self, index: usize, _: &Activity) -> Option<u64> {
+        self.device(index).ok()?.total_energy_consumption().ok()
+    }
+
+    fn probe(&mut self, index: usize) -> Result<(), String> {
+        let want = self
+            .gpus
+            .get(index)
+            .map(|g| g.uuid.clone())
+            .ok_or_else(|| format!("no gpu {index}"))?;
+        let device = self.device(index).map_err(|e| e.to_string())?;
+        let uuid = device.uuid().map_err(|e| e.to_string())?;
+        if uuid != want {
+            return Err(format!("index {index} is now {uuid}, was {want}"));
+        }
+        device.memory_info().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    fn spawn_events(
+        &self,
+        sink: FaultSink,
+        stop: Arc<AtomicBool>,
+    ) -> Option<Result<JoinHandle<()>, String>> {
+        Some(crate::events::spawn(
+            self.nvml.clone(),
+            self.gpus.len(),
+            sink,
+            stop,
+        ))
+    }
+}
+
+impl NvmlSource {
+    fn device(&self, index: usize) -> Result<nvml_wrapper::Device<'_>, NvmlError> {
+        let index = u32::try_from(index).map_err(|_| NvmlError::InvalidArg)?;
+        self.nvml.device_by_index(index)
     }
 }
 
@@ -215,5 +355,25 @@ mod tests {
         assert_eq!(a.gpus()[2].id, "2");
         assert_eq!(a.gpus()[2].uuid, "GPU-00000000-0000-4000-8000-000000000002");
         assert!(MockSource::new(MAX_MOCK_GPUS + 1).is_err());
+    }
+
+    #[test]
+    fn mock_faults_break_readings_and_probes_until_restored() {
+        let mut m = MockSource::new(2).unwrap();
+        let a = Activity::default();
+        assert!(m.read(0, &a).telemetry.temp_c.is_some());
+        assert_eq!(
+            m.inject(0, Injection::Fault(Fault::Lost)),
+            Ok(Some(Fault::Lost))
+        );
+        let r = m.read(0, &a);
+        assert_eq!((r.telemetry.temp_c, r.fault), (None, Some(Fault::Lost)));
+        assert!(m.probe(0).is_err() && m.probe(1).is_ok());
+        assert_eq!(m.inject(0, Injection::Restore), Ok(None));
+        assert!(m.probe(0).is_ok());
+        m.inject(1, Injection::Fault(Fault::EccUncorrected))
+            .unwrap();
+        assert_eq!(m.read(1, &a).telemetry.ecc_volatile_uncorrected, Some(1));
+        assert!(m.inject(9, Injection::Restore).is_err());
     }
 }

@@ -93,6 +93,14 @@ pub enum BridgeError {
     /// A staged artefact named by a job does not exist.
     #[error("no staged artefact named {0}")]
     NoArtefact(String),
+    /// The GPU is quarantined: it takes no lease until a re-probe passes.
+    #[error("gpu {gpu} is quarantined ({reason})")]
+    Quarantined {
+        /// The GPU.
+        gpu: String,
+        /// Why.
+        reason: String,
+    },
     /// The change could not be recorded in the state directory (a full
     /// disk, a file size limit, a read-only file system), so it is not
     /// acknowledged.
@@ -122,6 +130,7 @@ impl BridgeError {
             BridgeError::DuplicateJob(_) => FsError::Exists,
             BridgeError::QueueFull { .. } => FsError::Again,
             BridgeError::NoArtefact(_) => FsError::NotFound,
+            BridgeError::Quarantined { .. } => FsError::Io,
             BridgeError::NotRecorded { errno, .. } => *errno,
         }
     }
@@ -142,6 +151,7 @@ impl BridgeError {
             BridgeError::DuplicateJob(_) => "DUPLICATE",
             BridgeError::QueueFull { .. } => "QUEUEFULL",
             BridgeError::NoArtefact(_) => "ARTEFACT",
+            BridgeError::Quarantined { .. } => "QUARANTINED",
             BridgeError::NotRecorded { .. } => "UNRECORDED",
         }
     }

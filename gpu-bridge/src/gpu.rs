@@ -22,12 +22,16 @@ use crate::job::{ValidatedJob, sha256_hex, validate};
 use crate::lease::{ActiveLease, Grant, Handover, LeaseBook, LeaseEnd};
 use crate::limits::{MAX_QUEUED, RECENT_JOBS, RESULTS_KEPT, STATUS_RING, STATUS_VALUES};
 use crate::log::{Actor, EventLog};
-use crate::status::StatusLine;
 use crate::workload::output_bytes;
+use gpu_contract::StatusLine;
 use secure9p_core::{AppendLog, Role};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
+
+mod watch;
+
+pub use watch::Watch;
 
 /// Most output values kept per result (1 MiB of `f32`); larger outputs keep
 /// this prefix and say they were truncated. Their hash covers every value.
@@ -74,6 +78,10 @@ struct Running {
     /// Its status line is written (timed out or reset); the outcome is
     /// only awaited to free its resources.
     abandoned: bool,
+    /// The lease it was dispatched under (charged with its usage).
+    lease_id: u64,
+    /// The GPU's energy counter at dispatch, mJ.
+    energy_start: Option<u64>,
 }
 
 /// The full output of a finished job, as `/gpu/<id>/result` lists it.
@@ -150,6 +158,8 @@ pub struct GpuState {
     recent: VecDeque<JobSummary>,
     totals: Totals,
     next_seq: u64,
+    /// Health, telemetry and per-lease usage (see `watch`).
+    watch: Watch,
 }
 
 fn us(d: Duration) -> u64 {
@@ -170,6 +180,7 @@ impl GpuState {
             recent: VecDeque::new(),
             totals: Totals::default(),
             next_seq: 0,
+            watch: Watch::default(),
         }
     }
 
@@ -355,6 +366,7 @@ impl GpuState {
             }
             Command::Priority(p) => format!("PRIORITY {p}"),
             Command::Reset => String::from("RESET"),
+            Command::Fault(what) => format!("FAULT {what:?}"),
         };
         let outcome = match &result {
             Ok(reply) => reply.trim_end().to_string(),
@@ -373,6 +385,7 @@ impl GpuState {
     ) -> Result<String, BridgeError> {
         match cmd {
             Command::Lease(req) => {
+                self.refuse_if_quarantined()?;
                 let terms = req.terms(&self.desc)?;
                 match self.leases.request(terms, now)? {
                     Grant::Granted(l) => Ok(format!("OK LEASE granted {}\n", describe(&l))),
@@ -450,6 +463,11 @@ impl GpuState {
                     ended.map_or_else(|| String::from("-"), |l| l.lease.holder)
                 ))
             }
+            // Injections need the GPU source: the bridge runs them
+            // (`GpuState::inject`), never this table.
+            Command::Fault(_) => Err(BridgeError::BadCommand(String::from(
+                "FAULT is run by the bridge",
+            ))),
         }
     }
 
@@ -645,8 +663,11 @@ impl GpuState {
                     started_ms: now,
                     deadline_ms: q.deadline_ms,
                     abandoned: false,
+                    lease_id: self.leases.active().map_or(0, |a| a.lease_id),
+                    energy_start: self.watch.energy_now(),
                 },
             );
+            self.charge_dispatch(q.seq);
             self.emit(
                 StatusLine::Running {
                     job_id: q.job.job_id.clone(),
@@ -677,6 +698,7 @@ impl GpuState {
         let Some(r) = self.running.remove(&ticket.seq) else {
             return;
         };
+        self.charge_outcome(&r, &outcome, now);
         if r.abandoned {
             self.totals.late += 1;
             return;
@@ -785,38 +807,45 @@ impl GpuState {
             #[serde(flatten)]
             lease: &'a ActiveLease,
             remaining_ms: u64,
+            usage: gpu_contract::LeaseUsage,
         }
         let view = View {
             gpu_id: &self.desc.id,
             active: self.leases.active().map(|lease| ActiveView {
                 lease,
                 remaining_ms: lease.expires_ms.saturating_sub(now),
+                usage: self.watch.usage_of(lease),
             }),
             waiting: self.leases.waiting().collect(),
         };
         json_line(&view)
     }
 
-    /// What `info` shows: the descriptor and live readings, JSON.
-    pub fn info_json(&self, sample: &GpuSample, source: &str) -> String {
+    /// What `info` shows: the descriptor, the last reading's memory and
+    /// utilisation, the source and the health, JSON.
+    pub fn info_json(&self, source: &str) -> String {
         #[derive(Serialize)]
         struct View<'a> {
             #[serde(flatten)]
             desc: &'a GpuDescriptor,
             #[serde(flatten)]
-            sample: &'a GpuSample,
+            sample: GpuSample,
             source: &'a str,
+            health: &'a gpu_contract::Health,
         }
         json_line(&View {
             desc: &self.desc,
-            sample,
+            sample: GpuSample::of(self.watch.telemetry()),
             source,
+            health: self.watch.health().health(),
         })
     }
 
-    /// What `stats` shows: utilisation, queue occupancy, counters and the
-    /// recent job summaries, JSON.
-    pub fn stats_json(&self, sample: &GpuSample, now: u64) -> String {
+    /// What `stats` shows: the contract's stats line (health, the last
+    /// reading, the active lease's usage), then utilisation, queue
+    /// occupancy, counters, the recent job summaries and the recent
+    /// leases' usage, JSON.
+    pub fn stats_json(&self, now: u64) -> String {
         #[derive(Serialize)]
         struct Occupancy {
             queued: usize,
@@ -828,22 +857,29 @@ impl GpuState {
         }
         #[derive(Serialize)]
         struct View<'a> {
-            gpu_id: &'a str,
-            at_ms: u64,
-            utilisation: &'a GpuSample,
+            #[serde(flatten)]
+            line: gpu_contract::StatsLine,
+            utilisation: GpuSample,
             holder: Option<&'a str>,
             occupancy: Occupancy,
             totals: Totals,
             recent: Vec<&'a JobSummary>,
+            leases: Vec<&'a gpu_contract::LeaseUsage>,
         }
         let lease = self.leases.active().map(|a| &a.lease);
         let (streams, mem) = self.running.values().fold((0u64, 0u64), |(s, m), r| {
             (s + u64::from(r.streams), m + u64::from(r.mem_mb))
         });
+        let telemetry = self.watch.telemetry();
         json_line(&View {
-            gpu_id: &self.desc.id,
-            at_ms: now,
-            utilisation: sample,
+            line: gpu_contract::StatsLine {
+                gpu_id: self.desc.id.clone(),
+                at_ms: self.watch.read_at().unwrap_or(now),
+                health: self.watch.health().health().clone(),
+                telemetry: telemetry.clone(),
+                lease: self.leases.active().map(|a| self.watch.usage_of(a)),
+            },
+            utilisation: GpuSample::of(telemetry),
             holder: lease.map(|l| l.holder.as_str()),
             occupancy: Occupancy {
                 queued: self.queued.len(),
@@ -855,6 +891,7 @@ impl GpuState {
             },
             totals: self.totals,
             recent: self.recent.iter().rev().collect(),
+            leases: self.watch.recent_usage().collect(),
         })
     }
 

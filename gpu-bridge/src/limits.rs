@@ -30,9 +30,8 @@ pub const MAX_PTX_BYTES: usize = 256 * 1024;
 /// Longest kernel entry name (PTX identifiers are short).
 pub const MAX_ENTRY_LEN: usize = 128;
 
-/// Longest job id, holder or GPU id: they appear in paths, status lines and
-/// ticket scopes, whose claims are at most 128 bytes.
-pub const MAX_ID_LEN: usize = 64;
+/// Longest job id, holder or GPU id (the `/gpu` contract's bound).
+pub use gpu_contract::MAX_ID_LEN;
 
 /// Longest job timeout: 10 minutes. A job that needs longer belongs to a
 /// batch system, not to a lease-scoped control plane.
@@ -75,5 +74,32 @@ pub const RECENT_JOBS: usize = 32;
 /// Lines kept by the bridge's event log.
 pub const LOG_LINES: usize = 1024;
 
-/// Output values shown on an `OK` status line.
-pub const STATUS_VALUES: usize = 8;
+/// Output values shown on an `OK` status line (the `/gpu` contract's).
+pub use gpu_contract::STATUS_VALUES;
+
+/// Default time between telemetry readings of a GPU: 1 s, NVML's own
+/// utilisation sample period on most GPUs.
+pub const DEFAULT_TELEMETRY_INTERVAL_MS: u64 = 1_000;
+
+/// Shortest telemetry interval: NVML calls take up to a few ms each, made
+/// under the bridge's lock.
+pub const MIN_TELEMETRY_INTERVAL_MS: u64 = 50;
+
+/// Default hold-down of a quarantined GPU before its first re-probe: long
+/// enough for a driver's own recovery (a GPU reset takes seconds).
+pub const DEFAULT_HOLD_DOWN_MS: u64 = 60_000;
+
+/// Longest hold-down: one day.
+pub const MAX_HOLD_DOWN_MS: u64 = 86_400_000;
+
+/// Most XID rules a policy override may hold (NVIDIA's catalogue has about
+/// 150 XIDs).
+pub const MAX_XID_RULES: usize = 256;
+
+/// Leases whose usage each GPU keeps for `stats` (the active one and the
+/// most recent ended ones).
+pub const USAGE_KEPT: usize = 16;
+
+/// GPU workers whose tickets each GPU remembers, so that a quarantine can
+/// revoke the holder's; the oldest is forgotten first.
+pub const TICKETS_TRACKED: usize = 64;

@@ -2,12 +2,12 @@
 //!
 //! | file | kind | read | write |
 //! |---|---|---|---|
-//! | `info` | read-only | descriptor + live readings, JSON | — |
+//! | `info` | read-only | descriptor + live readings + health, JSON | — |
 //! | `ctl` | control | the state line, then the last reply | one command; refused → errno, reply `ERR …` |
 //! | `lease` | control | the lease and waiting list, JSON | a renewal |
 //! | `job` | append-only | the last reply of this fid | one JSON job descriptor |
 //! | `status` | read-only ring | job status lines, absolute offsets | — |
-//! | `stats` | read-only | utilisation, occupancy, counters, recent jobs, JSON | — |
+//! | `stats` | read-only | health, telemetry, lease usage, occupancy, counters, recent jobs, JSON | — |
 //! | `result` | read-only | one JSON line per recent result, full output | — |
 //!
 //! Snapshots (`info`, `lease`, `stats`, `result`, `ctl`) are taken at open,
@@ -17,70 +17,19 @@
 
 use crate::bridge::GpuBridge;
 use crate::log::Actor;
+use gpu_contract::Access;
 use secure9p_core::{
     FsError, Handle, Io, IoCtx, Namespace, Node, NodeAttr, NodeId, NodeKind, slice_at,
 };
 
-/// A file of `/gpu/<id>/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum GpuFile {
-    /// `info`
-    Info,
-    /// `ctl`
-    Ctl,
-    /// `lease`
-    Lease,
-    /// `job`
-    Job,
-    /// `status`
-    Status,
-    /// `stats`
-    Stats,
-    /// `result`
-    Result,
-}
+pub use gpu_contract::GpuFile;
 
-impl GpuFile {
-    /// Every file, in the order they are listed.
-    pub const ALL: [GpuFile; 7] = [
-        GpuFile::Info,
-        GpuFile::Ctl,
-        GpuFile::Lease,
-        GpuFile::Job,
-        GpuFile::Status,
-        GpuFile::Stats,
-        GpuFile::Result,
-    ];
-
-    /// The file's name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            GpuFile::Info => "info",
-            GpuFile::Ctl => "ctl",
-            GpuFile::Lease => "lease",
-            GpuFile::Job => "job",
-            GpuFile::Status => "status",
-            GpuFile::Stats => "stats",
-            GpuFile::Result => "result",
-        }
-    }
-
-    const fn kind(self) -> NodeKind {
-        match self {
-            GpuFile::Ctl | GpuFile::Lease => NodeKind::Control,
-            GpuFile::Job => NodeKind::Append,
-            GpuFile::Info | GpuFile::Status | GpuFile::Stats | GpuFile::Result => {
-                NodeKind::ReadOnly
-            }
-        }
-    }
-
-    const fn mode(self) -> u32 {
-        match self {
-            GpuFile::Ctl | GpuFile::Lease => 0o600,
-            GpuFile::Job => 0o644,
-            GpuFile::Info | GpuFile::Status | GpuFile::Stats | GpuFile::Result => 0o444,
-        }
+/// The node kind of a file.
+const fn kind(file: GpuFile) -> NodeKind {
+    match file.access() {
+        Access::Control => NodeKind::Control,
+        Access::Append => NodeKind::Append,
+        Access::ReadOnly => NodeKind::ReadOnly,
     }
 }
 
@@ -102,16 +51,10 @@ impl GpuNode {
         let file = self.file;
         self.bridge
             .with_gpu(self.gpu, |g, cx| match file {
-                GpuFile::Info => {
-                    let sample = cx.source.sample(self.gpu);
-                    g.info_json(&sample, cx.source.kind())
-                }
+                GpuFile::Info => g.info_json(cx.source.kind()),
                 GpuFile::Ctl => g.ctl_line(cx.now),
                 GpuFile::Lease => g.lease_json(cx.now),
-                GpuFile::Stats => {
-                    let sample = cx.source.sample(self.gpu);
-                    g.stats_json(&sample, cx.now)
-                }
+                GpuFile::Stats => g.stats_json(cx.now),
                 GpuFile::Result => g.results_text(),
                 GpuFile::Job | GpuFile::Status => String::new(),
             })
@@ -122,7 +65,7 @@ impl GpuNode {
 
 impl Node for GpuNode {
     fn kind(&self) -> NodeKind {
-        self.file.kind()
+        kind(self.file)
     }
 
     fn attr(&self) -> NodeAttr {
@@ -137,7 +80,8 @@ impl Node for GpuNode {
         attr
     }
 
-    fn open(&mut self, _: &IoCtx<'_>, handle: &mut Handle) -> Result<(), FsError> {
+    fn open(&mut self, ctx: &IoCtx<'_>, handle: &mut Handle) -> Result<(), FsError> {
+        self.bridge.seen(self.gpu, ctx.principal);
         handle.data = self.snapshot();
         Ok(())
     }

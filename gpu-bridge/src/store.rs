@@ -48,7 +48,7 @@ use crate::gpu::GpuState;
 use crate::lease::{ActiveLease, GpuLease, LeaseBook};
 use crate::limits::STATUS_RING;
 use crate::log::EventLog;
-use crate::status::StatusLine;
+use gpu_contract::StatusLine;
 use redb::{Database, ReadableTable, TableDefinition};
 use secure9p_core::FsError;
 use serde::{Deserialize, Serialize};

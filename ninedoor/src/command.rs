@@ -50,10 +50,16 @@ pub enum Command {
     /// Leases a GPU on its bridge to a new GPU worker: writes `LEASE
     /// holder=<worker> …` to the bridge's `/gpu/<gpu>/ctl` and, when the
     /// bridge grants (or queues) it, spawns the worker with a ticket scoped
-    /// to the GPU. The reply carries the ticket (as `spawn`'s does) and the
-    /// bridge's answer. Runs alone in its write.
+    /// to the GPU. The reply carries the ticket (as `spawn`'s does), the
+    /// GPU and the bridge's answer. Runs alone in its write.
+    ///
+    /// With `"gpu":"any"` the hive chooses: the least loaded GPU whose
+    /// bridge link is up and that has `mem_mb` MiB free (see
+    /// `docs/hive.md`, "Any GPU"), the next one if its bridge refuses (at
+    /// most [`MAX_PLACEMENT_TRIES`](crate::MAX_PLACEMENT_TRIES) in all);
+    /// `ENOSPC` when none can take it.
     Lease {
-        /// The installed GPU.
+        /// The installed GPU, or `any`.
         gpu: String,
         /// The new worker's id, the lease's holder; generated as `w<N>` when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +85,20 @@ pub enum Command {
         /// whichever lease is active.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         worker: Option<String>,
+    },
+    /// Adds or removes a GPU bridge at run time (exactly one of the two):
+    /// `add` links a new bridge (`[PREFIX=]HOST:PORT`, as in the host's
+    /// `[gpu] bridges`; its GPUs appear under `/gpu` once it lists them);
+    /// `remove` (`HOST:PORT`) stops a bridge's link, takes its GPUs out of
+    /// `/gpu` and kills the GPU workers scoped to them. Refused with
+    /// `EOPNOTSUPP` where links are fixed (the seL4 image).
+    Bridge {
+        /// The bridge to link.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        add: Option<String>,
+        /// The bridge to drop.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remove: Option<String>,
     },
 }
 
@@ -136,6 +156,7 @@ impl Command {
             Command::Budget { .. } => "budget",
             Command::Lease { .. } => "lease",
             Command::Release { .. } => "release",
+            Command::Bridge { .. } => "bridge",
         }
     }
 

@@ -64,6 +64,12 @@ impl QueenCtl {
         self.cancelled.remove(&token)
     }
 
+    /// Whether the bridge-bound write under `token` was flushed or its
+    /// session closed (it stays remembered).
+    pub(crate) fn is_cancelled(&self, token: Token) -> bool {
+        self.cancelled.contains(&token)
+    }
+
     /// Whether the fid with serial `open` is still open.
     pub(crate) fn is_open(&self, open: u64) -> bool {
         self.replies.contains_key(&open)

@@ -15,92 +15,18 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use gpu_contract::Access;
 use secure9p_core::{FsError, Handle, Io, IoCtx, Node, NodeAttr, NodeKind, Role, TicketId, Token};
-use serde::{Deserialize, Serialize};
 use spin::Mutex;
 
-/// A GPU as the bridge describes it (`gpu-bridge-host --mock --list`
-/// prints these); `info` shows it as one JSON line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GpuDescriptor {
-    /// The id used in paths and GPU workers' ticket scopes (`[A-Za-z0-9_-]`,
-    /// at most 64 bytes).
-    pub id: String,
-    /// The product name.
-    pub name: String,
-    /// The GPU's UUID.
-    pub uuid: String,
-    /// Memory, MiB.
-    pub memory_mb: u64,
-    /// Streaming multiprocessors; `None` (`null`) where the bridge could
-    /// not ask CUDA.
-    pub sm_count: Option<u32>,
-    /// The driver version.
-    pub driver_version: String,
-    /// The CUDA runtime version.
-    pub runtime_version: String,
-}
+pub use gpu_contract::{GpuDescriptor, GpuFile};
 
-/// A forwarded file of `/gpu/<id>/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum GpuFile {
-    /// `ctl`: `LEASE`, `RELEASE`, `PRIORITY <n>`, `RESET`; a status line back.
-    Ctl,
-    /// `lease`: the active lease; writes renew it.
-    Lease,
-    /// `job`: append-only JSON job descriptors.
-    Job,
-    /// `status`: job status lines.
-    Status,
-    /// `stats`: utilisation and recent job summaries.
-    Stats,
-    /// `result`: one JSON line per recent job result, with the full output.
-    Result,
-}
-
-impl GpuFile {
-    /// Every forwarded file, in the order they are listed.
-    pub const ALL: [GpuFile; 6] = [
-        GpuFile::Ctl,
-        GpuFile::Lease,
-        GpuFile::Job,
-        GpuFile::Status,
-        GpuFile::Stats,
-        GpuFile::Result,
-    ];
-
-    /// The file's name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            GpuFile::Ctl => "ctl",
-            GpuFile::Lease => "lease",
-            GpuFile::Job => "job",
-            GpuFile::Status => "status",
-            GpuFile::Stats => "stats",
-            GpuFile::Result => "result",
-        }
-    }
-
-    /// Whether the file is only read (writes are refused here, never forwarded).
-    pub const fn read_only(self) -> bool {
-        matches!(self, GpuFile::Status | GpuFile::Stats | GpuFile::Result)
-    }
-
-    const fn kind(self) -> NodeKind {
-        match self {
-            GpuFile::Ctl | GpuFile::Lease => NodeKind::Control,
-            GpuFile::Job => NodeKind::Append,
-            GpuFile::Status | GpuFile::Stats | GpuFile::Result => NodeKind::ReadOnly,
-        }
-    }
-
-    const fn mode(self) -> u32 {
-        match self {
-            GpuFile::Ctl | GpuFile::Lease => 0o600,
-            GpuFile::Job => 0o644,
-            GpuFile::Status | GpuFile::Stats | GpuFile::Result => 0o444,
-        }
+/// The node kind of a forwarded file.
+const fn kind(file: GpuFile) -> NodeKind {
+    match file.access() {
+        Access::Control => NodeKind::Control,
+        Access::Append => NodeKind::Append,
+        Access::ReadOnly => NodeKind::ReadOnly,
     }
 }
 
@@ -265,7 +191,7 @@ impl GpuNode {
 
 impl Node for GpuNode {
     fn kind(&self) -> NodeKind {
-        self.file.kind()
+        kind(self.file)
     }
 
     fn attr(&self) -> NodeAttr {

@@ -16,7 +16,7 @@ use crate::config::HiveConfig;
 use crate::ctl::QueenCtl;
 use crate::error::HiveError;
 use crate::gpu::{
-    self, GpuClosed, GpuDescriptor, GpuFile, GpuNode, GpuOp, GpuOrigin, GpuRequest, SharedOpens,
+    self, GpuClosed, GpuDescriptor, GpuFile, GpuNode, GpuOp, GpuRequest, SharedOpens,
 };
 use crate::ids::IdSource;
 use crate::lease::{self, BridgeAction, BridgeCommand, RefusedReply, ReleaseReply};
@@ -26,7 +26,6 @@ use crate::policy::cohesix_policy;
 use crate::state::{HiveState, Restored, SpawnBudget, WorkerRecord};
 use crate::telemetry::Telemetry;
 use crate::worker::{RingUsage, Worker, WorkerInfo, valid_id};
-pub use fleet::{ANY_GPU, BridgeEvent, BridgeGpus, MAX_BRIDGES, MAX_PLACEMENT_TRIES};
 use alloc::borrow::ToOwned;
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet};
@@ -35,6 +34,8 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::any::Any;
+pub(crate) use fleet::AnyGpu;
+pub use fleet::{ANY_GPU, BridgeEvent, BridgeGpus, MAX_BRIDGES, MAX_PLACEMENT_TRIES};
 use secure9p_core::{
     Claims, Completion, FsError, GeneratedFile, Namespace, NodeId, Outcome, Principal, Role,
     Server, ServerConfig, SessionError, SessionId, TicketAuthority, TicketError, TicketId, Token,
@@ -498,7 +499,7 @@ impl Hive {
     /// forwarded request must be completed once (a `lease` holds its
     /// worker's id until then).
     ///
-    /// A [`GpuOrigin::Command`] is completed with the result of its write
+    /// A [`GpuOrigin::Command`](crate::GpuOrigin::Command) is completed with the result of its write
     /// (`Completion::Write`), after [`Hive::set_gpu_reply`] gave the
     /// bridge's reply.
     pub fn complete(
@@ -530,7 +531,7 @@ impl Hive {
         session
     }
 
-    /// Gives a forwarded [`GpuOrigin::Command`] the bridge's reply to its
+    /// Gives a forwarded [`GpuOrigin::Command`](crate::GpuOrigin::Command) the bridge's reply to its
     /// write (what the bridge's `ctl` fid reads back after it, success or
     /// not): call before [`Hive::complete`]. Only its first line is kept.
     pub fn set_gpu_reply(&mut self, token: Token, reply: &[u8]) {
@@ -586,7 +587,7 @@ impl Hive {
             let installed = ns
                 .add_file(dir, "info", Box::new(gpu::InfoNode::new(d, reach.clone())))
                 .and_then(|_| {
-                    GpuFile::ALL.iter().try_for_each(|file| {
+                    GpuFile::FORWARDED.iter().try_for_each(|file| {
                         let node = GpuNode::new(&d.id, *file, self.gpu_opens.clone());
                         ns.add_file(dir, file.name(), Box::new(node)).map(|_| ())
                     })
@@ -1038,6 +1039,7 @@ impl Hive {
             action,
             len,
             reply,
+            ..
         } = command;
         if let BridgeAction::Lease { worker } = &action {
             self.reserved.remove(worker);

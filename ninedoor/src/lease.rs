@@ -49,6 +49,8 @@ pub(crate) struct BridgeCommand {
     pub(crate) len: usize,
     /// The bridge's reply, once the embedder has set it.
     pub(crate) reply: Vec<u8>,
+    /// For an "any GPU" lease: the GPUs left to ask if this one refuses.
+    pub(crate) any: Option<crate::hive::AnyGpu>,
 }
 
 /// The `ctl` line that asks the bridge for a lease held by `worker`.

@@ -34,7 +34,7 @@ pub use config::{
 };
 pub use error::HiveError;
 pub use gpu::{GpuClosed, GpuDescriptor, GpuFile, GpuOp, GpuOrigin, GpuRequest};
-pub use hive::{Handled, Hive};
+pub use hive::{ANY_GPU, BridgeEvent, BridgeGpus, Handled, Hive, MAX_BRIDGES, MAX_PLACEMENT_TRIES};
 pub use ids::IdSource;
 pub use lifecycle::WorkerEvent;
 pub use policy::cohesix_policy;

@@ -5,11 +5,14 @@
 //! ways; and each hive fid's bridge fid is closed with it, so a busy hive
 //! never runs out of fids on its bridge.
 
+mod tcp_client;
+
+use tcp_client::Client;
+
 use gpu_bridge::{GpuBridge, MockSource, ServeOptions, SystemClock};
 use ninedoor::host::{GpuSettings, Host, HostConfig};
-use ninedoor::secure9p_core::codec::{Fid, LOpenFlags};
+use ninedoor::secure9p_core::codec::LOpenFlags;
 use ninedoor::secure9p_core::{FsError, TicketAuthority};
-use secure9p_transport::client::{CallError, Connection, connect_tcp};
 use secure9p_transport::server::{Running, ServeConfig, Shared, serve};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -73,55 +76,6 @@ async fn hive(bridges: Vec<String>) -> (Host, TempDir) {
         ..HostConfig::default()
     };
     (Host::start(&config).await.expect("host starts"), dir)
-}
-
-fn fs(e: CallError) -> FsError {
-    match e {
-        CallError::Fs(e) => e,
-        other => panic!("not an errno: {other}"),
-    }
-}
-
-struct Client {
-    conn: Connection,
-    root: Fid,
-}
-
-impl Client {
-    async fn attach(host: &Host, ticket: &str) -> Client {
-        let conn = connect_tcp(host.tcp_addr(), 64 * 1024)
-            .await
-            .expect("connect");
-        let root = conn.attach("test", ticket).await.expect("attach");
-        Client { conn, root }
-    }
-
-    /// Opens `path`, writes `data` through the fid, reads its reply back.
-    async fn exchange(&self, path: &str, data: &[u8]) -> (Result<u32, FsError>, String) {
-        let fid = self.conn.walk(self.root, path).await.expect("walk");
-        self.conn.lopen(fid, LOpenFlags::RDWR).await.expect("open");
-        let written = self.conn.write(fid, 0, data).await.map_err(fs);
-        let reply = self.conn.read_to_end(fid, 0).await.expect("reply");
-        self.conn.clunk(fid).await.expect("clunk");
-        (written, String::from_utf8(reply).expect("utf-8"))
-    }
-
-    async fn cat(&self, path: &str) -> Result<Vec<u8>, FsError> {
-        let fid = self.conn.walk(self.root, path).await.map_err(fs)?;
-        let r = match self.conn.lopen(fid, LOpenFlags::empty()).await {
-            Ok(_) => self.conn.read_to_end(fid, 0).await.map_err(fs),
-            Err(e) => Err(fs(e)),
-        };
-        self.conn.clunk(fid).await.expect("clunk");
-        r
-    }
-
-    /// A `/queen/ctl` command's JSON reply.
-    async fn command(&self, line: &str) -> serde_json::Value {
-        let (written, reply) = self.exchange("queen/ctl", line.as_bytes()).await;
-        assert!(written.is_ok(), "{line}: {written:?} {reply}");
-        serde_json::from_str(&reply).expect("json reply")
-    }
 }
 
 /// Waits until the hive has installed `gpu`.

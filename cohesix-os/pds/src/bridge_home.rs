@@ -200,6 +200,11 @@ impl BridgeHome {
                         if let Some(session) = hive.complete(token, result, now, &mut self.out) {
                             replies.push((session, core::mem::take(&mut self.out)));
                         }
+                        // An "any GPU" lease that was refused asks its
+                        // next candidate.
+                        for request in hive.take_forwards() {
+                            self.forward(request, now_ms);
+                        }
                     }
                     LinkEvent::Note(line) => ctx.debug(&format!("ninedoor: gpu bridge: {line}\n")),
                 }

@@ -495,6 +495,14 @@ impl NineDoorPd {
                             }
                         };
                         hive.complete(request.token, result, now, &mut self.out);
+                        // An "any GPU" lease asks its next candidate,
+                        // unreachable as well, until it has none left.
+                        let mut again = hive.take_forwards();
+                        while let Some(next) = again.pop() {
+                            let result = Completion::Write(Err(FsError::Unreachable));
+                            hive.complete(next.token, result, now, &mut self.out);
+                            again.extend(hive.take_forwards());
+                        }
                     }
                 },
                 Err(e) => {

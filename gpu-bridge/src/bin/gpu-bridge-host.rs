@@ -11,7 +11,7 @@
 //! bad usage, 3 no NVML (or another discovery failure).
 
 use clap::Parser;
-use gpu_bridge::ServeOptions;
+use gpu_bridge::{BridgeConfig, ServeOptions};
 use gpu_bridge::{
     DiscoveryError, GpuBridge, GpuSource, MockSource, NvmlSource, SystemClock, best_executors,
     fallback_executor, selftest,
@@ -78,6 +78,61 @@ struct Cli {
     /// answered.
     #[arg(long, value_name = "DIR", requires = "listen")]
     state_dir: Option<PathBuf>,
+    /// Read the telemetry interval, hold-down and XID policy from this TOML
+    /// file (see the README, "Health"); the flags below override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Time between telemetry readings of each GPU, ms (default 1000).
+    #[arg(long, value_name = "MS")]
+    telemetry_interval_ms: Option<u64>,
+    /// Time a quarantined GPU waits before each re-probe, ms (default 60000).
+    #[arg(long, value_name = "MS")]
+    hold_down_ms: Option<u64>,
+}
+
+/// Applies `--config`, `--telemetry-interval-ms` and `--hold-down-ms`.
+fn configure(cli: &Cli, bridge: &GpuBridge) -> Result<(), String> {
+    let base = match &cli.config {
+        Some(path) => BridgeConfig::load(path).map_err(|e| format!("--config {e}"))?,
+        None => BridgeConfig::default(),
+    };
+    let config = base
+        .with_overrides(cli.telemetry_interval_ms, cli.hold_down_ms)
+        .map_err(|e| e.to_string())?;
+    bridge.configure(&config);
+    Ok(())
+}
+
+/// Revokes on `shared`'s server the tickets a quarantine names (closing
+/// their fids), on a thread of its own: never under the bridge's lock.
+fn start_revoker(bridge: &GpuBridge, shared: Arc<Shared<secure9p_core::Server>>) {
+    let (tx, rx) = std::sync::mpsc::channel::<secure9p_core::TicketId>();
+    bridge.set_revoker(tx);
+    let spawned = std::thread::Builder::new()
+        .name(String::from("revoker"))
+        .spawn(move || {
+            for id in rx {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let fids = shared.with_engine(|s| s.revoke(id, now));
+                eprintln!("gpu-bridge-host: quarantine revoked ticket {id}: {fids} fids closed");
+            }
+        });
+    if let Err(e) = spawned {
+        eprintln!("gpu-bridge-host: starting the revoker: {e}; quarantines close no fids");
+    }
+}
+
+/// Starts NVML's event loop (XID, ECC, lost GPUs), where there is one.
+fn watch_events(bridge: &GpuBridge, stop: Arc<AtomicBool>) -> Option<std::thread::JoinHandle<()>> {
+    match bridge.spawn_events(stop)? {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            eprintln!("gpu-bridge-host: {e}; XID and ECC events are not heard");
+            None
+        }
+    }
 }
 
 /// `SIGXFSZ` on Linux.
@@ -220,6 +275,7 @@ fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let events = watch_events(bridge, stop.clone());
     let served = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
@@ -227,6 +283,7 @@ fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
             .map_err(std::io::Error::other)?;
         println!("listening on {bound}");
         let (shared, config) = (Shared::new(server), ServeConfig::default());
+        start_revoker(bridge, shared.clone());
         let running = match acceptor {
             Some(acceptor) => {
                 println!("tls: mutual TLS 1.3, clients' certificates from the --tls-ca");
@@ -241,7 +298,7 @@ fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
     });
     stop.store(true, Ordering::Relaxed);
     bridge.wake_workers();
-    for w in workers {
+    for w in workers.into_iter().chain(events) {
         let _ = w.join();
     }
     match served {
@@ -323,6 +380,10 @@ fn main() -> ExitCode {
         }
     };
     let bridge = GpuBridge::new(source, Arc::new(SystemClock));
+    if let Err(e) = configure(&cli, &bridge) {
+        eprintln!("gpu-bridge-host: {e}");
+        return ExitCode::from(2);
+    }
     if let Err(e) = stage(&bridge, &cli.stage) {
         eprintln!("gpu-bridge-host: {e}");
         return ExitCode::from(2);

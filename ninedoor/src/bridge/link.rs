@@ -1092,7 +1092,20 @@ impl BridgeLink {
                 self.finish_head(key, Completion::Write(written), Some(reply));
             }
             (Phase::Clunk, _) => {
-                self.opens.remove(&key);
+                // A request that came for the key while its fid was being
+                // clunked (an "any GPU" lease asking its next candidate
+                // under the same token) starts over on a fresh fid.
+                match self.opens.get_mut(&key) {
+                    Some(o) if !o.jobs.is_empty() => {
+                        o.fid = None;
+                        o.phase = Phase::Idle;
+                        o.tag = None;
+                        self.pump(now);
+                    }
+                    _ => {
+                        self.opens.remove(&key);
+                    }
+                }
             }
             (Phase::Idle, _) => {}
         }

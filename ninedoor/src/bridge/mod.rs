@@ -38,10 +38,12 @@
 
 mod link;
 pub mod mirror;
+mod target;
 
 pub use link::BridgeLink;
 #[cfg(feature = "std")]
 pub(crate) use link::failed;
+pub use target::{BridgeTarget, MAX_ADDR_LEN, MAX_PREFIX_LEN};
 
 use crate::GpuDescriptor;
 use alloc::string::String;

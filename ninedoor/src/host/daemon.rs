@@ -7,7 +7,7 @@ use crate::host::audit_files::AuditFiles;
 use crate::host::durable::{self, Batch, Recorder};
 use crate::host::engine::{GpuForward, HiveEngine, NoBridge};
 use crate::host::error::HostError;
-use crate::host::forward::Bridges;
+use crate::host::forward::{self, Bridges};
 use crate::host::key::{OsIds, load_key, random_key};
 use crate::host::settings::HostConfig;
 use crate::host::state_db::StateDb;
@@ -39,7 +39,8 @@ pub struct Host {
     unix: Option<(Running, PathBuf)>,
     ticket_path: PathBuf,
     renew: tokio::task::JoinHandle<()>,
-    bridges: Vec<tokio::task::JoinHandle<()>>,
+    /// The GPU bridge links (configured and added at run time).
+    bridges: Option<forward::SharedLinks>,
     /// With a state directory: `SIGXFSZ` caught, so a file size limit makes
     /// a write fail with `EFBIG` (and its request refused) instead of
     /// killing the hive.
@@ -123,14 +124,16 @@ impl Host {
     /// Starts serving, with the GPU bridges of `config.gpu` (each connected
     /// in the background, reconnected when it goes away; its GPUs appear
     /// under `/gpu` once it answers), or with none (`/gpu` requests fail
-    /// with `EHOSTUNREACH`). Must be called inside a tokio runtime.
+    /// with `EHOSTUNREACH`). With a bridge key the Queen can add and remove
+    /// bridges through `/queen/ctl` (not kept across a restart). Must be
+    /// called inside a tokio runtime.
     pub async fn start(config: &HostConfig) -> Result<Host, HostError> {
         let identity = load_identity(config)?;
         let dialer = identity.as_ref().map(TlsClient::new).transpose()?;
         match Bridges::plan(&config.gpu, dialer)? {
             Some((bridges, forward)) => {
                 let mut host = Host::start_tls(config, forward, identity.as_ref()).await?;
-                host.bridges = bridges.start(&host.shared);
+                host.bridges = Some(bridges.start(&host.shared));
                 Ok(host)
             }
             None => Host::start_tls(config, NoBridge, identity.as_ref()).await,
@@ -272,7 +275,7 @@ impl Host {
             unix,
             ticket_path,
             renew,
-            bridges: Vec::new(),
+            bridges: None,
             _xfsz: xfsz,
         })
     }
@@ -324,8 +327,8 @@ impl Host {
     /// this hive's ticket: the key dies with the process, so would the ticket).
     pub async fn shutdown(self) {
         self.renew.abort();
-        for link in &self.bridges {
-            link.abort();
+        if let Some(links) = &self.bridges {
+            forward::stop_all(links);
         }
         let ticket = self.queen_ticket();
         self.tcp.shutdown().await;

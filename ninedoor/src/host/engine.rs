@@ -5,7 +5,7 @@
 
 use crate::host::daemon::unix_now;
 use crate::host::durable::{Batch, Recorder};
-use crate::{GpuClosed, GpuRequest, Handled, Hive};
+use crate::{BridgeEvent, GpuClosed, GpuRequest, Handled, Hive};
 use secure9p_core::{Completion, FsError, Outcome, SessionError, SessionId, Token};
 use secure9p_transport::server::Engine;
 use std::collections::{HashMap, VecDeque};
@@ -36,6 +36,12 @@ pub trait GpuForward: Send + 'static {
     /// for them on the bridge (a fid) can go once their requests are done.
     fn closed(&mut self, closed: &[GpuClosed]) {
         let _ = closed;
+    }
+
+    /// Bridges added or removed through `/queen/ctl` (only once the hive
+    /// was told [`Hive::allow_bridge_changes`]): start or stop their links.
+    fn bridges_changed(&mut self, events: &[BridgeEvent]) {
+        let _ = events;
     }
 }
 
@@ -200,6 +206,34 @@ impl HiveEngine {
         self.bridge = Box::new(bridge);
     }
 
+    /// Hands the hook the bridges added or removed by the last request.
+    fn report_bridges(&mut self) {
+        let events = self.hive.take_bridge_events();
+        if !events.is_empty() {
+            self.bridge.bridges_changed(&events);
+        }
+    }
+
+    /// Forwards what the hive asks of its bridges on its own (an "any GPU"
+    /// lease asking its next candidate). One the hook answers at once is
+    /// completed here, which may ask the next; each ask uses a candidate
+    /// up, so this ends. Returns the session of a request it finished.
+    fn forward_own(&mut self, now: u64, out: &mut Vec<u8>) -> Option<SessionId> {
+        let mut finished = None;
+        loop {
+            let requests = self.hive.take_forwards();
+            if requests.is_empty() {
+                return finished;
+            }
+            for request in requests {
+                let token = request.token;
+                if let Some(result) = self.bridge.forward(request) {
+                    finished = self.hive.complete(token, result, now, out).or(finished);
+                }
+            }
+        }
+    }
+
     /// Tells the hook which forwarded opens were clunked.
     fn report_closed(&mut self) {
         let closed = self.hive.take_gpu_closed();
@@ -252,6 +286,7 @@ impl Engine for HiveEngine {
     ) -> Result<Outcome, SessionError> {
         let handled = self.hive.handle(sid, frame, now, out);
         self.report_closed();
+        self.report_bridges();
         let request = match handled {
             Ok(Handled::Replied) => {
                 self.hold(sid, out);
@@ -273,6 +308,7 @@ impl Engine for HiveEngine {
         match self.bridge.forward(request) {
             Some(result) => {
                 self.hive.complete(token, result, now, out);
+                self.forward_own(now, out);
                 self.hold(sid, out);
                 Ok(Outcome::Replied)
             }
@@ -305,7 +341,9 @@ impl Engine for HiveEngine {
             release(queue, out);
             return Some(sid);
         }
-        let sid = self.hive.complete(token, result, unix_now(), out);
+        let now = unix_now();
+        let sid = self.hive.complete(token, result, now, out);
+        let sid = self.forward_own(now, out).or(sid);
         match sid {
             Some(sid) => self.hold(sid, out),
             None => self.record_pending(),

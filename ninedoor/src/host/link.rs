@@ -206,7 +206,13 @@ impl Link {
             };
             let now = now_ms();
             match wake {
-                Wake::Job(None) => return,
+                Wake::Job(None) => {
+                    // The bridge was removed (or the host is stopping):
+                    // what the link holds completes with EHOSTUNREACH.
+                    link.disconnected(now);
+                    self.drain(&mut link, &mut conn, &mut connecting).await;
+                    return;
+                }
                 Wake::Job(Some(LinkJob::Request { request, remote })) => {
                     link.forward(request, &remote, now);
                 }
@@ -333,40 +339,29 @@ impl Link {
         });
     }
 
-    /// Routes and installs the GPUs not yet installed, and marks this
-    /// link's GPUs reachable.
+    /// Installs the bridge's GPUs not yet installed (the hive refuses,
+    /// and logs, a duplicate or malformed id: that GPU only), routes every
+    /// GPU this bridge serves to this link, and marks them reachable; all
+    /// under one engine lock, so no request finds a GPU without its route.
     fn install(&self, gpus: &[GpuDescriptor]) {
-        for d in gpus {
-            let local = self.target.local_id(&d.id);
-            let known = lock(&self.routes).get(&local).cloned();
-            match known {
-                Some(r) if r.link == self.index => continue,
-                Some(_) => {
-                    self.say(&format!(
-                        "gpu {local} is another bridge's; give each bridge a prefix (PREFIX=HOST:PORT)"
-                    ));
-                    continue;
-                }
-                None => {}
+        let done = self.shared.with_engine(|e| {
+            let hive = e.hive_mut();
+            let done = hive.install_bridge_gpus(&self.target, gpus);
+            let mut routes = lock(&self.routes);
+            for (local, remote) in &done.routes {
+                routes.insert(
+                    local.clone(),
+                    Route {
+                        link: self.index,
+                        remote: remote.clone(),
+                    },
+                );
+                hive.set_gpu_reachable(local, true);
             }
-            // The route first, so a request for the new files finds its way.
-            lock(&self.routes).insert(
-                local.clone(),
-                Route {
-                    link: self.index,
-                    remote: d.id.clone(),
-                },
-            );
-            let mut desc = d.clone();
-            desc.id = local.clone();
-            let installed = self
-                .shared
-                .with_engine(|e| e.hive_mut().install_gpu_nodes(std::slice::from_ref(&desc)));
-            if let Err(e) = installed {
-                lock(&self.routes).remove(&local);
-                self.say(&format!("gpu {} not installed: {e}", d.id));
-            }
+            done
+        });
+        for line in &done.refused {
+            self.say(line);
         }
-        self.reachable(true);
     }
 }
