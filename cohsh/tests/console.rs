@@ -46,6 +46,8 @@ fn have(tools: &[&str]) -> bool {
 struct Hive {
     proc: Proc,
     url: String,
+    /// NineDoor's address.
+    addr: String,
     ticket_file: PathBuf,
     dir: PathBuf,
 }
@@ -93,9 +95,16 @@ impl Hive {
             .expect("the queen ticket's path")
             .into();
         let dir = ticket_file.parent().expect("temp dir").to_owned();
+        let addr = lines
+            .iter()
+            .find_map(|l| l.strip_prefix("NineDoor   serving the hive on "))
+            .expect("NineDoor's address")
+            .trim()
+            .to_owned();
         Hive {
             proc,
             url,
+            addr,
             ticket_file,
             dir,
         }
@@ -402,6 +411,13 @@ fn promtool_accepts_a_scrape_of_metrics() {
         "cohesix_gpu_leases{state=\"active\"} 1\n",
         "cohesix_gpu_jobs{state=\"OK\"} 1\n",
         "# TYPE cohesix_console_request_duration_seconds histogram\n",
+        "cohesix_transport_requests_total{op=\"Twalk\"} ",
+        "cohesix_transport_errors_total{op=\"Twalk\"} ",
+        "# TYPE cohesix_transport_request_duration_seconds histogram\n",
+        "cohesix_transport_request_duration_seconds_bucket{le=\"+Inf\",op=\"Tread\"} ",
+        "cohesix_transport_request_duration_seconds_sum{op=\"Tread\"} ",
+        "cohesix_transport_request_duration_seconds_count{op=\"Tread\"} ",
+        "cohesix_transport_connections_open ",
     ] {
         assert!(body.contains(want), "no {want:?} in\n{body}");
     }
@@ -428,6 +444,30 @@ fn promtool_accepts_a_scrape_of_metrics() {
     // Without logging in, the pages are refused.
     let (status, _) = hive.get("/events");
     assert_eq!(status, 401);
+
+    // The transport figures are the hive's, counting every client: three
+    // `cohsh stat` runs send three Tgetattr, which nothing else in the
+    // hive sends (the console and w1 never do).
+    let getattrs = |body: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix("cohesix_transport_requests_total{op=\"Tgetattr\"} "))
+            .map_or(0, |n| n.parse().expect("a count"))
+    };
+    let before = getattrs(&body);
+    for _ in 0..3 {
+        let out = Command::new(env!("CARGO_BIN_EXE_cohsh"))
+            .args(["--addr", &hive.addr, "--ticket-file"])
+            .arg(&hive.ticket_file)
+            .args(["stat", "/proc/boot"])
+            .output()
+            .expect("cohsh runs");
+        assert!(out.status.success(), "{out:?}");
+    }
+    let body = common::eventually(DEADLINE, "the hive's Tgetattr count", || {
+        let (_, body) = hive.get("/metrics");
+        (getattrs(&body) >= before + 3).then_some(body)
+    });
+    assert_eq!(getattrs(&body), before + 3, "{body}");
 }
 
 /// A `ninedoor` on `listen` writing the Queen's ticket to `ticket_file`;

@@ -127,6 +127,10 @@ pub struct Snapshot {
     pub log_missed: u64,
     /// `ticket-refused` audit lines seen, by errno name.
     pub refusals: BTreeMap<String, u64>,
+    /// `/proc/transport`: the hive's runners' own request counters and
+    /// latency histogram. `None` where the hive has no such file (the seL4
+    /// image) or it did not parse.
+    pub transport: Option<secure9p_transport::observe::Snapshot>,
 }
 
 impl Snapshot {
@@ -161,9 +165,8 @@ pub struct OpOnly {
     pub op: String,
 }
 
-/// The console's own requests to the hive: how it measures the transport
-/// from the client side (the hive's side would need a second way out of
-/// the namespace; see the console docs).
+/// The console's own requests to the hive, measured from the client side
+/// (the hive's runners measure every client's in `/proc/transport`).
 #[derive(Debug, Clone)]
 pub struct Requests {
     /// Requests by operation and result.
@@ -442,6 +445,14 @@ impl View {
         let r = &self.requests;
         let boot = r.time("read_file", s.read_all("/proc/boot")).await?;
         parse_boot(&String::from_utf8_lossy(&boot), snap);
+        snap.transport = match r.time("read_file", s.read_all("/proc/transport")).await {
+            Ok(text) => {
+                secure9p_transport::observe::Snapshot::parse(&String::from_utf8_lossy(&text)).ok()
+            }
+            Err(f) if f.exit == Exit::Connection => return Err(f),
+            // A hive that does not serve it.
+            Err(_) => None,
+        };
         self.read_workers(&s, snap).await?;
         self.read_gpus(&s, snap).await?;
         self.read_log(&s, snap).await

@@ -5,13 +5,16 @@
 //! the source of truth, the console keeps no totals of its own except for
 //! its own requests.
 
-use super::hive::{Requests, Snapshot};
-use prometheus_client::encoding::EncodeLabelSet;
+use super::hive::{OpOnly, Requests, Snapshot};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
+use secure9p_transport::observe;
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WorkerLabel {
@@ -31,6 +34,67 @@ struct StateLabel {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrnoLabel {
     errno: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+/// One message type's histogram as read from `/proc/transport`.
+#[derive(Debug)]
+struct ReadHistogram {
+    label: OpOnly,
+    /// Seconds in all.
+    sum: f64,
+    count: u64,
+    /// Per-bucket counts with their upper bounds in seconds, the last `+Inf`.
+    buckets: Vec<(f64, u64)>,
+}
+
+/// Histograms read from `/proc/transport` (counted by the hive, not here).
+#[derive(Debug, Default)]
+struct ReadHistograms(Vec<ReadHistogram>);
+
+impl TypedMetric for ReadHistograms {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for ReadHistograms {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for h in &self.0 {
+            encoder
+                .encode_family(&h.label)?
+                .encode_histogram::<NoLabelSet>(h.sum, h.count, &h.buckets, None)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One message type's histogram as the encoder takes it: the file's
+/// cumulative counts back to per-bucket counts, bounds in seconds.
+fn buckets(bounds_us: &[u64], cumulative: &[u64]) -> Vec<(f64, u64)> {
+    let mut below = 0;
+    cumulative
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| {
+            let le = bounds_us
+                .get(i)
+                .map_or(f64::INFINITY, |us| *us as f64 / 1e6);
+            let n = c.saturating_sub(below);
+            below = c;
+            (le, n)
+        })
+        .collect()
 }
 
 fn gauge(v: i64) -> Gauge {
@@ -60,16 +124,19 @@ pub fn encode(snap: Option<&Snapshot>, requests: &Requests) -> String {
     );
     reg.register(
         "console_requests",
-        "The console's 9P requests to the hive, by operation and result",
+        "The console's own 9P requests to the hive, by operation and result, counted by the console",
         requests.count.clone(),
     );
     reg.register(
         "console_request_duration_seconds",
-        "Latency of the console's 9P requests to the hive, by operation",
+        "Latency of the console's own 9P requests to the hive, by operation, as the console saw it",
         requests.latency.clone(),
     );
     if let Some(s) = snap.filter(|s| s.at != 0) {
         hive(&mut reg, s);
+        if let Some(t) = &s.transport {
+            transport(&mut reg, t);
+        }
     }
     let mut out = String::new();
     if prometheus_client::encoding::text::encode(&mut out, &reg).is_err() {
@@ -178,6 +245,7 @@ fn hive(reg: &mut Registry, s: &Snapshot) {
     let mem_total = Family::<GpuLabel, Gauge>::default();
     let mem_free = Family::<GpuLabel, Gauge>::default();
     let reachable = Family::<GpuLabel, Gauge>::default();
+    let temp = Family::<GpuLabel, Gauge<f64, AtomicU64>>::default();
     let mut leases = zeroed(&["active", "waiting", "none"]);
     for g in &s.gpus {
         let l = GpuLabel { gpu: g.id.clone() };
@@ -196,6 +264,9 @@ fn hive(reg: &mut Registry, s: &Snapshot) {
         }
         if let Some(v) = g.info["memory_mb"].as_i64() {
             mem_total.get_or_create(&l).set(v);
+        }
+        if let Some(v) = temperature(&g.stats) {
+            temp.get_or_create(&l).set(v);
         }
         let key = if g.holder().is_some() {
             "active"
@@ -232,6 +303,11 @@ fn hive(reg: &mut Registry, s: &Snapshot) {
         mem_free,
     );
     reg.register(
+        "gpu_temperature_celsius",
+        "GPU core temperature as the bridge reports it (no series where it reports none)",
+        temp,
+    );
+    reg.register(
         "gpu_leases",
         "GPUs with an active lease or none, and lease requests waiting",
         by_state(leases),
@@ -257,6 +333,77 @@ fn hive(reg: &mut Registry, s: &Snapshot) {
         "ticket_refusals",
         "ticket-refused audit lines the console has read, by errno",
         refusals,
+    );
+}
+
+/// A stats line's `temp_c` (top level, from the bridge's telemetry; or
+/// inside `utilisation`), when it is a number: `null` or absent is no
+/// reading, never 0.
+fn temperature(stats: &serde_json::Value) -> Option<f64> {
+    stats["temp_c"]
+        .as_f64()
+        .or_else(|| stats["utilisation"]["temp_c"].as_f64())
+}
+
+/// The hive's runners' own figures (`/proc/transport`).
+fn transport(reg: &mut Registry, t: &observe::Snapshot) {
+    let c = &t.connections;
+    reg.register(
+        "transport_connections_accepted",
+        "Connections the hive's runners accepted",
+        counter(c.accepted),
+    );
+    reg.register(
+        "transport_connections_open",
+        "Connections open on the hive's runners",
+        gauge(as_i64(c.open)),
+    );
+    reg.register(
+        "transport_connections_refused",
+        "Connections the hive's runners closed at accept (connection cap reached)",
+        counter(c.refused),
+    );
+    let closed = Family::<ReasonLabel, Counter>::default();
+    for (reason, n) in [("timeout", c.timed_out), ("framing", c.framing_errors)] {
+        closed
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc_by(n);
+    }
+    reg.register(
+        "transport_connections_closed",
+        "Connections the hive's runners closed for idling or a slow frame (timeout) or broken framing",
+        closed,
+    );
+    let requests = Family::<OpOnly, Counter>::default();
+    let errors = Family::<OpOnly, Counter>::default();
+    let mut latency = ReadHistograms::default();
+    for o in &t.ops {
+        let l = OpOnly { op: o.op.clone() };
+        requests.get_or_create(&l).inc_by(o.requests);
+        errors.get_or_create(&l).inc_by(o.errors);
+        latency.0.push(ReadHistogram {
+            label: l,
+            sum: o.sum_ns as f64 / 1e9,
+            count: o.replies,
+            buckets: buckets(&t.bounds_us, &o.buckets),
+        });
+    }
+    reg.register(
+        "transport_requests",
+        "9P requests the hive's runners decoded from every client, by message type",
+        requests,
+    );
+    reg.register(
+        "transport_errors",
+        "Rlerror replies the hive's runners wrote, by the request's message type",
+        errors,
+    );
+    reg.register(
+        "transport_request_duration_seconds",
+        "Time from a request decoded to its reply written, measured by the hive's runners, by message type",
+        latency,
     );
 }
 
@@ -300,8 +447,78 @@ mod tests {
         );
         assert!(c.contains("# TYPE cohesix_hive_up gauge\n"), "{c}");
         assert!(!c.contains("# EOF"), "{c}");
+        assert!(
+            !text.contains("transport_"),
+            "no /proc/transport, no series: {text}"
+        );
         let down = encode(None, &Requests::default());
         assert!(down.contains("cohesix_hive_up 0"), "{down}");
         assert!(!down.contains("worker_heartbeats"), "{down}");
+    }
+
+    #[test]
+    fn a_temperature_is_a_series_only_when_the_bridge_reports_one() {
+        // A stats line as the bridge's NVML telemetry writes it.
+        let line = r#"{"gpu_id":"0","at_ms":5,"health":"ok","util_gpu_pct":7,"mem_used_mib":512,"temp_c":61,"power_w":71.5,"utilisation":{"gpu_util_pct":7}}"#;
+        let gpu = |stats: &str| crate::console::hive::GpuView {
+            id: "0".into(),
+            info: serde_json::Value::Null,
+            lease: serde_json::Value::Null,
+            stats: serde_json::from_str(stats).expect("json"),
+            trouble: None,
+        };
+        let mut snap = Snapshot {
+            at: 5,
+            gpus: vec![gpu(line)],
+            ..Snapshot::default()
+        };
+        let text = encode(Some(&snap), &Requests::default());
+        assert!(
+            text.contains("cohesix_gpu_temperature_celsius{gpu=\"0\"} 61.0\n"),
+            "{text}"
+        );
+        snap.gpus = vec![gpu(&line.replace("61", "null"))];
+        let text = encode(Some(&snap), &Requests::default());
+        assert!(!text.contains("cohesix_gpu_temperature_celsius{"), "{text}");
+        // The older place, inside `utilisation`, is read too.
+        snap.gpus = vec![gpu(r#"{"utilisation":{"temp_c":40.5}}"#)];
+        let text = encode(Some(&snap), &Requests::default());
+        assert!(
+            text.contains("cohesix_gpu_temperature_celsius{gpu=\"0\"} 40.5\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_hives_transport_figures_become_counters_and_a_histogram() {
+        let file = "secure9p-transport 1\n\
+            connections.accepted 9\nconnections.open 2\nconnections.refused 1\n\
+            connections.timed_out 3\nconnections.framing_errors 0\n\
+            latency.le_us 10 100 1000\n\
+            op Twalk requests 12 errors 2 replies 11 sum_ns 2500000 buckets 1 6 10 11\n";
+        let t = observe::Snapshot::parse(file).expect("parses");
+        let snap = Snapshot {
+            at: 5,
+            transport: Some(t),
+            ..Snapshot::default()
+        };
+        let text = encode(Some(&snap), &Requests::default());
+        for want in [
+            "cohesix_transport_requests_total{op=\"Twalk\"} 12\n",
+            "cohesix_transport_errors_total{op=\"Twalk\"} 2\n",
+            "# TYPE cohesix_transport_request_duration_seconds histogram\n",
+            "cohesix_transport_request_duration_seconds_sum{op=\"Twalk\"} 0.0025\n",
+            "cohesix_transport_request_duration_seconds_count{op=\"Twalk\"} 11\n",
+            "cohesix_transport_request_duration_seconds_bucket{le=\"0.00001\",op=\"Twalk\"} 1\n",
+            "cohesix_transport_request_duration_seconds_bucket{le=\"0.0001\",op=\"Twalk\"} 6\n",
+            "cohesix_transport_request_duration_seconds_bucket{le=\"0.001\",op=\"Twalk\"} 10\n",
+            "cohesix_transport_request_duration_seconds_bucket{le=\"+Inf\",op=\"Twalk\"} 11\n",
+            "cohesix_transport_connections_accepted_total 9\n",
+            "cohesix_transport_connections_open 2\n",
+            "cohesix_transport_connections_refused_total 1\n",
+            "cohesix_transport_connections_closed_total{reason=\"timeout\"} 3\n",
+        ] {
+            assert!(text.contains(want), "no {want:?} in\n{text}");
+        }
     }
 }
