@@ -163,7 +163,7 @@ impl AuditFiles {
 
 /// The length of `file`'s prefix of whole lines: up to its last newline,
 /// and nothing of a tail that is only zero bytes.
-fn whole_prefix(file: &mut File, size: u64) -> std::io::Result<u64> {
+pub(crate) fn whole_prefix(file: &mut File, size: u64) -> std::io::Result<u64> {
     const CHUNK: u64 = 64 * 1024;
     let mut end = size;
     let mut buf = vec![0u8; CHUNK as usize];

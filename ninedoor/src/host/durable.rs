@@ -1,14 +1,17 @@
 //! The group-commit writer of a state directory: one thread that owns the
 //! audit files and the state database, takes batches (the log lines and
-//! the latest state of one or more requests), writes them, `fsync`s once
-//! and commits once for all of them, and only then lets their replies go.
+//! the latest state of one or more requests), writes them, flushes once
+//! for all of them, and only then lets their replies go.
 //!
 //! **Group commit.** The writer takes the first batch waiting, then every
 //! other batch already queued, up to [`MAX_GROUP_EVENTS`] log lines, and
-//! never waits for more: one `fsync` of `queen.log` (and one database
-//! commit, if the state changed) covers every event that arrived while the
-//! previous one ran. A lone request pays one `fsync`; many concurrent ones
-//! share it.
+//! never waits for more: it appends their lines to `queen.log` and, if the
+//! state changed, one delta line to the state journal
+//! ([`StateDb::append`]), then `fdatasync`s the two files side by side
+//! (two threads, so the group waits for one flush, not two in a row); the
+//! database itself is committed only at checkpoints, every
+//! [`CHECKPOINT_RECORDS`](crate::host::state_db::CHECKPOINT_RECORDS)
+//! groups. A lone request pays one flush; many concurrent ones share it.
 //!
 //! **Never acknowledge what was not recorded.** If the append, the `fsync`
 //! or the commit fails (a full disk, a file size limit, a read-only
@@ -93,7 +96,7 @@ pub(crate) fn start(
 }
 
 /// Writes `batch` at once, before serving starts (a directory that cannot
-/// take it stops the start).
+/// take it stops the start), and checkpoints the state.
 pub(crate) fn record_now(
     files: &mut AuditFiles,
     db: &mut StateDb,
@@ -180,7 +183,7 @@ impl Writer {
         }
     }
 
-    /// Writes, syncs and commits one group.
+    /// Writes and flushes one group (and checkpoints when one is due).
     fn record(&mut self, group: &mut [Batch]) -> Result<(), FsError> {
         let mut bytes = self.backlog.concat().into_bytes();
         for b in group.iter() {
@@ -191,20 +194,58 @@ impl Writer {
         if let Some(s) = group.iter_mut().rev().find_map(|b| b.state.take()) {
             self.unstored = Some(s);
         }
-        let start = self
-            .files
-            .append(&bytes)
-            .and_then(|start| self.files.sync().map(|()| start))
-            .map_err(|e| errno_of(&e))?;
-        if let Some(state) = &self.unstored {
-            if let Err(e) = self.db.store(state) {
+        let start = self.files.append(&bytes).map_err(|e| errno_of(&e))?;
+        let journal = match &self.unstored {
+            Some(state) => match self.db.append(state) {
+                Ok(at) => Some(at),
+                Err(e) => {
+                    eprintln!("ninedoor: state {}: {}", self.db.path().display(), e.why);
+                    let _ = self.files.cut(start);
+                    return Err(e.errno);
+                }
+            },
+            None => None,
+        };
+        let (files, db) = (&mut self.files, &mut self.db);
+        let (logged, stored) = match journal {
+            Some(_) => std::thread::scope(|s| {
+                let log = s.spawn(|| files.sync());
+                let stored = db.sync();
+                let logged = log
+                    .join()
+                    .unwrap_or_else(|_| Err(std::io::Error::other("log flush thread failed")));
+                (logged, stored)
+            }),
+            None => (files.sync(), Ok(())),
+        };
+        let failed = match (logged, stored) {
+            (Ok(()), Ok(())) => None,
+            (Err(e), _) => Some(errno_of(&e)),
+            (Ok(()), Err(e)) => {
                 eprintln!("ninedoor: state {}: {}", self.db.path().display(), e.why);
-                let _ = self.files.cut(start);
-                return Err(e.errno);
+                Some(e.errno)
             }
-            self.unstored = None;
+        };
+        if let Some(errno) = failed {
+            let _ = self.files.cut(start);
+            if let Some(at) = journal {
+                let _ = self.db.cut(at);
+            }
+            return Err(errno);
         }
+        self.unstored = None;
         self.backlog.clear();
+        if self.db.checkpoint_due()
+            && let Err(e) = self.db.checkpoint()
+        {
+            // The journal still holds every change: nothing is lost, the
+            // next group tries again.
+            eprintln!(
+                "ninedoor: checkpoint of {}: {}",
+                self.db.path().display(),
+                e.why
+            );
+        }
         Ok(())
     }
 }
