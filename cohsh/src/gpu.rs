@@ -83,6 +83,20 @@ pub enum GpuVerb {
         #[arg(long, value_name = "MS", default_value_t = 200)]
         poll_ms: u64,
     },
+    /// A live table of every GPU in the hive (health, holder, utilisation,
+    /// memory, temperature, power, jobs, the lease's GPU time), from each
+    /// GPU's `stats`; refreshed until Ctrl-C, or printed once.
+    Top {
+        /// Print the table once and exit.
+        #[arg(long)]
+        once: bool,
+        /// Milliseconds between refreshes.
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        interval_ms: u64,
+        /// Most stats files read at once.
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        parallel: usize,
+    },
     /// Print the recent results with their full output, one JSON line each.
     Result {
         /// The GPU id.
@@ -160,6 +174,11 @@ pub async fn run(
             job,
             poll_ms,
         } => status(&session, &gpu, follow, job, poll_ms).await,
+        GpuVerb::Top {
+            once,
+            interval_ms,
+            parallel,
+        } => top(&session, once, interval_ms, parallel, json).await,
         GpuVerb::Result { gpu, job } => {
             let path = format!("/gpu/{gpu}/result");
             let text = String::from_utf8_lossy(&session.read_all(&path).await?).into_owned();
@@ -375,9 +394,187 @@ async fn status(
     result
 }
 
+/// One GPU's row of `gpu top`: its id and `stats`, or why it could not
+/// be read.
+type TopRow = (String, Result<Value, String>);
+
+/// Reads every GPU's `stats`, `parallel` at a time.
+async fn top_rows(session: &Session, parallel: usize) -> Result<Vec<TopRow>, Failure> {
+    use futures_util::stream::{self, StreamExt};
+    let ids: Vec<String> = session
+        .list("/gpu")
+        .await?
+        .into_iter()
+        .filter(|e| e.dir)
+        .map(|e| e.name)
+        .collect();
+    let rows = stream::iter(ids)
+        .map(|id| async move {
+            let read = session.read_all(&format!("/gpu/{id}/stats")).await;
+            let stats = match read {
+                Ok(bytes) => serde_json::from_slice::<Value>(&bytes)
+                    .map_err(|e| format!("stats does not parse: {e}")),
+                Err(f) => Err(f.to_string()),
+            };
+            (id, stats)
+        })
+        .buffered(parallel.max(1))
+        .collect()
+        .await;
+    Ok(rows)
+}
+
+/// A number field of `v`, or `-` where it is `null` or missing.
+fn num(v: &Value, field: &str) -> String {
+    match &v[field] {
+        Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .map_or_else(|| n.to_string(), |f| format!("{f:.0}")),
+        Value::Number(n) => n.to_string(),
+        _ => String::from("-"),
+    }
+}
+
+/// The `gpu top` table: a header and one line per GPU.
+fn top_table(rows: &[TopRow]) -> String {
+    use std::fmt::Write as _;
+    let mut t = format!(
+        "{:<12} {:<24} {:<10} {:>5} {:>13} {:>5} {:>6} {:>7} {:>10}\n",
+        "GPU", "HEALTH", "HOLDER", "UTIL%", "MEM MiB", "TEMP", "POWER", "JOBS", "LEASE GPU-s"
+    );
+    for (id, stats) in rows {
+        let line = match stats {
+            Ok(s) => {
+                let mem = format!("{}/{}", num(s, "mem_used_mib"), num(s, "mem_total_mib"));
+                let jobs = format!(
+                    "{}q {}r",
+                    num(&s["occupancy"], "queued"),
+                    num(&s["occupancy"], "running")
+                );
+                let lease_s = s["lease"]["gpu_time_us"]
+                    .as_u64()
+                    .map_or_else(|| String::from("-"), |us| format!("{:.3}", us as f64 / 1e6));
+                let mut health = s["health"].as_str().unwrap_or("?").to_owned();
+                health.truncate(24);
+                format!(
+                    "{id:<12} {health:<24} {:<10} {:>5} {mem:>13} {:>5} {:>6} {jobs:>7} {lease_s:>10}",
+                    s["holder"].as_str().unwrap_or("-"),
+                    num(s, "util_gpu_pct"),
+                    num(s, "temp_c"),
+                    num(s, "power_w"),
+                )
+            }
+            Err(why) => format!("{id:<12} {why}"),
+        };
+        let _ = writeln!(t, "{line}");
+    }
+    t
+}
+
+async fn top(
+    session: &Session,
+    once: bool,
+    interval_ms: u64,
+    parallel: usize,
+    json: bool,
+) -> Result<(), Failure> {
+    let interval = Duration::from_millis(interval_ms.max(100));
+    let shown = async {
+        loop {
+            let rows = top_rows(session, parallel).await?;
+            if json {
+                let list: Vec<Value> = rows
+                    .iter()
+                    .map(|(id, s)| match s {
+                        Ok(v) => v.clone(),
+                        Err(why) => serde_json::json!({"gpu_id": id, "error": why}),
+                    })
+                    .collect();
+                out(&format!("{}\n", Value::Array(list)));
+            } else if once {
+                out(&top_table(&rows));
+            } else {
+                // Clear the screen and go home, then the table.
+                out(&format!("\x1b[2J\x1b[H{}", top_table(&rows)));
+            }
+            if once {
+                return Ok(());
+            }
+            tokio::time::sleep(interval).await;
+        }
+    };
+    tokio::select! {
+        r = shown => r,
+        () = crate::heartbeat::stop_signal() => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{Status, parse_status};
+    use super::{Status, parse_status, top_table};
+    use serde_json::json;
+
+    #[test]
+    fn the_top_table_shows_each_gpu_and_what_it_could_not_read() {
+        let rows = vec![
+            (
+                String::from("h1-0"),
+                Ok(json!({
+                    "health": "ok", "holder": "g1", "util_gpu_pct": 37,
+                    "mem_used_mib": 512, "mem_total_mib": 16384, "temp_c": 46,
+                    "power_w": 111.0, "occupancy": {"queued": 2, "running": 1},
+                    "lease": {"gpu_time_us": 1_250_000}
+                })),
+            ),
+            (
+                String::from("h1-1"),
+                Ok(json!({"health": "quarantined (xid 79)", "temp_c": null})),
+            ),
+            (String::from("h2-0"), Err(String::from("unreachable"))),
+        ];
+        let table = top_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[0].starts_with("GPU "), "{table}");
+        let busy: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            busy,
+            [
+                "h1-0",
+                "ok",
+                "g1",
+                "37",
+                "512/16384",
+                "46",
+                "111",
+                "2q",
+                "1r",
+                "1.250"
+            ]
+        );
+        let out: Vec<&str> = lines[2].split_whitespace().collect();
+        assert_eq!(
+            out,
+            [
+                "h1-1",
+                "quarantined",
+                "(xid",
+                "79)",
+                "-",
+                "-",
+                "-/-",
+                "-",
+                "-",
+                "-q",
+                "-r",
+                "-"
+            ]
+        );
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
+            ["h2-0", "unreachable"]
+        );
+    }
 
     #[test]
     fn status_lines_name_their_job() {

@@ -74,6 +74,21 @@ fn a_leased_gpu_runs_a_job_through_the_hive_and_survives_its_bridge_restarting()
     assert_eq!(result["truncated"], false);
     assert_eq!(result_values(&result), expected);
 
+    // `gpu top` shows the GPU healthy, leased to g1, with the job's GPU
+    // time charged to the lease.
+    let top = ok(hive.queen(&["gpu", "top", "--once"]));
+    let lines: Vec<&str> = top.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{top:?}");
+    assert!(lines[0].starts_with("GPU "), "{top:?}");
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(&row[..3], ["0", "ok", "g1"], "{top:?}");
+    assert!(row[4].ends_with("/16384"), "{top:?}");
+    assert!(row[9].parse::<f64>().is_ok(), "{top:?}");
+    let top = ok(hive.queen(&["--json", "gpu", "top", "--once"]));
+    let top: serde_json::Value = serde_json::from_str(top.stdout.trim()).unwrap();
+    assert_eq!(top[0]["gpu_id"], "0");
+    assert_eq!(top[0]["lease"]["jobs"], 1, "{top}");
+
     // g1 is confined to its GPU's worker files.
     let ctl = hive.with_ticket(&g1, &["cat", "/gpu/0/ctl"]);
     assert_eq!(ctl.code, Some(2), "{ctl:?}");
