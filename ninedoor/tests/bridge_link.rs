@@ -54,6 +54,8 @@ struct World {
     held: Vec<Vec<u8>>,
     /// Every completion the link gave, by token.
     completed: Vec<u64>,
+    /// Health changes the link reported: (gpu, health, was).
+    healths: Vec<(String, String, Option<String>)>,
 }
 
 fn world() -> World {
@@ -85,6 +87,7 @@ fn world() -> World {
         out: Vec::new(),
         held: Vec::new(),
         completed: Vec::new(),
+        healths: Vec::new(),
     }
 }
 
@@ -143,6 +146,11 @@ impl World {
                     .complete(token, result, self.now / 1000, &mut self.out);
             }
             LinkEvent::Note(line) => self.notes.push(line),
+            LinkEvent::Health { gpu, health, was } => {
+                self.hive
+                    .set_gpu_health(&gpu, &health, was.as_deref(), self.now / 1000);
+                self.healths.push((gpu, health, was));
+            }
             LinkEvent::Lost => self.hive.set_gpu_reachable("0", false),
         }
     }
@@ -381,6 +389,52 @@ fn a_leased_gpu_worker_runs_a_vadd_through_the_link() {
     let hb = Queen::attach(&mut w.hive).spawn(&mut w.hive, "w1");
     let mut hb = Client::attach(&mut w, &hb);
     assert_eq!(hb.cat(&mut w, "/gpu/0/info"), Err(FsError::AccessDenied));
+}
+
+#[test]
+fn a_quarantine_on_the_bridge_reaches_the_audit_log_and_any_gpu_placement() {
+    let (mut w, mut q) = up();
+    assert!(w.healths.is_empty(), "{:?}", w.healths);
+    let quiet_fids = w.link.fids();
+    // An XID the bridge's policy quarantines for.
+    let queen = gpu_bridge::Actor::local(ninedoor::secure9p_core::Role::Queen, "queen");
+    let reply = w.gb.control("0", b"FAULT XID 79", &queen).unwrap();
+    assert!(reply.contains("action=quarantine"), "{reply}");
+    // Within one health interval the link reads it from info.
+    w.pass(LinkConfig::default().health_ms + 1_000);
+    assert_eq!(
+        w.healths,
+        [(
+            "0".to_string(),
+            "quarantined (xid 79)".to_string(),
+            Some("ok".to_string())
+        )]
+    );
+    let log = q.cat(&mut w, "/log/queen.log").unwrap();
+    assert!(
+        log.contains(" gpu-health role=- subject=- ticket=- gpu=0 bridge=- health=quarantined was=ok why=\"quarantined (xid 79)\""),
+        "{log}"
+    );
+    // "any GPU" passes it over.
+    let refused = q.command(
+        &mut w,
+        r#"{"cmd":"lease","gpu":"any","worker":"p1","mem_mb":64,"ttl_s":60}"#,
+    );
+    assert_eq!(refused.err(), Some(FsError::NoSpace));
+    let log = q.cat(&mut w, "/log/queen.log").unwrap();
+    assert!(log.contains(", 1 quarantined\""), "{log}");
+    // The rounds give their fids back, and the same health is not
+    // reported twice.
+    w.pass(LinkConfig::default().health_ms * 2);
+    assert_eq!(w.healths.len(), 1, "{:?}", w.healths);
+    assert_eq!(w.link.fids(), quiet_fids);
+    assert!(w.link.is_up());
+    // The hold-down (60 s) passes: re-admitted, and said.
+    w.pass(60_000);
+    assert_eq!(w.healths.len(), 2, "{:?}", w.healths);
+    assert_eq!(w.healths[1].1, "ok");
+    let log = q.cat(&mut w, "/log/queen.log").unwrap();
+    assert!(log.contains(" health=ok was=quarantined "), "{log}");
 }
 
 #[test]

@@ -207,6 +207,11 @@ impl BridgeHome {
                         }
                     }
                     LinkEvent::Note(line) => ctx.debug(&format!("ninedoor: gpu bridge: {line}\n")),
+                    LinkEvent::Health { gpu, health, .. } => {
+                        ctx.debug(&format!(
+                            "ninedoor: gpu bridge: gpu {gpu}: health {health}\n"
+                        ));
+                    }
                 }
             }
             while let Some(frame) = self.link.poll_transmit() {

@@ -28,6 +28,18 @@ struct BridgeInfo {
     sm_count: Option<u32>,
     driver_version: String,
     runtime_version: String,
+    /// `ok` or `quarantined (<reason>)`; bridges before health have none.
+    #[serde(default)]
+    health: Option<String>,
+}
+
+/// A step of reading one GPU's `info` for its health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HealthStep {
+    Walk(Fid),
+    Open(Fid),
+    Read(Fid),
+    Clunk(Fid),
 }
 
 /// Which open of the hive a bridge fid serves.
@@ -101,6 +113,8 @@ enum Wait {
     /// NineDoor's own attach renewed on this fid, valid until then.
     Renew(Fid, u64),
     Probe,
+    /// Reading a GPU's health.
+    Health(HealthStep),
     /// A clunk nobody waits for (the fid was already counted out).
     Clunk,
     /// A flush of the tag given.
@@ -153,6 +167,14 @@ pub struct BridgeLink {
     events: VecDeque<LinkEvent>,
     last_note: Option<String>,
     buf: Vec<u8>,
+    /// The bridge's GPU ids, from the last listing.
+    gpu_ids: Vec<String>,
+    /// Each GPU's health as last read (kept across reconnections).
+    healths: BTreeMap<String, String>,
+    /// The GPU whose health is being read now, by index in `gpu_ids`.
+    health_round: Option<usize>,
+    /// When the last health round started.
+    health_at: u64,
 }
 
 impl core::fmt::Debug for BridgeLink {
@@ -240,6 +262,10 @@ impl BridgeLink {
             events: VecDeque::new(),
             last_note: None,
             buf: Vec::new(),
+            gpu_ids: Vec::new(),
+            healths: BTreeMap::new(),
+            health_round: None,
+            health_at: now,
         }
     }
 
@@ -280,7 +306,13 @@ impl BridgeLink {
             State::Down { retry_at } => Some(retry_at),
             State::Connecting { since } => Some(since.saturating_add(timeout)),
             State::Setup(_) => None,
-            State::Up => Some(self.last_rx.saturating_add(self.config.probe_ms)),
+            State::Up => {
+                let probe = self.last_rx.saturating_add(self.config.probe_ms);
+                match self.health_due_at() {
+                    Some(h) => Some(probe.min(h)),
+                    None => Some(probe),
+                }
+            }
         };
         match (request, state) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -323,6 +355,11 @@ impl BridgeLink {
         let Some((own, expires)) = self.own else {
             return;
         };
+        if self.health_due_at().is_some_and(|at| now >= at) {
+            self.health_at = now;
+            self.health_round = Some(0);
+            self.health_next(own, now);
+        }
         if !self.renewing && (now / 1000).saturating_add(OWN_TICKET_TTL_S / 2) >= expires {
             self.renew_own(now);
         } else if self.inflight.is_empty()
@@ -408,6 +445,7 @@ impl BridgeLink {
                 }
                 Some(e) => self.lose(now, &format!("own attach not renewed: {e}"), None),
             },
+            Wait::Health(step) => self.on_health(step, answer, now),
             Wait::Probe => {
                 if let Some(e) = answer.error() {
                     self.lose(now, &format!("probe refused: {e}"), None);
@@ -571,6 +609,7 @@ impl BridgeLink {
             }
         }
         let was_up = self.is_up();
+        self.health_round = None;
         self.inflight.clear();
         self.own = None;
         self.renewing = false;
@@ -725,8 +764,15 @@ impl BridgeLink {
                     Ok(i) => i,
                     Err(_) => return self.setup_failed(step, FsError::BadMessage, now),
                 };
+                let id = match &self.state {
+                    State::Setup(l) => l.names.get(l.next).cloned(),
+                    _ => None,
+                };
+                if let (Some(id), Some(health)) = (&id, &info.health) {
+                    self.saw_health(id, health);
+                }
                 if let State::Setup(l) = &mut self.state {
-                    let id = l.names.get(l.next).cloned().unwrap_or_default();
+                    let id = id.unwrap_or_default();
                     l.gpus.push(GpuDescriptor {
                         id,
                         name: info.name,
@@ -809,11 +855,140 @@ impl BridgeLink {
                     return;
                 };
                 self.backoff = self.config.min_backoff_ms;
+                self.gpu_ids = listing.gpus.iter().map(|g| g.id.clone()).collect();
+                self.health_at = now;
                 let ids: Vec<&str> = listing.gpus.iter().map(|g| g.id.as_str()).collect();
                 let line = format!("connected, gpus {}", ids.join(" "));
                 self.note(line);
                 self.events.push_back(LinkEvent::Gpus(listing.gpus));
             }
+        }
+    }
+
+    // ---- health ----
+
+    /// When the next health round is due, if one may start.
+    fn health_due_at(&self) -> Option<u64> {
+        let every = self.config.health_ms;
+        (every > 0 && self.is_up() && self.health_round.is_none() && !self.gpu_ids.is_empty())
+            .then(|| self.health_at.saturating_add(every))
+    }
+
+    /// Notes what a GPU's `info` says of its health; reports a change.
+    fn saw_health(&mut self, gpu: &str, health: &str) {
+        let was = self.healths.get(gpu).cloned();
+        if was.as_deref() == Some(health) {
+            return;
+        }
+        if was.is_some() || health != "ok" {
+            self.events.push_back(LinkEvent::Health {
+                gpu: String::from(gpu),
+                health: String::from(health),
+                was,
+            });
+        }
+        self.healths.insert(String::from(gpu), String::from(health));
+    }
+
+    /// Reads the next GPU's `info` of the round, or ends it.
+    fn health_next(&mut self, own: Fid, now: u64) {
+        let Some(i) = self.health_round else {
+            return;
+        };
+        let Some(id) = self.gpu_ids.get(i).cloned() else {
+            self.health_round = None;
+            return;
+        };
+        let fid = self.client.alloc_fid();
+        let names = ["gpu", id.as_str(), "info"];
+        let sent = walk_names(&names).ok().and_then(|wnames| {
+            self.send(
+                Twalk {
+                    fid: own,
+                    newfid: fid,
+                    wnames,
+                },
+                Wait::Health(HealthStep::Walk(fid)),
+                now,
+            )
+        });
+        if sent.is_none() {
+            self.client.free_fid(fid);
+            self.health_round = None;
+        }
+    }
+
+    /// Goes on to the next GPU of the round.
+    fn health_skip(&mut self, now: u64) {
+        self.health_round = self.health_round.map(|i| i + 1);
+        if let Some((own, _)) = self.own {
+            self.health_next(own, now);
+        }
+    }
+
+    /// A health read answered. A refusal only skips that GPU: the link
+    /// stays up (a request that times out gives it up, as any does).
+    fn on_health(&mut self, step: HealthStep, answer: Answer, now: u64) {
+        let failed = answer.error().is_some();
+        match step {
+            HealthStep::Walk(fid) => {
+                if !matches!(answer, Answer::Walked(3)) {
+                    self.client.free_fid(fid);
+                    return self.health_skip(now);
+                }
+                self.fids += 1;
+                let open = Tlopen {
+                    fid,
+                    flags: LOpenFlags::empty(),
+                };
+                if self
+                    .send(open, Wait::Health(HealthStep::Open(fid)), now)
+                    .is_none()
+                {
+                    self.clunk(fid, now);
+                    self.health_skip(now);
+                }
+            }
+            HealthStep::Open(fid) if failed => self.health_clunk(fid, now),
+            HealthStep::Open(fid) => {
+                let count = MAX_INFO.min(self.iounit());
+                let read = Tread {
+                    fid,
+                    offset: 0,
+                    count,
+                };
+                if self
+                    .send(read, Wait::Health(HealthStep::Read(fid)), now)
+                    .is_none()
+                {
+                    self.health_clunk(fid, now);
+                }
+            }
+            HealthStep::Read(fid) => {
+                if let Answer::Data(text) = answer
+                    && let Ok(info) = serde_json::from_slice::<BridgeInfo>(&text)
+                    && let Some(health) = info.health
+                    && let Some(id) = self.health_round.and_then(|i| self.gpu_ids.get(i)).cloned()
+                {
+                    self.saw_health(&id, &health);
+                }
+                self.health_clunk(fid, now);
+            }
+            HealthStep::Clunk(fid) => {
+                self.client.free_fid(fid);
+                self.health_skip(now);
+            }
+        }
+    }
+
+    fn health_clunk(&mut self, fid: Fid, now: u64) {
+        self.fids = self.fids.saturating_sub(1);
+        if self
+            .send(Tclunk { fid }, Wait::Health(HealthStep::Clunk(fid)), now)
+            .is_none()
+        {
+            self.client.free_fid(fid);
+            self.health_skip(now);
         }
     }
 

@@ -84,6 +84,10 @@ pub struct LinkConfig {
     pub max_fids: usize,
     /// The most GPUs taken from one bridge's listing.
     pub max_gpus: usize,
+    /// How often each GPU's `info` is read again for its health, ms (0:
+    /// never; the listing after each connection reads it too). A change
+    /// is reported as [`LinkEvent::Health`].
+    pub health_ms: u64,
 }
 
 impl Default for LinkConfig {
@@ -97,6 +101,7 @@ impl Default for LinkConfig {
             max_inflight: 48,
             max_fids: 960,
             max_gpus: 64,
+            health_ms: 5_000,
         }
     }
 }
@@ -128,4 +133,14 @@ pub enum LinkEvent {
     },
     /// A line for the operator's log (connection up or lost, why).
     Note(String),
+    /// A GPU's health, as its bridge's `info` says, changed (or is not
+    /// `ok` when the link first learns it): for the audit log.
+    Health {
+        /// The GPU's id on the bridge.
+        gpu: String,
+        /// What `info` says now (`ok`, `quarantined (<reason>)`).
+        health: String,
+        /// What it said before, if the link knew.
+        was: Option<String>,
+    },
 }

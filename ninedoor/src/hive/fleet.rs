@@ -103,6 +103,9 @@ pub(crate) struct Fleet {
     held: BTreeMap<String, Held>,
     /// `(bridge address, id)` refusals logged already.
     refused: BTreeSet<(String, String)>,
+    /// GPUs whose bridge says they are not healthy (quarantined), with
+    /// what it says: "any GPU" placement passes them over.
+    unhealthy: BTreeMap<String, String>,
     events: Vec<BridgeEvent>,
     forwards: Vec<GpuRequest>,
 }
@@ -402,6 +405,7 @@ impl Hive {
         self.reachable.remove(gpu);
         self.fleet.owner.remove(gpu);
         self.fleet.memory.remove(gpu);
+        self.fleet.unhealthy.remove(gpu);
         self.boot.lock().gpus.retain(|g| g != gpu);
         log::append(
             &self.log,
@@ -409,6 +413,30 @@ impl Hive {
                 .field("gpu", gpu)
                 .field("bridge", &bridge.addr),
         );
+    }
+
+    /// A GPU's bridge says its health changed (the link reads each GPU's
+    /// `info` now and then): logs `gpu-health` and, for "any GPU"
+    /// placement, notes whether it may be chosen.
+    pub fn set_gpu_health(&mut self, gpu: &str, health: &str, was: Option<&str>, now: u64) {
+        if !self.gpus.contains(gpu) {
+            return;
+        }
+        if health == "ok" {
+            self.fleet.unhealthy.remove(gpu);
+        } else {
+            self.fleet
+                .unhealthy
+                .insert(String::from(gpu), String::from(health));
+        }
+        let word = |h: &str| String::from(h.split(' ').next().unwrap_or(h));
+        let bridge = self.fleet.owner.get(gpu).cloned().unwrap_or_default();
+        let line = Line::new(now, "gpu-health", Who::NOBODY)
+            .field("gpu", gpu)
+            .field("bridge", &bridge)
+            .field("health", &word(health))
+            .field("was", &was.map_or_else(|| String::from("-"), word));
+        log::append(&self.log, line.why(health));
     }
 
     /// Leases held per GPU: `(count, MiB)`, from the live GPU workers
@@ -458,7 +486,7 @@ impl Hive {
             return Ok((String::from(gpu), None));
         }
         let loads = self.loads();
-        let (mut unreachable, mut short) = (0u64, 0u64);
+        let (mut unreachable, mut short, mut unhealthy) = (0u64, 0u64, 0u64);
         let mut ranked: Vec<((u64, u64, &str), u64)> = Vec::new();
         for g in &self.gpus {
             let up = self
@@ -467,6 +495,10 @@ impl Hive {
                 .is_some_and(|r| r.load(core::sync::atomic::Ordering::Acquire));
             if !up {
                 unreachable += 1;
+                continue;
+            }
+            if self.fleet.unhealthy.contains_key(g) {
+                unhealthy += 1;
                 continue;
             }
             let memory = self.fleet.memory.get(g).copied().unwrap_or(0);
@@ -483,8 +515,13 @@ impl Hive {
             return Err(Refusal::new(
                 FsError::NoSpace,
                 format!(
-                    "no GPU has {mem_mb} MiB free and a bridge link up: {} installed, {unreachable} unreachable, {short} with less free",
-                    self.gpus.len()
+                    "no GPU has {mem_mb} MiB free and a bridge link up: {} installed, {unreachable} unreachable, {short} with less free{}",
+                    self.gpus.len(),
+                    if unhealthy > 0 {
+                        format!(", {unhealthy} quarantined")
+                    } else {
+                        String::new()
+                    }
                 ),
             ));
         };

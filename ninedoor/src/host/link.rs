@@ -11,6 +11,7 @@
 use crate::GpuDescriptor;
 use crate::bridge::mirror::Mirror;
 use crate::bridge::{BridgeLink, LinkConfig, LinkEvent};
+use crate::host::daemon::unix_now;
 use crate::host::engine::HiveEngine;
 use crate::host::forward::{BridgeTarget, LinkJob, Route, Routes, lock};
 use crate::host::key::OsIds;
@@ -275,6 +276,9 @@ impl Link {
                         self.shared.complete(token, result);
                     }
                     LinkEvent::Note(line) => self.say(&line),
+                    LinkEvent::Health { gpu, health, was } => {
+                        self.health(&gpu, &health, was.as_deref());
+                    }
                 }
             }
             while let Some(frame) = link.poll_transmit() {
@@ -336,6 +340,25 @@ impl Link {
             for gpu in &ours {
                 e.hive_mut().set_gpu_reachable(gpu, up);
             }
+        });
+    }
+
+    /// Tells the hive (and its log) a GPU of this bridge changed health.
+    fn health(&self, remote: &str, health: &str, was: Option<&str>) {
+        let local = lock(&self.routes)
+            .iter()
+            .find(|(_, r)| r.link == self.index && r.remote == remote)
+            .map(|(local, _)| local.clone());
+        let Some(local) = local else {
+            return;
+        };
+        self.say(&format!(
+            "gpu {local}: health {} -> {health}",
+            was.unwrap_or("-")
+        ));
+        self.shared.with_engine(|e| {
+            e.hive_mut().set_gpu_health(&local, health, was, unix_now());
+            e.record_pending();
         });
     }
 
