@@ -13,55 +13,22 @@
 use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use secure9p_codec::{
-    DecodeConfig, Dialect, Fid, Frame, GetattrMask, Qid, QidType, Rgetattr, Rread, Tag, Twalk,
-    Twrite, WalkNames, rread_header, twrite_header,
+    Fid, Frame, Rread, Tag, Twalk, Twrite, WalkNames, rread_header, twrite_header,
 };
 use std::hint::black_box;
 
+mod fixtures;
+
+use fixtures::{cfg, rgetattr};
+
 /// The payload sizes: one page, a common Linux msize, and Linux's TCP maximum.
 const SIZES: [(usize, &str); 3] = [(4 << 10, "4KiB"), (64 << 10, "64KiB"), (1 << 20, "1MiB")];
-
-/// Big enough for the largest frame here.
-const MSIZE: u32 = (1 << 20) + 64;
-
-fn cfg() -> DecodeConfig {
-    DecodeConfig::new(Dialect::Linux, MSIZE)
-}
 
 fn encode(frame: &Frame<'_>) -> Vec<u8> {
     let mut out = vec![0u8; frame.encoded_len()];
     let n = frame.encode(&mut out).expect("encode");
     out.truncate(n);
     out
-}
-
-fn rgetattr() -> Rgetattr {
-    Rgetattr {
-        valid: GetattrMask::BASIC,
-        qid: Qid {
-            ty: QidType::FILE,
-            version: 1,
-            path: 0x000e_e213,
-        },
-        mode: 0o100_644,
-        uid: 1000,
-        gid: 1000,
-        nlink: 1,
-        rdev: 0,
-        size: 300_000,
-        blksize: 4096,
-        blocks: 592,
-        atime_sec: 1_700_000_000,
-        atime_nsec: 1,
-        mtime_sec: 1_700_000_000,
-        mtime_nsec: 2,
-        ctime_sec: 1_700_000_000,
-        ctime_nsec: 3,
-        btime_sec: 0,
-        btime_nsec: 0,
-        gen_: 0,
-        data_version: 0,
-    }
 }
 
 fn small_messages(c: &mut Criterion) {

@@ -24,56 +24,21 @@
 
 use bytes::BytesMut;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use secure9p_codec::{
-    DecodeConfig, Dialect, Fid, Frame, GetattrMask, Msg, Qid, QidType, Rgetattr, Rread, Tag, Twalk,
-    Twrite, WalkNames,
-};
+use secure9p_codec::{Fid, Frame, Msg, Rread, Tag, Twalk, Twrite, WalkNames};
 use std::hint::black_box;
+
+mod fixtures;
+
+use fixtures::{MSIZE, cfg, rgetattr};
 use std::io::Cursor;
 
-const MSIZE: u32 = (1 << 20) + 64;
 const NAMES: [&str; 3] = ["usr", "share", "doc"];
 const PAYLOAD: usize = 4 << 10;
-
-fn cfg() -> DecodeConfig {
-    DecodeConfig::new(Dialect::Linux, MSIZE)
-}
 
 fn ours(frame: &Frame<'_>) -> Vec<u8> {
     let mut out = BytesMut::new();
     frame.encode_to(&mut out).expect("encode_to");
     out.to_vec()
-}
-
-/// The attributes every `Rgetattr` here carries (btime, gen and
-/// data_version zero: rs9p writes those as zeros whatever it holds).
-fn rgetattr() -> Rgetattr {
-    Rgetattr {
-        valid: GetattrMask::BASIC,
-        qid: Qid {
-            ty: QidType::FILE,
-            version: 1,
-            path: 0x000e_e213,
-        },
-        mode: 0o100_644,
-        uid: 1000,
-        gid: 1000,
-        nlink: 1,
-        rdev: 0,
-        size: 300_000,
-        blksize: 4096,
-        blocks: 592,
-        atime_sec: 1_700_000_000,
-        atime_nsec: 1,
-        mtime_sec: 1_700_000_000,
-        mtime_nsec: 2,
-        ctime_sec: 1_700_000_000,
-        ctime_nsec: 3,
-        btime_sec: 0,
-        btime_nsec: 0,
-        gen_: 0,
-        data_version: 0,
-    }
 }
 
 /// rs9p: `Msg` through `serialize::{read_msg, write_msg}`, which handle

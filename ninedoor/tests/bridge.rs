@@ -9,6 +9,10 @@ mod tcp_client;
 
 use tcp_client::Client;
 
+fn run<F: std::future::Future<Output = ()>>(test: F) {
+    tcp_client::run_within(DEADLINE, test);
+}
+
 use gpu_bridge::{GpuBridge, MockSource, ServeOptions, SystemClock};
 use ninedoor::host::{GpuSettings, Host, HostConfig};
 use ninedoor::secure9p_core::codec::LOpenFlags;
@@ -23,19 +27,6 @@ use tempfile::TempDir;
 const DEADLINE: Duration = Duration::from_secs(60);
 /// The key NineDoor and the bridge share (not the hive's).
 const BRIDGE_KEY: [u8; 32] = [0x3c; 32];
-
-fn run<F: std::future::Future<Output = ()>>(test: F) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            tokio::time::timeout(DEADLINE, test)
-                .await
-                .expect("test deadline");
-        });
-}
 
 /// A mock bridge with one GPU, served on an ephemeral port.
 async fn bridge() -> (Running, String) {

@@ -7,9 +7,9 @@ mod common;
 
 use common::{Queen, hive};
 use ninedoor::bridge::BridgeTarget;
-use ninedoor::secure9p_core::codec::{Msg, Twrite};
+use ninedoor::secure9p_core::codec::Msg;
 use ninedoor::secure9p_core::{Completion, FsError};
-use ninedoor::{GpuDescriptor, GpuOp, GpuRequest, Handled, Hive};
+use ninedoor::{GpuDescriptor, GpuOp, GpuRequest, Hive};
 
 fn descriptor(id: &str) -> GpuDescriptor {
     GpuDescriptor {
@@ -166,21 +166,6 @@ fn the_bridge_command_is_refused_where_links_are_fixed_and_checked_where_not() {
     );
 }
 
-/// Writes `line` to `/queen/ctl` and expects it forwarded.
-fn forwarded(hive: &mut Hive, q: &mut Queen, line: &str) -> GpuRequest {
-    match q.conn.send(
-        hive,
-        Twrite {
-            fid: q.ctl,
-            offset: 0,
-            data: line.as_bytes(),
-        },
-    ) {
-        Handled::Forward(req) => req,
-        Handled::Replied => panic!("answered at once: {:?}", q.conn.finish(|_| ())),
-    }
-}
-
 /// Answers a forwarded command as the bridge would (the hive's reply, if
 /// one is due, lands in the Queen's connection).
 fn bridge_says(
@@ -223,7 +208,7 @@ fn any_gpu_goes_to_the_least_loaded_says_which_and_moves_on_when_refused() {
 
     // g0 carries a lease of 1024 MiB.
     let line = r#"{"cmd":"lease","gpu":"g0","worker":"e1","mem_mb":1024,"ttl_s":60}"#;
-    let req = forwarded(&mut hive, &mut q, line);
+    let req = q.forwarded(&mut hive, line);
     assert!(bridge_says(&mut hive, &mut q, &req, Ok(1), &granted("e1")).is_some());
     let (_, reply) = ctl_answer(&mut hive, &mut q);
     assert_eq!(reply["gpu"], "g0");
@@ -231,7 +216,7 @@ fn any_gpu_goes_to_the_least_loaded_says_which_and_moves_on_when_refused() {
     // g1 and g2 hold nothing: g1 first (ties go by id); its bridge refuses,
     // so the same lease line asks g2, under the same token.
     let any = r#"{"cmd":"lease","gpu":"any","worker":"p1","mem_mb":512,"ttl_s":60}"#;
-    let first = forwarded(&mut hive, &mut q, any);
+    let first = q.forwarded(&mut hive, any);
     assert_eq!(first.gpu, "g1");
     let busy = "ERR BUSY 8 lease requests wait already\n";
     assert_eq!(
@@ -257,7 +242,7 @@ fn any_gpu_goes_to_the_least_loaded_says_which_and_moves_on_when_refused() {
     // (512 MiB) is g2.
     hive.set_gpu_reachable("g1", false);
     let any2 = r#"{"cmd":"lease","gpu":"any","worker":"p2","mem_mb":512,"ttl_s":60}"#;
-    let req = forwarded(&mut hive, &mut q, any2);
+    let req = q.forwarded(&mut hive, any2);
     assert_eq!(req.gpu, "g2");
     let queued = "QUEUED LEASE holder=p2 priority=0 position=1\n";
     assert!(bridge_says(&mut hive, &mut q, &req, Ok(1), queued).is_some());
@@ -274,7 +259,7 @@ fn any_gpu_goes_to_the_least_loaded_says_which_and_moves_on_when_refused() {
     assert_eq!(q.command(&mut hive, big).err(), Some(FsError::NoSpace));
     hive.set_gpu_reachable("g2", false);
     let last = r#"{"cmd":"lease","gpu":"any","worker":"p3","mem_mb":64,"ttl_s":60}"#;
-    let req = forwarded(&mut hive, &mut q, last);
+    let req = q.forwarded(&mut hive, last);
     assert_eq!(req.gpu, "g0");
     assert!(bridge_says(&mut hive, &mut q, &req, Err(FsError::Busy), busy).is_some());
     assert!(hive.take_forwards().is_empty());

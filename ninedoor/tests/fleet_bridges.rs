@@ -10,6 +10,10 @@ mod tcp_client;
 
 use tcp_client::Client;
 
+fn run<F: std::future::Future<Output = ()>>(test: F) {
+    tcp_client::run_within(DEADLINE, test);
+}
+
 use ninedoor::host::{GpuSettings, Host, HostConfig};
 use ninedoor::secure9p_core::FsError;
 use ninedoor::secure9p_core::codec::LOpenFlags;
@@ -100,19 +104,6 @@ impl Bridge {
             .to_owned();
         Bridge { child, addr }
     }
-}
-
-fn run<F: std::future::Future<Output = ()>>(test: F) {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-        .block_on(async {
-            tokio::time::timeout(DEADLINE, test)
-                .await
-                .expect("test deadline");
-        });
 }
 
 /// A bridge key file (mode 0600) in a fresh directory.

@@ -416,21 +416,6 @@ fn a_ctl_write_refused_by_the_in_flight_limit_is_logged_as_refused() {
     q.command(&mut hive, spawn).unwrap();
 }
 
-/// Writes `line` to the Queen's `/queen/ctl` and expects it forwarded.
-fn forwarded_command(hive: &mut Hive, q: &mut Queen, line: &str) -> ninedoor::GpuRequest {
-    match q.conn.send(
-        hive,
-        Twrite {
-            fid: q.ctl,
-            offset: 0,
-            data: line.as_bytes(),
-        },
-    ) {
-        Handled::Forward(req) => req,
-        Handled::Replied => panic!("answered at once: {:?}", q.conn.finish(|_| ())),
-    }
-}
-
 /// Answers a forwarded command as the bridge would: its reply line, then
 /// the write's result; returns the `/queen/ctl` write's result and reply.
 fn answer(
@@ -460,7 +445,7 @@ fn answer(
 fn a_lease_runs_on_the_bridge_and_spawns_its_holder() {
     let (mut hive, mut q) = installed();
     let line = r#"{"cmd":"lease","gpu":"GPU-0","worker":"g1","mem_mb":512,"streams":2,"ttl_s":60,"priority":3}"#;
-    let req = forwarded_command(&mut hive, &mut q, line);
+    let req = q.forwarded(&mut hive, line);
     assert_eq!(
         (req.gpu.as_str(), req.file, req.origin),
         ("GPU-0", GpuFile::Ctl, GpuOrigin::Command)
@@ -542,7 +527,7 @@ fn a_lease_runs_on_the_bridge_and_spawns_its_holder() {
 fn a_lease_the_bridge_refuses_spawns_nobody_and_says_why() {
     let (mut hive, mut q) = installed();
     let line = r#"{"cmd":"lease","gpu":"GPU-1","worker":"g1","mem_mb":999999,"ttl_s":60}"#;
-    let req = forwarded_command(&mut hive, &mut q, line);
+    let req = q.forwarded(&mut hive, line);
     let refusal = "ERR BADLEASE mem_mb 999999 exceeds the gpu's 81559\n";
     let (written, reply) = answer(&mut hive, &mut q, &req, Err(FsError::Invalid), refusal);
     assert_eq!(written, Err(FsError::Invalid));
@@ -557,7 +542,7 @@ fn a_lease_the_bridge_refuses_spawns_nobody_and_says_why() {
     );
 
     // The id is free again; an unreachable bridge fails the command too.
-    let req = forwarded_command(&mut hive, &mut q, line);
+    let req = q.forwarded(&mut hive, line);
     let (written, _) = answer(&mut hive, &mut q, &req, Err(FsError::Unreachable), "");
     assert_eq!(written, Err(FsError::Unreachable));
     assert!(hive.workers().is_empty());
@@ -600,7 +585,7 @@ fn lease_and_release_are_checked_before_they_reach_a_bridge() {
 fn a_release_kills_the_holder_the_hive_spawned() {
     let (mut hive, mut q) = installed();
     let lease = r#"{"cmd":"lease","gpu":"GPU-0","mem_mb":64,"ttl_s":60}"#;
-    let req = forwarded_command(&mut hive, &mut q, lease);
+    let req = q.forwarded(&mut hive, lease);
     let GpuOp::Write { data, .. } = &req.op else {
         panic!("{req:?}")
     };
@@ -617,7 +602,7 @@ fn a_release_kills_the_holder_the_hive_spawned() {
     let (mut w1, root) = common::worker(&mut hive, &ticket);
     w1.walk(&mut hive, root, "/gpu/GPU-0/job").unwrap();
 
-    let req = forwarded_command(&mut hive, &mut q, r#"{"cmd":"release","gpu":"GPU-0"}"#);
+    let req = q.forwarded(&mut hive, r#"{"cmd":"release","gpu":"GPU-0"}"#);
     assert_eq!(
         req.op,
         GpuOp::Write {
@@ -648,9 +633,8 @@ fn a_release_kills_the_holder_the_hive_spawned() {
     );
 
     // A release that ended someone else's lease kills nobody.
-    let req = forwarded_command(
+    let req = q.forwarded(
         &mut hive,
-        &mut q,
         r#"{"cmd":"release","gpu":"GPU-0","worker":"x9"}"#,
     );
     let (_, reply) = answer(&mut hive, &mut q, &req, Ok(8), "OK RELEASE withdrawn=x9\n");
@@ -739,7 +723,7 @@ fn each_open_of_a_forwarded_file_is_numbered_and_its_clunk_reported() {
 fn a_lease_flushed_while_the_bridge_thinks_spawns_nobody() {
     let (mut hive, mut q) = installed();
     let line = r#"{"cmd":"lease","gpu":"GPU-0","worker":"g1","mem_mb":64,"ttl_s":60}"#;
-    let req = forwarded_command(&mut hive, &mut q, line);
+    let req = q.forwarded(&mut hive, line);
     let tag = q.conn.last_tag;
     q.conn.flush(&mut hive, tag);
     hive.set_gpu_reply(req.token, b"OK LEASE granted holder=g1\n");
@@ -756,7 +740,7 @@ fn a_lease_flushed_while_the_bridge_thinks_spawns_nobody() {
         "{log}"
     );
     // The id was given back.
-    let req = forwarded_command(&mut hive, &mut q, line);
+    let req = q.forwarded(&mut hive, line);
     let (written, reply) = answer(
         &mut hive,
         &mut q,

@@ -103,9 +103,9 @@ pub(crate) struct Fleet {
     held: BTreeMap<String, Held>,
     /// `(bridge address, id)` refusals logged already.
     refused: BTreeSet<(String, String)>,
-    /// GPUs whose bridge says they are not healthy (quarantined), with
-    /// what it says: "any GPU" placement passes them over.
-    unhealthy: BTreeMap<String, String>,
+    /// GPUs whose bridge says they are not healthy (quarantined): "any
+    /// GPU" placement passes them over.
+    unhealthy: BTreeSet<String>,
     events: Vec<BridgeEvent>,
     forwards: Vec<GpuRequest>,
 }
@@ -425,9 +425,7 @@ impl Hive {
         if health == "ok" {
             self.fleet.unhealthy.remove(gpu);
         } else {
-            self.fleet
-                .unhealthy
-                .insert(String::from(gpu), String::from(health));
+            self.fleet.unhealthy.insert(String::from(gpu));
         }
         let word = |h: &str| String::from(h.split(' ').next().unwrap_or(h));
         let bridge = self.fleet.owner.get(gpu).cloned().unwrap_or_default();
@@ -497,7 +495,7 @@ impl Hive {
                 unreachable += 1;
                 continue;
             }
-            if self.fleet.unhealthy.contains_key(g) {
+            if self.fleet.unhealthy.contains(g) {
                 unhealthy += 1;
                 continue;
             }

@@ -6,7 +6,7 @@ use ninedoor::secure9p_core::codec::{
     Twalk, Twrite, WalkNames,
 };
 use ninedoor::secure9p_core::{Client, Completion, FsError, SessionId, Token};
-use ninedoor::{Handled, Hive, HiveConfig};
+use ninedoor::{GpuRequest, Handled, Hive, HiveConfig};
 
 /// The time every test starts at.
 pub const NOW: u64 = 1_700_000_000;
@@ -293,6 +293,22 @@ impl Queen {
         self.conn.write(hive, self.ctl, line.as_bytes())?;
         let reply = self.conn.read_all(hive, self.ctl).expect("ctl reply");
         Ok(String::from_utf8(reply).expect("utf-8 reply"))
+    }
+
+    /// Writes one command that runs on a bridge: the request the hive
+    /// forwards for it.
+    pub fn forwarded(&mut self, hive: &mut Hive, line: &str) -> GpuRequest {
+        match self.conn.send(
+            hive,
+            Twrite {
+                fid: self.ctl,
+                offset: 0,
+                data: line.as_bytes(),
+            },
+        ) {
+            Handled::Forward(req) => req,
+            Handled::Replied => panic!("answered at once: {:?}", self.conn.finish(|_| ())),
+        }
     }
 
     /// Spawns a heartbeat worker; returns its ticket.

@@ -7,6 +7,21 @@ use ninedoor::host::Host;
 use ninedoor::secure9p_core::FsError;
 use ninedoor::secure9p_core::codec::{Fid, LOpenFlags};
 use secure9p_transport::client::{CallError, Connection, connect_tcp};
+use std::time::Duration;
+
+/// Runs `test` on a two-thread runtime; fails it after `deadline`.
+pub fn run_within<F: Future<Output = ()>>(deadline: Duration, test: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            tokio::time::timeout(deadline, test)
+                .await
+                .expect("test deadline");
+        });
+}
 
 /// The errno of a call that must have failed with one.
 pub fn fs(e: CallError) -> FsError {
