@@ -77,7 +77,8 @@ struct FidEntry {
     node: NodeId,
     /// The root this fid's attach landed in (`..` stops here).
     root: NodeId,
-    path: String,
+    /// Shared, so the read and write paths borrow it without copying.
+    path: Arc<str>,
     principal: Arc<Principal>,
     open: Option<Handle>,
     auth: Option<Vec<u8>>,
@@ -657,7 +658,7 @@ impl Server {
             FidEntry {
                 node: root,
                 root,
-                path: String::new(),
+                path: Arc::from(""),
                 principal,
                 open: None,
                 auth: Some(Vec::new()),
@@ -750,7 +751,7 @@ impl Server {
             }
             None => self.ns.root_for(principal.role),
         };
-        let path = self.ns.path_of(root).ok_or(FsError::NotFound)?;
+        let path: Arc<str> = self.ns.path_of(root).ok_or(FsError::NotFound)?.into();
         self.check(ctx, &principal, Op::Walk, &path)?;
         let qid = self.ns.qid(root).ok_or(FsError::NotFound)?;
         self.bind_fid(
@@ -820,7 +821,7 @@ impl Server {
                     Ok((node, path.clone()))
                 } else {
                     let parent = self.ns.parent(node).ok_or(FsError::NotFound)?;
-                    Ok((parent, parent_path(&path)))
+                    Ok((parent, Arc::from(parent_path(&path))))
                 }
             } else {
                 // The policy is asked before the lookup, so a principal
@@ -828,7 +829,7 @@ impl Server {
                 let next_path = join(&path, name);
                 self.check(ctx, &principal, Op::Walk, &next_path)
                     .and_then(|()| self.ns.lookup(node, name).ok_or(FsError::NotFound))
-                    .map(|next| (next, next_path))
+                    .map(|next| (next, Arc::from(next_path)))
             };
             match step {
                 Ok((next, next_path)) => {
@@ -970,7 +971,7 @@ impl Server {
         ctx: Ctx,
         fid: Fid,
         write: bool,
-    ) -> Result<(NodeId, String, Arc<Principal>, Handle), FsError> {
+    ) -> Result<(NodeId, Arc<str>, Arc<Principal>, Handle), FsError> {
         let f = self.fid_mut(ctx, fid)?;
         let ok = match &f.open {
             Some(h) => {
