@@ -210,7 +210,7 @@ pub struct Shared<E> {
 /// or come later, or, when the engine defers it, even just before).
 struct Queued {
     bytes: Vec<u8>,
-    started: Option<Started>,
+    started: Vec<Started>,
 }
 
 /// A request decoded on an observed connection.
@@ -320,10 +320,12 @@ impl Timing {
     }
 }
 
-/// A queue item's bytes, after noting its request in `timing`.
+/// A queue item's bytes, after noting its requests in `timing`.
 fn open_queued(timing: &mut Option<Timing>, q: Queued) -> Vec<u8> {
-    if let (Some(t), Some(s)) = (timing.as_mut(), q.started) {
-        t.started(s);
+    if let Some(t) = timing.as_mut() {
+        for s in q.started {
+            t.started(s);
+        }
     }
     q.bytes
 }
@@ -397,7 +399,7 @@ impl<E: Engine> Shared<E> {
             Some(tx) => tx
                 .try_send(Queued {
                     bytes: out,
-                    started: None,
+                    started: Vec::new(),
                 })
                 .is_ok(),
             None => false,
@@ -580,6 +582,79 @@ enum Closed {
     Shutdown,
 }
 
+/// Most requests of one connection handled under one lock of the engine
+/// (while their replies stay within [`JOIN_BYTES`]): a burst costs one lock
+/// and one reply buffer, and the other connections wait at most a batch.
+const BATCH_FRAMES: usize = 32;
+
+/// What one batch of a connection's frames came to.
+struct Batch {
+    /// The replies due now, whole frames.
+    out: Vec<u8>,
+    /// The requests decoded, when observed.
+    started: Vec<Started>,
+    /// Frames handled.
+    frames: usize,
+    /// The batch stopped at its bound with frames possibly left in the buffer.
+    more: bool,
+    /// Framing broke (or the engine ended the session): close after `out`.
+    broken: bool,
+}
+
+/// Handles the whole frames at the front of `buf`, up to a batch, under one
+/// lock of the engine.
+fn handle_batch<E: Engine>(
+    shared: &Shared<E>,
+    sid: SessionId,
+    codec: &mut NinePCodec,
+    buf: &mut BytesMut,
+    observer: Option<&Observer>,
+) -> Batch {
+    let mut batch = Batch {
+        out: Vec::new(),
+        started: Vec::new(),
+        frames: 0,
+        more: false,
+        broken: false,
+    };
+    let now = unix_now();
+    let mut engine = lock(&shared.engine);
+    loop {
+        if batch.frames == BATCH_FRAMES || batch.out.len() >= JOIN_BYTES {
+            batch.more = true;
+            break;
+        }
+        let frame = match codec.decode(buf) {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) => {
+                batch.broken = true;
+                break;
+            }
+        };
+        batch.frames += 1;
+        if let Some(o) = observer {
+            // The codec hands out whole frames of at least 7 bytes.
+            let slot = observe::slot_of(frame.get(4).copied().unwrap_or(0));
+            o.request(slot);
+            batch.started.push(Started {
+                tag: frame
+                    .get(5..7)
+                    .map_or(0, |t| u16::from_le_bytes([t[0], t[1]])),
+                slot,
+                at: std::time::Instant::now(),
+            });
+        }
+        let result = engine.handle(sid, &frame, now, &mut batch.out);
+        codec.set_msize(engine.msize(sid));
+        if result.is_err() {
+            batch.broken = true;
+            break;
+        }
+    }
+    batch
+}
+
 async fn connection<E: Engine, S>(
     stream: S,
     shared: Arc<Shared<E>>,
@@ -623,45 +698,30 @@ async fn connection<E: Engine, S>(
     let mut buf = BytesMut::with_capacity(8192);
     let mut frame_started: Option<Instant> = None;
     let closed = 'conn: loop {
+        // The frames already read are handled a batch at a time, under one
+        // lock of the engine, their replies in one buffer for the writer.
         loop {
-            let frame = match codec.decode(&mut buf) {
-                Ok(Some(f)) => f,
-                Ok(None) => break,
-                Err(_) => break 'conn Closed::Framing,
-            };
-            let started = observer.as_ref().map(|o| {
-                // The codec hands out whole frames of at least 7 bytes.
-                let slot = observe::slot_of(frame.get(4).copied().unwrap_or(0));
-                o.request(slot);
-                Started {
-                    tag: frame
-                        .get(5..7)
-                        .map_or(0, |t| u16::from_le_bytes([t[0], t[1]])),
-                    slot,
-                    at: std::time::Instant::now(),
-                }
-            });
-            let mut out = Vec::new();
-            let (result, msize) = shared.with_engine(|e| {
-                let r = e.handle(sid, &frame, unix_now(), &mut out);
-                (r, e.msize(sid))
-            });
-            codec.set_msize(msize);
-            if (!out.is_empty() || started.is_some())
+            let batch = handle_batch(&shared, sid, &mut codec, &mut buf, observer.as_deref());
+            if (!batch.out.is_empty() || !batch.started.is_empty())
                 && tx
                     .send(Queued {
-                        bytes: out,
-                        started,
+                        bytes: batch.out,
+                        started: batch.started,
                     })
                     .await
                     .is_err()
             {
                 break 'conn Closed::Io;
             }
-            if result.is_err() {
+            if batch.broken {
                 break 'conn Closed::Framing;
             }
-            frame_started = None;
+            if batch.frames > 0 {
+                frame_started = None;
+            }
+            if !batch.more {
+                break;
+            }
         }
         if buf.is_empty() {
             frame_started = None;
