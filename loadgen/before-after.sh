@@ -30,7 +30,8 @@ JSONL=$OUT/runs.jsonl
 : >"$JSONL"
 
 echo "== building after (working tree) and before ($BASE), release"
-cargo build --release -q -p s9p-load -p secure9p-transport --example memfs || exit 1
+cargo build --release -q -p s9p-load || exit 1
+cargo build --release -q -p secure9p-transport --example memfs || exit 1
 cp target/release/examples/memfs "$OUT/memfs-after"
 WT=$(mktemp -d /tmp/before-after.XXXXXX)
 git worktree add -q --detach "$WT" "$BASE" || exit 1
