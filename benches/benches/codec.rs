@@ -19,7 +19,7 @@ use std::hint::black_box;
 
 mod fixtures;
 
-use fixtures::{cfg, rgetattr};
+use fixtures::{RGETATTR, cfg};
 
 /// The payload sizes: one page, a common Linux msize, and Linux's TCP maximum.
 const SIZES: [(usize, &str); 3] = [(4 << 10, "4KiB"), (64 << 10, "64KiB"), (1 << 20, "1MiB")];
@@ -41,7 +41,7 @@ fn small_messages(c: &mut Criterion) {
             wnames: WalkNames::new(&names).expect("3 names"),
         },
     );
-    let rgetattr = Frame::new(Tag(1), rgetattr());
+    let rgetattr = Frame::new(Tag(1), &RGETATTR);
 
     let mut g = c.benchmark_group("small");
     for (name, frame) in [("Twalk-3-names", twalk), ("Rgetattr", rgetattr)] {
@@ -80,7 +80,7 @@ fn encode_to(c: &mut Criterion) {
                 },
             ),
         ),
-        ("Rgetattr", Frame::new(Tag(1), rgetattr())),
+        ("Rgetattr", Frame::new(Tag(1), &RGETATTR)),
         (
             "Twrite-4KiB",
             Frame::new(

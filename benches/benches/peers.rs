@@ -29,7 +29,7 @@ use std::hint::black_box;
 
 mod fixtures;
 
-use fixtures::{MSIZE, cfg, rgetattr};
+use fixtures::{MSIZE, RGETATTR, cfg};
 use std::io::Cursor;
 
 const NAMES: [&str; 3] = ["usr", "share", "doc"];
@@ -60,29 +60,29 @@ mod rs9p_peer {
     }
 
     pub fn rgetattr() -> Msg {
-        let a = super::rgetattr();
+        let a = RGETATTR;
         let t = |sec, nsec| Time { sec, nsec };
         Msg {
             tag: 1,
             body: FCall::RGetAttr {
-                valid: GetAttrMask::from_bits_truncate(a.valid.bits()),
+                valid: GetAttrMask::from_bits_truncate(a.valid().bits()),
                 qid: QId {
-                    typ: QIdType::from_bits_truncate(a.qid.ty.bits()),
-                    version: a.qid.version,
-                    path: a.qid.path,
+                    typ: QIdType::from_bits_truncate(a.qid().ty.bits()),
+                    version: a.qid().version,
+                    path: a.qid().path,
                 },
                 stat: Stat {
-                    mode: a.mode,
-                    uid: a.uid,
-                    gid: a.gid,
-                    nlink: a.nlink,
-                    rdev: a.rdev,
-                    size: a.size,
-                    blksize: a.blksize,
-                    blocks: a.blocks,
-                    atime: t(a.atime_sec, a.atime_nsec),
-                    mtime: t(a.mtime_sec, a.mtime_nsec),
-                    ctime: t(a.ctime_sec, a.ctime_nsec),
+                    mode: a.mode(),
+                    uid: a.uid(),
+                    gid: a.gid(),
+                    nlink: a.nlink(),
+                    rdev: a.rdev(),
+                    size: a.size(),
+                    blksize: a.blksize(),
+                    blocks: a.blocks(),
+                    atime: t(a.atime_sec(), a.atime_nsec()),
+                    mtime: t(a.mtime_sec(), a.mtime_nsec()),
+                    ctime: t(a.ctime_sec(), a.ctime_nsec()),
                 },
             },
         }
@@ -141,34 +141,34 @@ mod jetstream_peer {
     }
 
     pub fn rgetattr() -> Rframe {
-        let a = super::rgetattr();
+        let a = RGETATTR;
         Rframe {
             tag: 1,
             msg: Rmessage::GetAttr(Rgetattr {
-                valid: a.valid.bits(),
+                valid: a.valid().bits(),
                 qid: Qid {
-                    ty: a.qid.ty.bits(),
-                    version: a.qid.version,
-                    path: a.qid.path,
+                    ty: a.qid().ty.bits(),
+                    version: a.qid().version,
+                    path: a.qid().path,
                 },
-                mode: a.mode,
-                uid: a.uid,
-                gid: a.gid,
-                nlink: a.nlink,
-                rdev: a.rdev,
-                size: a.size,
-                blksize: a.blksize,
-                blocks: a.blocks,
-                atime_sec: a.atime_sec,
-                atime_nsec: a.atime_nsec,
-                mtime_sec: a.mtime_sec,
-                mtime_nsec: a.mtime_nsec,
-                ctime_sec: a.ctime_sec,
-                ctime_nsec: a.ctime_nsec,
-                btime_sec: a.btime_sec,
-                btime_nsec: a.btime_nsec,
-                r#gen: a.gen_,
-                data_version: a.data_version,
+                mode: a.mode(),
+                uid: a.uid(),
+                gid: a.gid(),
+                nlink: a.nlink(),
+                rdev: a.rdev(),
+                size: a.size(),
+                blksize: a.blksize(),
+                blocks: a.blocks(),
+                atime_sec: a.atime_sec(),
+                atime_nsec: a.atime_nsec(),
+                mtime_sec: a.mtime_sec(),
+                mtime_nsec: a.mtime_nsec(),
+                ctime_sec: a.ctime_sec(),
+                ctime_nsec: a.ctime_nsec(),
+                btime_sec: a.btime_sec(),
+                btime_nsec: a.btime_nsec(),
+                r#gen: a.gen_(),
+                data_version: a.data_version(),
             }),
         }
     }
@@ -282,7 +282,7 @@ fn small_and_payload(c: &mut Criterion) {
                 },
             ),
         ),
-        ("Rgetattr", Frame::new(Tag(1), rgetattr())),
+        ("Rgetattr", Frame::new(Tag(1), &RGETATTR)),
         (
             "Twrite-4KiB",
             Frame::new(

@@ -295,10 +295,10 @@ impl Cli {
 
 async fn ls(session: &Session, path: &str, json: bool) -> Result<(), Failure> {
     let attr = session.stat(path).await?;
-    if !attr.qid.ty.contains(QidType::DIR) {
+    if !attr.qid().ty.contains(QidType::DIR) {
         if json {
             let name = path.rsplit('/').next().unwrap_or(path);
-            print_json(&json!([{ "name": name, "type": file_type(attr.qid.ty) }]));
+            print_json(&json!([{ "name": name, "type": file_type(attr.qid().ty) }]));
         } else {
             println!("{path}");
         }
@@ -381,23 +381,23 @@ async fn tail(
 
 async fn stat(session: &Session, path: &str, json: bool) -> Result<(), Failure> {
     let a = session.stat(path).await?;
-    let ty = file_type(a.qid.ty);
+    let ty = file_type(a.qid().ty);
     if json {
         print_json(&json!({
             "path": path,
             "type": ty,
-            "mode": format!("{:04o}", a.mode & 0o7777),
-            "size": a.size,
-            "mtime": a.mtime_sec,
-            "qid": { "path": a.qid.path, "version": a.qid.version },
+            "mode": format!("{:04o}", a.mode() & 0o7777),
+            "size": a.size(),
+            "mtime": a.mtime_sec(),
+            "qid": { "path": a.qid().path, "version": a.qid().version },
         }));
     } else {
         println!("path    {path}");
         println!("type    {ty}");
-        println!("mode    {:04o}", a.mode & 0o7777);
-        println!("size    {}", a.size);
-        println!("mtime   {}", a.mtime_sec);
-        println!("qid     path={} version={}", a.qid.path, a.qid.version);
+        println!("mode    {:04o}", a.mode() & 0o7777);
+        println!("size    {}", a.size());
+        println!("mtime   {}", a.mtime_sec());
+        println!("qid     path={} version={}", a.qid().path, a.qid().version);
     }
     Ok(())
 }
@@ -431,7 +431,7 @@ async fn workers(session: &Session, json: bool) -> Result<(), Failure> {
     for e in session.list("/worker").await?.into_iter().filter(|e| e.dir) {
         let telemetry = format!("/worker/{}/telemetry", e.name);
         let size = match session.stat(&telemetry).await {
-            Ok(a) => Some(a.size),
+            Ok(a) => Some(a.size()),
             // Killed between the listing and the stat, or no telemetry.
             Err(f) if f.exit == Exit::NotFound || f.exit == Exit::Permission => None,
             Err(f) => return Err(f),

@@ -1,7 +1,7 @@
 //! Whatever decodes must encode back to the very same bytes (the wire form
 //! is canonical), and decoding those bytes again must give an equal frame.
-//! Checked under both dialects, through both encoders (`&mut [u8]` and
-//! `BytesMut`).
+//! Checked under both dialects, through every encoder (`&mut [u8]`, and
+//! appending to a `Vec<u8>` and a `BytesMut`).
 
 #![no_main]
 
@@ -21,6 +21,10 @@ fuzz_target!(|data: &[u8]| {
 
         let again = Frame::decode(&out[..n], cfg).expect("re-encoded frame decodes");
         assert_eq!(again, frame);
+
+        let mut v = vec![0xa5];
+        frame.encode_to(&mut v).expect("encode_to Vec");
+        assert_eq!(&v[1..], data);
 
         let mut bm = BytesMut::new();
         frame.encode_to(&mut bm).expect("encode_to");

@@ -353,7 +353,7 @@ impl Session {
         )?;
         let frame = self.rpc("getattr").await?;
         match self.client.receive(&frame)?.into_result() {
-            Ok(Msg::Rgetattr(a)) => Ok(a.size),
+            Ok(Msg::Rgetattr(a)) => Ok(a.size()),
             Ok(_) => Err(LoadError::Unexpected("getattr")),
             Err(err) => Err(LoadError::Fs {
                 step: "getattr",

@@ -116,7 +116,7 @@ impl Client {
     /// Reads a file, or lists a directory.
     async fn read(&self, path: &str) -> Result<Vec<u8>, FsError> {
         let fid = self.open(path, LOpenFlags::empty()).await?;
-        let dir = self.conn.getattr(fid).await.map_err(fs)?.qid.ty.bits() & 0x80 != 0;
+        let dir = self.conn.getattr(fid).await.map_err(fs)?.qid().ty.bits() & 0x80 != 0;
         let r = if dir {
             self.conn.readdir(fid).await.map(|names| {
                 names

@@ -6,7 +6,7 @@
 
 use crate::error::CodecError;
 use crate::types::{Dialect, Qid};
-use crate::wire::{Field, Reader, Writer};
+use crate::wire::{Field, Reader, SliceSink, Writer};
 
 /// One directory entry, its name borrowed from the payload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,18 +91,27 @@ impl<'b> DirEntryWriter<'b> {
                 len: entry.name.len(),
             });
         }
-        let Some(dst) = self.buf.get_mut(self.len..) else {
+        let need = entry.encoded_len();
+        let Some(dst) = self
+            .len
+            .checked_add(need)
+            .and_then(|end| self.buf.get_mut(self.len..end))
+        else {
             return Ok(false);
         };
-        if dst.len() < entry.encoded_len() {
-            return Ok(false);
+        let mut w = Writer::new(SliceSink::new(dst));
+        entry.qid.write(&mut w, "dirent.qid");
+        w.u64(entry.offset);
+        w.u8(entry.ty);
+        w.str("dirent.name", entry.name);
+        let left = w.finish()?.left();
+        if left != 0 {
+            return Err(CodecError::BufferTooSmall {
+                need,
+                have: need - left,
+            });
         }
-        let mut w = Writer::new(dst);
-        entry.qid.write(&mut w, "dirent.qid")?;
-        w.u64(entry.offset)?;
-        w.u8(entry.ty)?;
-        w.str("dirent.name", entry.name)?;
-        self.len += w.position();
+        self.len += need;
         Ok(true)
     }
 

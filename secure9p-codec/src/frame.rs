@@ -6,7 +6,7 @@ use crate::error::CodecError;
 use crate::layout::HeaderWire;
 use crate::msg::{Msg, MsgType};
 use crate::types::{Dialect, Fid, Tag};
-use crate::wire::{Reader, Writer, data_count};
+use crate::wire::{AppendBuf, AppendSink, Reader, Sink, SliceSink, Writer, data_count};
 use zerocopy::FromBytes;
 
 pub use crate::layout::HEADER_LEN;
@@ -63,14 +63,23 @@ impl Header {
         })
     }
 
-    fn write(w: &mut Writer<'_>, size: u32, ty: MsgType, tag: Tag) -> Result<(), CodecError> {
+    #[inline]
+    fn write<S: Sink>(w: &mut Writer<S>, size: u32, ty: MsgType, tag: Tag) {
         w.layout(&HeaderWire {
             size: size.into(),
             ty: ty as u8,
             tag: tag.0.into(),
-        })
+        });
     }
 }
+
+/// The most bytes a [`Frame`] may take: decoders return one by value and
+/// engines pass them around, so the wide messages are held by reference
+/// (`fixed.rs`, [`StatRef`](crate::StatRef)). The largest by-value bodies
+/// left are `Tattach`/`Tauth` (two strings, two fids, `n_uname`).
+const FRAME_SIZE_LIMIT: usize = 96;
+
+const _: () = assert!(core::mem::size_of::<Frame<'_>>() <= FRAME_SIZE_LIMIT);
 
 /// One 9P message with its tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,50 +139,59 @@ impl<'a> Frame<'a> {
     }
 
     /// Encodes the frame at the front of `out`; returns the bytes written.
-    /// Never allocates.
+    /// Never allocates. The length is computed once and checked against
+    /// `out` once; then each byte is written once.
     pub fn encode(&self, out: &mut [u8]) -> Result<usize, CodecError> {
         let len = self.encoded_len();
-        let size = u32::try_from(len).map_err(|_| CodecError::FieldTooLong {
-            field: "frame",
-            len,
-        })?;
-        if out.len() < len {
+        let have = out.len();
+        let dst = out
+            .get_mut(..len)
+            .ok_or(CodecError::BufferTooSmall { need: len, have })?;
+        let left = self.write(len, SliceSink::new(dst))?.left();
+        if left != 0 {
             return Err(CodecError::BufferTooSmall {
                 need: len,
-                have: out.len(),
+                have: len - left,
             });
         }
-        let mut w = Writer::new(out);
-        Header::write(&mut w, size, self.msg.msg_type(), self.tag)?;
-        self.msg.encode_body(&mut w)?;
-        Ok(w.position())
+        Ok(len)
     }
 
-    /// Appends the encoded frame to `out`.
-    #[cfg(feature = "bytes")]
-    pub fn encode_to(&self, out: &mut bytes::BytesMut) -> Result<(), CodecError> {
+    /// Appends the encoded frame to `out` (a `Vec<u8>` with feature
+    /// `alloc`, a `bytes::BytesMut` with feature `bytes`): room for the
+    /// whole frame is made once and each byte is written once, with no
+    /// zero-fill first. On an error `out` is left as it was.
+    pub fn encode_to<B: AppendBuf>(&self, out: &mut B) -> Result<(), CodecError> {
         let len = self.encoded_len();
-        let size = u32::try_from(len).map_err(|_| CodecError::FieldTooLong {
-            field: "frame",
-            len,
-        })?;
-        let start = out.len();
-        out.reserve(len);
-        let mut w = Writer::append(out, len);
-        let written = Header::write(&mut w, size, self.msg.msg_type(), self.tag)
-            .and_then(|()| self.msg.encode_body(&mut w))
-            .map(|()| w.position());
+        let start = out.held();
+        out.make_room(len);
+        let written = self
+            .write(len, AppendSink(&mut *out))
+            .map(|sink| sink.0.held() - start);
         match written {
             Ok(n) if n == len => Ok(()),
             Ok(n) => {
-                out.truncate(start);
+                out.cut(start);
                 Err(CodecError::BufferTooSmall { need: len, have: n })
             }
             Err(e) => {
-                out.truncate(start);
+                out.cut(start);
                 Err(e)
             }
         }
+    }
+
+    /// Writes the header and body, `len` bytes in all, into `sink`.
+    #[inline]
+    fn write<S: Sink>(&self, len: usize, sink: S) -> Result<S, CodecError> {
+        let size = u32::try_from(len).map_err(|_| CodecError::FieldTooLong {
+            field: "frame",
+            len,
+        })?;
+        let mut w = Writer::new(sink);
+        Header::write(&mut w, size, self.msg.msg_type(), self.tag);
+        self.msg.encode_body(&mut w);
+        w.finish()
     }
 }
 
@@ -197,9 +215,10 @@ pub fn rread_header(tag: Tag, len: usize) -> Result<[u8; RREAD_HEADER_LEN], Code
     let count = data_count("Rread.data", len)?;
     let size = frame_size(RREAD_HEADER_LEN, len)?;
     let mut out = [0u8; RREAD_HEADER_LEN];
-    let mut w = Writer::new(&mut out);
-    Header::write(&mut w, size, MsgType::Rread, tag)?;
-    w.u32(count)?;
+    let mut w = Writer::new(SliceSink::new(&mut out));
+    Header::write(&mut w, size, MsgType::Rread, tag);
+    w.u32(count);
+    w.finish()?;
     Ok(out)
 }
 
@@ -213,11 +232,12 @@ pub fn twrite_header(
     let count = data_count("Twrite.data", len)?;
     let size = frame_size(TWRITE_HEADER_LEN, len)?;
     let mut out = [0u8; TWRITE_HEADER_LEN];
-    let mut w = Writer::new(&mut out);
-    Header::write(&mut w, size, MsgType::Twrite, tag)?;
-    w.u32(fid.0)?;
-    w.u64(offset)?;
-    w.u32(count)?;
+    let mut w = Writer::new(SliceSink::new(&mut out));
+    Header::write(&mut w, size, MsgType::Twrite, tag);
+    w.u32(fid.0);
+    w.u64(offset);
+    w.u32(count);
+    w.finish()?;
     Ok(out)
 }
 

@@ -3,8 +3,12 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
 mod dirent;
 mod error;
+mod fixed;
 mod flags;
 mod frame;
 mod layout;
@@ -16,6 +20,7 @@ mod wire;
 
 pub use dirent::{DirEntries, DirEntry, DirEntryWriter};
 pub use error::CodecError;
+pub use fixed::{Rgetattr, Rstatfs, Tsetattr};
 pub use flags::{
     DMAPPEND, DMAUTH, DMDIR, DMEXCL, GetattrMask, L_ACCMODE, LOpenFlags, LockFlags, LockStatus,
     LockType, OpenMode, QidType, SetattrValid,
@@ -25,9 +30,10 @@ pub use frame::{
     rread_header, twrite_header,
 };
 pub use msg::*;
-pub use stat::{Stat, Stats};
+pub use stat::{Stat, StatRef, Stats};
 pub use types::{Dialect, Fid, Qid, Tag};
 pub use walk::{MAX_WALK_ELEMENTS, WalkNames, WalkNamesIter, WalkQids};
+pub use wire::AppendBuf;
 
 /// The smallest msize a server may negotiate: the Linux client refuses less.
 pub const MIN_MSIZE: u32 = 4096;

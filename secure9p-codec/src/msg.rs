@@ -4,24 +4,40 @@
 //! protocol notes and Plan 9's `intro(5)`; see `SECURE9P.md` for the table.
 
 use crate::error::CodecError;
-use crate::flags::{
-    GetattrMask, LOpenFlags, LockFlags, LockStatus, LockType, OpenMode, SetattrValid,
-};
-use crate::layout::{AttrWire, LockRangeWire, QidWire, SetattrWire, StatfsWire};
-use crate::stat::Stat;
+use crate::fixed::{Fixed, Rgetattr, Rstatfs, Tsetattr};
+use crate::flags::{GetattrMask, LOpenFlags, LockFlags, LockStatus, LockType, OpenMode};
+use crate::layout::LockRangeWire;
+use crate::stat::StatRef;
 use crate::types::{Fid, Qid, Tag};
 use crate::walk::{WalkNames, WalkQids};
-use crate::wire::{Field, Reader, Writer};
+use crate::wire::{Field, Reader, Sink, Writer};
 
 /// How one message body is read, sized and written.
 pub(crate) trait Body<'a>: Sized {
     fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError>;
     fn body_len(&self) -> usize;
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError>;
+    fn encode<S: Sink>(&self, w: &mut Writer<S>);
+}
+
+/// A fixed-layout message is its own bytes: borrowed in place when decoded,
+/// copied whole when encoded.
+impl<'a, T: Fixed> Body<'a> for &'a T {
+    fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
+        r.view(T::NAME)
+    }
+    #[inline]
+    fn body_len(&self) -> usize {
+        core::mem::size_of::<T>()
+    }
+    #[inline]
+    fn encode<S: Sink>(&self, w: &mut Writer<S>) {
+        w.layout(*self)
+    }
 }
 
 macro_rules! body_impl {
     (custom $($rest:tt)*) => {};
+    (view $($rest:tt)*) => {};
     (plain $name:ident $(<$lt:lifetime>)? { $($field:ident),* }) => {
         impl<'a> Body<'a> for $name $(<$lt>)? {
             #[allow(unused_variables)]
@@ -34,9 +50,46 @@ macro_rules! body_impl {
                 0 $( + Field::wire_len(&self.$field) )*
             }
             #[allow(unused_variables)]
-            fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
-                $( Field::write(&self.$field, w, concat!(stringify!($name), ".", stringify!($field)))?; )*
-                Ok(())
+            #[inline]
+            fn encode<S: Sink>(&self, w: &mut Writer<S>) {
+                $( Field::write(&self.$field, w, concat!(stringify!($name), ".", stringify!($field))); )*
+            }
+        }
+    };
+}
+
+/// What a [`Msg`] variant holds: a fixed-layout message (`view`) by
+/// reference, any other by value.
+macro_rules! payload {
+    (view $name:ident <$lt:lifetime>) => { &$lt $name };
+    ($kind:ident $name:ident $(<$lt:lifetime>)?) => { $name $(<$lt>)? };
+}
+
+/// A message's struct (unless it is a fixed layout, defined in `fixed.rs`),
+/// its body codec and its conversion into [`Msg`].
+macro_rules! message_item {
+    (view $(#[$meta:meta])* $name:ident <$lt:lifetime> {}) => {
+        impl<$lt> From<&$lt $name> for Msg<$lt> {
+            fn from(m: &$lt $name) -> Msg<$lt> {
+                Msg::$name(m)
+            }
+        }
+    };
+    (
+        $kind:ident
+        $(#[$meta:meta])*
+        $name:ident $(<$lt:lifetime>)? { $( $(#[$fmeta:meta])* $field:ident : $fty:ty ),* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $name $(<$lt>)? {
+            $( $(#[$fmeta])* pub $field: $fty, )*
+        }
+        body_impl!($kind $name $(<$lt>)? { $($field),* });
+
+        impl<'a> From<$name $(<$lt>)?> for Msg<'a> {
+            fn from(m: $name $(<$lt>)?) -> Msg<'a> {
+                Msg::$name(m)
             }
         }
     };
@@ -50,17 +103,10 @@ macro_rules! messages {
         }
     )*) => {
         $(
-            $(#[$meta])*
-            #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-            pub struct $name $(<$lt>)? {
-                $( $(#[$fmeta])* pub $field: $fty, )*
-            }
-            body_impl!($kind $name $(<$lt>)? { $($field),* });
-
-            impl<'a> From<$name $(<$lt>)?> for Msg<'a> {
-                fn from(m: $name $(<$lt>)?) -> Msg<'a> {
-                    Msg::$name(m)
-                }
+            message_item! {
+                $kind
+                $(#[$meta])*
+                $name $(<$lt>)? { $( $(#[$fmeta])* $field: $fty ),* }
             }
         )*
 
@@ -91,7 +137,7 @@ macro_rules! messages {
         /// One decoded message of either dialect, borrowing from its frame.
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum Msg<'a> {
-            $( $(#[$meta])* $name($name $(<$lt>)?), )*
+            $( $(#[$meta])* $name(payload!($kind $name $(<$lt>)?)), )*
         }
 
         impl<'a> Msg<'a> {
@@ -104,7 +150,7 @@ macro_rules! messages {
 
             pub(crate) fn decode_body(ty: MsgType, r: &mut Reader<'a>) -> Result<Self, CodecError> {
                 match ty {
-                    $( MsgType::$name => <$name as Body>::decode(r).map(Msg::$name), )*
+                    $( MsgType::$name => <payload!($kind $name $(<$lt>)?) as Body>::decode(r).map(Msg::$name), )*
                 }
             }
 
@@ -115,7 +161,8 @@ macro_rules! messages {
                 }
             }
 
-            pub(crate) fn encode_body(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
+            #[inline]
+            pub(crate) fn encode_body<S: Sink>(&self, w: &mut Writer<S>) {
                 match self {
                     $( Msg::$name(m) => m.encode(w), )*
                 }
@@ -151,27 +198,9 @@ messages! {
         /// Any fid in the file system.
         fid: Fid,
     }
-    /// File-system statistics (`statfs(2)`).
-    Rstatfs = 9 custom {
-        /// File-system type.
-        ty: u32,
-        /// Block size.
-        bsize: u32,
-        /// Total blocks.
-        blocks: u64,
-        /// Free blocks.
-        bfree: u64,
-        /// Blocks free to unprivileged users.
-        bavail: u64,
-        /// Total inodes.
-        files: u64,
-        /// Free inodes.
-        ffree: u64,
-        /// File-system id.
-        fsid: u64,
-        /// Longest file name.
-        namelen: u32,
-    }
+    /// File-system statistics (`statfs(2)`): a [`Rstatfs`](crate::Rstatfs)
+    /// in the frame's bytes.
+    Rstatfs<'a> = 9 view {}
     /// Opens a fid (9P2000.L).
     Tlopen = 12 plain {
         /// The fid to open.
@@ -271,72 +300,12 @@ messages! {
         /// Which attributes are wanted.
         request_mask: GetattrMask,
     }
-    /// Attributes (`stat(2)` and more).
-    Rgetattr = 25 custom {
-        /// Which fields are filled.
-        valid: GetattrMask,
-        /// The file's qid.
-        qid: Qid,
-        /// Mode and permission bits.
-        mode: u32,
-        /// Owner.
-        uid: u32,
-        /// Group.
-        gid: u32,
-        /// Link count.
-        nlink: u64,
-        /// Device id, for device files.
-        rdev: u64,
-        /// Size in bytes.
-        size: u64,
-        /// Preferred I/O block size.
-        blksize: u64,
-        /// 512-byte blocks allocated.
-        blocks: u64,
-        /// Access time, seconds.
-        atime_sec: u64,
-        /// Access time, nanoseconds.
-        atime_nsec: u64,
-        /// Modification time, seconds.
-        mtime_sec: u64,
-        /// Modification time, nanoseconds.
-        mtime_nsec: u64,
-        /// Change time, seconds.
-        ctime_sec: u64,
-        /// Change time, nanoseconds.
-        ctime_nsec: u64,
-        /// Birth time, seconds.
-        btime_sec: u64,
-        /// Birth time, nanoseconds.
-        btime_nsec: u64,
-        /// Inode generation.
-        gen_: u64,
-        /// Data version.
-        data_version: u64,
-    }
-    /// Changes attributes.
-    Tsetattr = 26 custom {
-        /// The file.
-        fid: Fid,
-        /// Which fields to apply.
-        valid: SetattrValid,
-        /// New mode.
-        mode: u32,
-        /// New owner.
-        uid: u32,
-        /// New group.
-        gid: u32,
-        /// New size.
-        size: u64,
-        /// New access time, seconds.
-        atime_sec: u64,
-        /// New access time, nanoseconds.
-        atime_nsec: u64,
-        /// New modification time, seconds.
-        mtime_sec: u64,
-        /// New modification time, nanoseconds.
-        mtime_nsec: u64,
-    }
+    /// Attributes (`stat(2)` and more): a [`Rgetattr`](crate::Rgetattr) in
+    /// the frame's bytes.
+    Rgetattr<'a> = 25 view {}
+    /// Changes attributes: a [`Tsetattr`](crate::Tsetattr) in the frame's
+    /// bytes.
+    Tsetattr<'a> = 26 view {}
     /// Attributes changed.
     Rsetattr = 27 plain {}
     /// Opens an extended attribute (or the list of them) as `newfid`.
@@ -645,142 +614,18 @@ messages! {
     }
     /// The stat.
     Rstat<'a> = 125 plain {
-        /// The entry.
-        stat: Stat<'a>,
+        /// The entry: the frame's bytes, or the caller's [`Stat`].
+        stat: StatRef<'a>,
     }
     /// Changes a 9P2000 stat.
     Twstat<'a> = 126 plain {
         /// The fid.
         fid: Fid,
         /// New values ("don't touch" fields all ones / empty).
-        stat: Stat<'a>,
+        stat: StatRef<'a>,
     }
     /// Changed.
     Rwstat = 127 plain {}
-}
-
-impl<'a> Body<'a> for Rstatfs {
-    fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
-        let s: StatfsWire = r.layout("Rstatfs")?;
-        Ok(Rstatfs {
-            ty: s.ty.get(),
-            bsize: s.bsize.get(),
-            blocks: s.blocks.get(),
-            bfree: s.bfree.get(),
-            bavail: s.bavail.get(),
-            files: s.files.get(),
-            ffree: s.ffree.get(),
-            fsid: s.fsid.get(),
-            namelen: s.namelen.get(),
-        })
-    }
-    fn body_len(&self) -> usize {
-        core::mem::size_of::<StatfsWire>()
-    }
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
-        w.layout(&StatfsWire {
-            ty: self.ty.into(),
-            bsize: self.bsize.into(),
-            blocks: self.blocks.into(),
-            bfree: self.bfree.into(),
-            bavail: self.bavail.into(),
-            files: self.files.into(),
-            ffree: self.ffree.into(),
-            fsid: self.fsid.into(),
-            namelen: self.namelen.into(),
-        })
-    }
-}
-
-impl<'a> Body<'a> for Rgetattr {
-    fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
-        let a: AttrWire = r.layout("Rgetattr")?;
-        Ok(Rgetattr {
-            valid: GetattrMask::from_bits_retain(a.valid.get()),
-            qid: Qid::from(a.qid),
-            mode: a.mode.get(),
-            uid: a.uid.get(),
-            gid: a.gid.get(),
-            nlink: a.nlink.get(),
-            rdev: a.rdev.get(),
-            size: a.size.get(),
-            blksize: a.blksize.get(),
-            blocks: a.blocks.get(),
-            atime_sec: a.atime_sec.get(),
-            atime_nsec: a.atime_nsec.get(),
-            mtime_sec: a.mtime_sec.get(),
-            mtime_nsec: a.mtime_nsec.get(),
-            ctime_sec: a.ctime_sec.get(),
-            ctime_nsec: a.ctime_nsec.get(),
-            btime_sec: a.btime_sec.get(),
-            btime_nsec: a.btime_nsec.get(),
-            gen_: a.gen_.get(),
-            data_version: a.data_version.get(),
-        })
-    }
-    fn body_len(&self) -> usize {
-        core::mem::size_of::<AttrWire>()
-    }
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
-        w.layout(&AttrWire {
-            valid: self.valid.bits().into(),
-            qid: QidWire::from(self.qid),
-            mode: self.mode.into(),
-            uid: self.uid.into(),
-            gid: self.gid.into(),
-            nlink: self.nlink.into(),
-            rdev: self.rdev.into(),
-            size: self.size.into(),
-            blksize: self.blksize.into(),
-            blocks: self.blocks.into(),
-            atime_sec: self.atime_sec.into(),
-            atime_nsec: self.atime_nsec.into(),
-            mtime_sec: self.mtime_sec.into(),
-            mtime_nsec: self.mtime_nsec.into(),
-            ctime_sec: self.ctime_sec.into(),
-            ctime_nsec: self.ctime_nsec.into(),
-            btime_sec: self.btime_sec.into(),
-            btime_nsec: self.btime_nsec.into(),
-            gen_: self.gen_.into(),
-            data_version: self.data_version.into(),
-        })
-    }
-}
-
-impl<'a> Body<'a> for Tsetattr {
-    fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
-        let fid = Fid::read(r, "Tsetattr.fid")?;
-        let s: SetattrWire = r.layout("Tsetattr")?;
-        Ok(Tsetattr {
-            fid,
-            valid: SetattrValid::from_bits_retain(s.valid.get()),
-            mode: s.mode.get(),
-            uid: s.uid.get(),
-            gid: s.gid.get(),
-            size: s.size.get(),
-            atime_sec: s.atime_sec.get(),
-            atime_nsec: s.atime_nsec.get(),
-            mtime_sec: s.mtime_sec.get(),
-            mtime_nsec: s.mtime_nsec.get(),
-        })
-    }
-    fn body_len(&self) -> usize {
-        4 + core::mem::size_of::<SetattrWire>()
-    }
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
-        w.u32(self.fid.0)?;
-        w.layout(&SetattrWire {
-            valid: self.valid.bits().into(),
-            mode: self.mode.into(),
-            uid: self.uid.into(),
-            gid: self.gid.into(),
-            size: self.size.into(),
-            atime_sec: self.atime_sec.into(),
-            atime_nsec: self.atime_nsec.into(),
-            mtime_sec: self.mtime_sec.into(),
-            mtime_nsec: self.mtime_nsec.into(),
-        })
-    }
 }
 
 /// Reads the `start[8] length[8] proc_id[4]` run shared by the lock messages.
@@ -789,12 +634,8 @@ fn read_range(r: &mut Reader<'_>, field: &'static str) -> Result<(u64, u64, u32)
     Ok((l.start.get(), l.length.get(), l.proc_id.get()))
 }
 
-fn write_range(
-    w: &mut Writer<'_>,
-    start: u64,
-    length: u64,
-    proc_id: u32,
-) -> Result<(), CodecError> {
+#[inline]
+fn write_range<S: Sink>(w: &mut Writer<S>, start: u64, length: u64, proc_id: u32) {
     w.layout(&LockRangeWire {
         start: start.into(),
         length: length.into(),
@@ -824,12 +665,13 @@ impl<'a> Body<'a> for Tlock<'a> {
     fn body_len(&self) -> usize {
         4 + 1 + 4 + LOCK_RANGE_LEN + self.client_id.wire_len()
     }
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
-        w.u32(self.fid.0)?;
-        w.u8(self.lock_type.0)?;
-        w.u32(self.flags.bits())?;
-        write_range(w, self.start, self.length, self.proc_id)?;
-        w.str("Tlock.client_id", self.client_id)
+    #[inline]
+    fn encode<S: Sink>(&self, w: &mut Writer<S>) {
+        w.u32(self.fid.0);
+        w.u8(self.lock_type.0);
+        w.u32(self.flags.bits());
+        write_range(w, self.start, self.length, self.proc_id);
+        w.str("Tlock.client_id", self.client_id);
     }
 }
 
@@ -851,11 +693,12 @@ impl<'a> Body<'a> for Tgetlock<'a> {
     fn body_len(&self) -> usize {
         4 + 1 + LOCK_RANGE_LEN + self.client_id.wire_len()
     }
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
-        w.u32(self.fid.0)?;
-        w.u8(self.lock_type.0)?;
-        write_range(w, self.start, self.length, self.proc_id)?;
-        w.str("Tgetlock.client_id", self.client_id)
+    #[inline]
+    fn encode<S: Sink>(&self, w: &mut Writer<S>) {
+        w.u32(self.fid.0);
+        w.u8(self.lock_type.0);
+        write_range(w, self.start, self.length, self.proc_id);
+        w.str("Tgetlock.client_id", self.client_id);
     }
 }
 
@@ -875,9 +718,10 @@ impl<'a> Body<'a> for Rgetlock<'a> {
     fn body_len(&self) -> usize {
         1 + LOCK_RANGE_LEN + self.client_id.wire_len()
     }
-    fn encode(&self, w: &mut Writer<'_>) -> Result<(), CodecError> {
-        w.u8(self.lock_type.0)?;
-        write_range(w, self.start, self.length, self.proc_id)?;
-        w.str("Rgetlock.client_id", self.client_id)
+    #[inline]
+    fn encode<S: Sink>(&self, w: &mut Writer<S>) {
+        w.u8(self.lock_type.0);
+        write_range(w, self.start, self.length, self.proc_id);
+        w.str("Rgetlock.client_id", self.client_id);
     }
 }

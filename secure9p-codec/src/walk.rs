@@ -7,7 +7,7 @@
 use crate::error::CodecError;
 use crate::layout::{QID_LEN, QidWire};
 use crate::types::Qid;
-use crate::wire::{Field, Reader, Writer};
+use crate::wire::{Field, Reader, Sink, Writer};
 use zerocopy::FromBytes;
 
 /// The most names one walk may carry (`MAXWELEM` of the protocol).
@@ -193,10 +193,11 @@ fn read_count(r: &mut Reader<'_>, field: &'static str) -> Result<usize, CodecErr
     Ok(n)
 }
 
-fn write_count(w: &mut Writer<'_>, n: usize) -> Result<(), CodecError> {
+#[inline]
+fn write_count<S: Sink>(w: &mut Writer<S>, n: usize) {
     // Both lists hold at most 16 entries (checked at construction), so the
     // count always fits.
-    w.u16(u16::try_from(n).unwrap_or(u16::MAX))
+    w.u16(u16::try_from(n).unwrap_or(u16::MAX));
 }
 
 impl<'a> Field<'a> for WalkNames<'a> {
@@ -216,11 +217,12 @@ impl<'a> Field<'a> for WalkNames<'a> {
             Names::List(l) => l.iter().map(|s| 2 + s.len()).sum::<usize>(),
         }
     }
-    fn write(&self, w: &mut Writer<'_>, field: &'static str) -> Result<(), CodecError> {
-        write_count(w, self.len())?;
+    #[inline]
+    fn write<S: Sink>(&self, w: &mut Writer<S>, field: &'static str) {
+        write_count(w, self.len());
         match self.0 {
             Names::Wire { raw, .. } => w.bytes(raw),
-            Names::List(l) => l.iter().try_for_each(|s| w.str(field, s)),
+            Names::List(l) => l.iter().for_each(|s| w.str(field, s)),
         }
     }
 }
@@ -234,11 +236,12 @@ impl<'a> Field<'a> for WalkQids<'a> {
     fn wire_len(&self) -> usize {
         2 + self.len() * QID_LEN
     }
-    fn write(&self, w: &mut Writer<'_>, field: &'static str) -> Result<(), CodecError> {
-        write_count(w, self.len())?;
+    #[inline]
+    fn write<S: Sink>(&self, w: &mut Writer<S>, field: &'static str) {
+        write_count(w, self.len());
         match self.0 {
             Qids::Wire(raw) => w.bytes(raw),
-            Qids::List(l) => l.iter().try_for_each(|q| q.write(w, field)),
+            Qids::List(l) => l.iter().for_each(|q| q.write(w, field)),
         }
     }
 }

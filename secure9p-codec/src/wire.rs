@@ -1,6 +1,8 @@
 //! The bounds-checked cursor the decoder reads with and the writer the
 //! encoder writes with, and the `Field` trait that ties a Rust type to its
-//! wire form. Every read checks the bytes left before it touches them.
+//! wire form. Every read checks the bytes left before it touches them;
+//! every encode learns the frame's length first, checks the destination's
+//! room once, and then writes each byte once (no zero-fill, no second pass).
 
 use crate::error::CodecError;
 use crate::flags::{
@@ -8,7 +10,7 @@ use crate::flags::{
 };
 use crate::layout::QidWire;
 use crate::types::{Dialect, Fid, Qid, Tag};
-use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout, Unaligned};
 
 /// A cursor over the body of one frame.
 pub(crate) struct Reader<'a> {
@@ -87,6 +89,19 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// A fixed layout, borrowed in place from the frame bytes.
+    pub(crate) fn view<T: FromBytes + KnownLayout + Immutable + Unaligned>(
+        &mut self,
+        field: &'static str,
+    ) -> Result<&'a T, CodecError> {
+        let bytes = self.take(core::mem::size_of::<T>(), field)?;
+        T::ref_from_bytes(bytes).map_err(|_| CodecError::Truncated {
+            field,
+            need: core::mem::size_of::<T>(),
+            left: bytes.len(),
+        })
+    }
+
     /// A string: `len[2]` then that many bytes of UTF-8 without NUL.
     pub(crate) fn str(&mut self, field: &'static str) -> Result<&'a str, CodecError> {
         let len = self.u16(field)?;
@@ -118,107 +133,185 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A bounds-checked writer: into a caller's slice, or appending to a
-/// `BytesMut` (each byte written once, no zero-fill first).
-pub(crate) struct Writer<'b> {
-    out: Out<'b>,
-    pos: usize,
+/// Where an encoder's bytes go: the front of a caller's slice, or the end
+/// of a growable buffer (see [`AppendBuf`]). The frame's length is known
+/// and checked against the room before the first `put`, so a put never
+/// fails and each byte of the destination is written once; a destination
+/// that is short anyway (the length and the writer disagreeing, a bug)
+/// shows as fewer bytes written than the length, which the caller checks.
+pub(crate) trait Sink {
+    /// Appends `src`.
+    fn put(&mut self, src: &[u8]);
 }
 
-enum Out<'b> {
-    Slice(&'b mut [u8]),
-    #[cfg(feature = "bytes")]
-    Bytes {
-        buf: &'b mut bytes::BytesMut,
-        /// The most bytes this writer may append.
-        limit: usize,
-    },
+/// Writes into a caller's slice, front to back.
+pub(crate) struct SliceSink<'b> {
+    rest: &'b mut [u8],
 }
 
-impl<'b> Writer<'b> {
+impl<'b> SliceSink<'b> {
     pub(crate) fn new(buf: &'b mut [u8]) -> Self {
-        Writer {
-            out: Out::Slice(buf),
-            pos: 0,
-        }
+        SliceSink { rest: buf }
     }
 
-    /// Appends to `buf`, at most `limit` bytes (the frame's encoded length,
-    /// reserved beforehand so no append reallocates).
-    #[cfg(feature = "bytes")]
-    pub(crate) fn append(buf: &'b mut bytes::BytesMut, limit: usize) -> Self {
-        Writer {
-            out: Out::Bytes { buf, limit },
-            pos: 0,
+    /// Bytes of the slice not yet written.
+    pub(crate) fn left(&self) -> usize {
+        self.rest.len()
+    }
+}
+
+impl Sink for SliceSink<'_> {
+    #[inline]
+    fn put(&mut self, src: &[u8]) {
+        // Written short (nothing put) when it does not fit: the caller
+        // sees fewer bytes than it asked for.
+        if src.len() <= self.rest.len() {
+            let (dst, tail) = core::mem::take(&mut self.rest).split_at_mut(src.len());
+            dst.copy_from_slice(src);
+            self.rest = tail;
         }
     }
+}
 
-    pub(crate) fn position(&self) -> usize {
-        self.pos
+/// A growable buffer a frame can be appended to, without zero-filling it
+/// first: `Vec<u8>` (feature `alloc`) and `bytes::BytesMut` (feature
+/// `bytes`). See [`Frame::encode_to`](crate::Frame::encode_to).
+pub trait AppendBuf: sealed::Growable {}
+
+pub(crate) mod sealed {
+    /// What the encoder needs of an [`AppendBuf`](super::AppendBuf); sealed
+    /// so the set of buffers stays the codec's to choose.
+    pub trait Growable {
+        /// Bytes held.
+        fn held(&self) -> usize;
+        /// Makes room for `n` more bytes.
+        fn make_room(&mut self, n: usize);
+        /// Appends `src` (room already made).
+        fn append(&mut self, src: &[u8]);
+        /// Drops everything after the first `len` bytes.
+        fn cut(&mut self, len: usize);
     }
+}
 
-    pub(crate) fn bytes(&mut self, src: &[u8]) -> Result<(), CodecError> {
-        let have = match &self.out {
-            Out::Slice(buf) => buf.len(),
-            #[cfg(feature = "bytes")]
-            Out::Bytes { limit, .. } => *limit,
-        };
-        let end = self
-            .pos
-            .checked_add(src.len())
-            .ok_or(CodecError::BufferTooSmall {
-                need: usize::MAX,
-                have,
-            })?;
-        if end > have {
-            return Err(CodecError::BufferTooSmall { need: end, have });
-        }
-        match &mut self.out {
-            Out::Slice(buf) => {
-                let dst = buf
-                    .get_mut(self.pos..end)
-                    .ok_or(CodecError::BufferTooSmall { need: end, have })?;
-                dst.copy_from_slice(src);
+/// An [`AppendBuf`] over a growable byte buffer with `Vec`'s methods.
+macro_rules! append_buf {
+    ($feature:literal, $ty:ty) => {
+        #[cfg(feature = $feature)]
+        impl sealed::Growable for $ty {
+            #[inline]
+            fn held(&self) -> usize {
+                self.len()
             }
-            #[cfg(feature = "bytes")]
-            Out::Bytes { buf, .. } => buf.extend_from_slice(src),
+            #[inline]
+            fn make_room(&mut self, n: usize) {
+                self.reserve(n);
+            }
+            #[inline]
+            fn append(&mut self, src: &[u8]) {
+                self.extend_from_slice(src);
+            }
+            #[inline]
+            fn cut(&mut self, len: usize) {
+                self.truncate(len);
+            }
         }
-        self.pos = end;
-        Ok(())
+
+        #[cfg(feature = $feature)]
+        impl AppendBuf for $ty {}
+    };
+}
+
+append_buf!("alloc", alloc::vec::Vec<u8>);
+append_buf!("bytes", bytes::BytesMut);
+
+/// Appends to an [`AppendBuf`] whose room was made beforehand.
+pub(crate) struct AppendSink<'b, B: AppendBuf>(pub(crate) &'b mut B);
+
+impl<B: AppendBuf> Sink for AppendSink<'_, B> {
+    #[inline]
+    fn put(&mut self, src: &[u8]) {
+        self.0.append(src);
+    }
+}
+
+/// The encoder's writer: fields in wire order into a [`Sink`]. A field
+/// that does not fit its wire length (a string over 65535 bytes, a payload
+/// over 4 GiB) is remembered and refuses the frame at [`Writer::finish`].
+pub(crate) struct Writer<S> {
+    sink: S,
+    failed: Option<CodecError>,
+}
+
+impl<S: Sink> Writer<S> {
+    pub(crate) fn new(sink: S) -> Self {
+        Writer { sink, failed: None }
     }
 
-    pub(crate) fn u8(&mut self, v: u8) -> Result<(), CodecError> {
-        self.bytes(&[v])
+    /// The sink, or the first field that did not fit.
+    pub(crate) fn finish(self) -> Result<S, CodecError> {
+        match self.failed {
+            None => Ok(self.sink),
+            Some(e) => Err(e),
+        }
     }
 
-    pub(crate) fn u16(&mut self, v: u16) -> Result<(), CodecError> {
-        self.bytes(&v.to_le_bytes())
+    #[cold]
+    fn fail(&mut self, e: CodecError) {
+        self.failed.get_or_insert(e);
     }
 
-    pub(crate) fn u32(&mut self, v: u32) -> Result<(), CodecError> {
-        self.bytes(&v.to_le_bytes())
+    #[inline]
+    pub(crate) fn bytes(&mut self, src: &[u8]) {
+        self.sink.put(src);
     }
 
-    pub(crate) fn u64(&mut self, v: u64) -> Result<(), CodecError> {
-        self.bytes(&v.to_le_bytes())
+    #[inline]
+    pub(crate) fn u8(&mut self, v: u8) {
+        self.bytes(&[v]);
     }
 
-    pub(crate) fn layout<T: IntoBytes + Immutable>(&mut self, v: &T) -> Result<(), CodecError> {
-        self.bytes(v.as_bytes())
+    #[inline]
+    pub(crate) fn u16(&mut self, v: u16) {
+        self.bytes(&v.to_le_bytes());
     }
 
-    pub(crate) fn str(&mut self, field: &'static str, s: &str) -> Result<(), CodecError> {
-        let len = u16::try_from(s.len()).map_err(|_| CodecError::FieldTooLong {
-            field,
-            len: s.len(),
-        })?;
-        self.u16(len)?;
-        self.bytes(s.as_bytes())
+    #[inline]
+    pub(crate) fn u32(&mut self, v: u32) {
+        self.bytes(&v.to_le_bytes());
     }
 
-    pub(crate) fn data(&mut self, field: &'static str, d: &[u8]) -> Result<(), CodecError> {
-        self.u32(data_count(field, d.len())?)?;
-        self.bytes(d)
+    #[inline]
+    pub(crate) fn u64(&mut self, v: u64) {
+        self.bytes(&v.to_le_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn layout<T: IntoBytes + Immutable>(&mut self, v: &T) {
+        self.bytes(v.as_bytes());
+    }
+
+    /// A `size[2]` or string length: fails the frame beyond 65535.
+    #[inline]
+    pub(crate) fn len16(&mut self, field: &'static str, len: usize) {
+        match u16::try_from(len) {
+            Ok(n) => self.u16(n),
+            Err(_) => self.fail(CodecError::FieldTooLong { field, len }),
+        }
+    }
+
+    #[inline]
+    pub(crate) fn str(&mut self, field: &'static str, s: &str) {
+        self.len16(field, s.len());
+        self.bytes(s.as_bytes());
+    }
+
+    #[inline]
+    pub(crate) fn data(&mut self, field: &'static str, d: &[u8]) {
+        match data_count(field, d.len()) {
+            Ok(n) => self.u32(n),
+            Err(e) => self.fail(e),
+        }
+        self.bytes(d);
     }
 }
 
@@ -231,7 +324,7 @@ pub(crate) fn data_count(field: &'static str, len: usize) -> Result<u32, CodecEr
 pub(crate) trait Field<'a>: Sized {
     fn read(r: &mut Reader<'a>, field: &'static str) -> Result<Self, CodecError>;
     fn wire_len(&self) -> usize;
-    fn write(&self, w: &mut Writer<'_>, field: &'static str) -> Result<(), CodecError>;
+    fn write<S: Sink>(&self, w: &mut Writer<S>, field: &'static str);
 }
 
 macro_rules! int_field {
@@ -243,7 +336,8 @@ macro_rules! int_field {
             fn wire_len(&self) -> usize {
                 $len
             }
-            fn write(&self, w: &mut Writer<'_>, _: &'static str) -> Result<(), CodecError> {
+            #[inline]
+            fn write<S: Sink>(&self, w: &mut Writer<S>, _: &'static str) {
                 w.$m(*self)
             }
         }
@@ -261,7 +355,8 @@ macro_rules! newtype_field {
             fn wire_len(&self) -> usize {
                 core::mem::size_of::<$inner>()
             }
-            fn write(&self, w: &mut Writer<'_>, field: &'static str) -> Result<(), CodecError> {
+            #[inline]
+            fn write<S: Sink>(&self, w: &mut Writer<S>, field: &'static str) {
                 let inner: $inner = $unwrap(self);
                 inner.write(w, field)
             }
@@ -289,7 +384,8 @@ impl<'a> Field<'a> for &'a str {
     fn wire_len(&self) -> usize {
         2 + self.len()
     }
-    fn write(&self, w: &mut Writer<'_>, field: &'static str) -> Result<(), CodecError> {
+    #[inline]
+    fn write<S: Sink>(&self, w: &mut Writer<S>, field: &'static str) {
         w.str(field, self)
     }
 }
@@ -301,28 +397,21 @@ impl<'a> Field<'a> for &'a [u8] {
     fn wire_len(&self) -> usize {
         4 + self.len()
     }
-    fn write(&self, w: &mut Writer<'_>, field: &'static str) -> Result<(), CodecError> {
+    #[inline]
+    fn write<S: Sink>(&self, w: &mut Writer<S>, field: &'static str) {
         w.data(field, self)
     }
 }
 
 impl From<QidWire> for Qid {
     fn from(q: QidWire) -> Qid {
-        Qid {
-            ty: QidType::from_bits_retain(q.ty),
-            version: q.version.get(),
-            path: q.path.get(),
-        }
+        q.qid()
     }
 }
 
 impl From<Qid> for QidWire {
     fn from(q: Qid) -> QidWire {
-        QidWire {
-            ty: q.ty.bits(),
-            version: q.version.into(),
-            path: q.path.into(),
-        }
+        QidWire::from_qid(q)
     }
 }
 
@@ -333,8 +422,9 @@ impl<'a> Field<'a> for Qid {
     fn wire_len(&self) -> usize {
         crate::layout::QID_LEN
     }
-    fn write(&self, w: &mut Writer<'_>, _: &'static str) -> Result<(), CodecError> {
-        w.layout(&QidWire::from(*self))
+    #[inline]
+    fn write<S: Sink>(&self, w: &mut Writer<S>, _: &'static str) {
+        w.layout(&QidWire::from_qid(*self))
     }
 }
 
@@ -349,10 +439,10 @@ impl<'a> Field<'a> for Option<u32> {
     fn wire_len(&self) -> usize {
         if self.is_some() { 4 } else { 0 }
     }
-    fn write(&self, w: &mut Writer<'_>, _: &'static str) -> Result<(), CodecError> {
-        match self {
-            Some(v) => w.u32(*v),
-            None => Ok(()),
+    #[inline]
+    fn write<S: Sink>(&self, w: &mut Writer<S>, _: &'static str) {
+        if let Some(v) = self {
+            w.u32(*v);
         }
     }
 }

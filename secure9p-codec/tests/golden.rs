@@ -180,9 +180,10 @@ fn golden_payloads_parse() {
     let mut two = stat_bytes.to_vec();
     two.extend_from_slice(stat_bytes);
     let stats: Vec<_> = Stats::new(&two).collect();
-    assert_eq!(stats, [Ok(rstat.stat), Ok(rstat.stat)]);
+    let stat = rstat.stat.get();
+    assert_eq!(stats, [Ok(stat), Ok(stat)]);
     let mut out = vec![0u8; rstat.stat.encoded_len()];
-    assert_eq!(rstat.stat.encode(&mut out), Ok(stat_bytes.len()));
+    assert_eq!(stat.encode(&mut out), Ok(stat_bytes.len()));
     assert_eq!(out, stat_bytes);
 }
 

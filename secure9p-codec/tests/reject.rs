@@ -312,6 +312,16 @@ fn a_string_of_65536_bytes_cannot_be_encoded() {
             len: 65_536
         })
     );
+    // Appending refuses it too, and leaves the buffer as it was.
+    let mut v = vec![1, 2, 3];
+    assert_eq!(
+        msg.encode_to(&mut v),
+        Err(CodecError::FieldTooLong {
+            field: "Rerror.ename",
+            len: 65_536
+        })
+    );
+    assert_eq!(v, [1, 2, 3]);
     // 65535 bytes is the limit, and fits.
     let max = &long[..65_535];
     let msg = Frame::new(Tag(1), Rerror { ename: max });
@@ -578,7 +588,7 @@ fn encoding_into_a_small_buffer_fails_and_writes_nothing() {
     };
     let mut out = [0u8; 65];
     assert_eq!(
-        r.stat.encode(&mut out),
+        r.stat.get().encode(&mut out),
         Err(CodecError::BufferTooSmall { need: 66, have: 65 })
     );
 }

@@ -139,23 +139,30 @@ impl<'a> Draw<'a> {
     }
 }
 
+/// Lends a built fixed-layout message or stat for as long as the pool's
+/// borrow (a test may leak these small values, as it does the walk lists).
+fn leak<'a, T>(v: T) -> &'a T {
+    Box::leak(Box::new(v))
+}
+
 /// A message of type `ty` for a session of `dialect`, every field drawn from `pool`.
 fn build(ty: MsgType, dialect: Dialect, pool: &Pool) -> Msg<'_> {
     let mut d = Draw::new(pool);
     match ty {
         MsgType::Rlerror => Rlerror { ecode: d.u32() }.into(),
         MsgType::Tstatfs => Tstatfs { fid: d.fid() }.into(),
-        MsgType::Rstatfs => Rstatfs {
-            ty: d.u32(),
-            bsize: d.u32(),
-            blocks: d.u64(),
-            bfree: d.u64(),
-            bavail: d.u64(),
-            files: d.u64(),
-            ffree: d.u64(),
-            fsid: d.u64(),
-            namelen: d.u32(),
-        }
+        MsgType::Rstatfs => leak(
+            Rstatfs::new()
+                .with_ty(d.u32())
+                .with_bsize(d.u32())
+                .with_blocks(d.u64())
+                .with_bfree(d.u64())
+                .with_bavail(d.u64())
+                .with_files(d.u64())
+                .with_ffree(d.u64())
+                .with_fsid(d.u64())
+                .with_namelen(d.u32()),
+        )
         .into(),
         MsgType::Tlopen => Tlopen {
             fid: d.fid(),
@@ -212,41 +219,43 @@ fn build(ty: MsgType, dialect: Dialect, pool: &Pool) -> Msg<'_> {
             request_mask: GetattrMask::from_bits_retain(d.u64()),
         }
         .into(),
-        MsgType::Rgetattr => Rgetattr {
-            valid: GetattrMask::from_bits_retain(d.u64()),
-            qid: d.qid(),
-            mode: d.u32(),
-            uid: d.u32(),
-            gid: d.u32(),
-            nlink: d.u64(),
-            rdev: d.u64(),
-            size: d.u64(),
-            blksize: d.u64(),
-            blocks: d.u64(),
-            atime_sec: d.u64(),
-            atime_nsec: d.u64(),
-            mtime_sec: d.u64(),
-            mtime_nsec: d.u64(),
-            ctime_sec: d.u64(),
-            ctime_nsec: d.u64(),
-            btime_sec: d.u64(),
-            btime_nsec: d.u64(),
-            gen_: d.u64(),
-            data_version: d.u64(),
-        }
+        MsgType::Rgetattr => leak(
+            Rgetattr::new()
+                .with_valid(GetattrMask::from_bits_retain(d.u64()))
+                .with_qid(d.qid())
+                .with_mode(d.u32())
+                .with_uid(d.u32())
+                .with_gid(d.u32())
+                .with_nlink(d.u64())
+                .with_rdev(d.u64())
+                .with_size(d.u64())
+                .with_blksize(d.u64())
+                .with_blocks(d.u64())
+                .with_atime_sec(d.u64())
+                .with_atime_nsec(d.u64())
+                .with_mtime_sec(d.u64())
+                .with_mtime_nsec(d.u64())
+                .with_ctime_sec(d.u64())
+                .with_ctime_nsec(d.u64())
+                .with_btime_sec(d.u64())
+                .with_btime_nsec(d.u64())
+                .with_gen(d.u64())
+                .with_data_version(d.u64()),
+        )
         .into(),
-        MsgType::Tsetattr => Tsetattr {
-            fid: d.fid(),
-            valid: SetattrValid::from_bits_retain(d.u32()),
-            mode: d.u32(),
-            uid: d.u32(),
-            gid: d.u32(),
-            size: d.u64(),
-            atime_sec: d.u64(),
-            atime_nsec: d.u64(),
-            mtime_sec: d.u64(),
-            mtime_nsec: d.u64(),
-        }
+        MsgType::Tsetattr => leak(
+            Tsetattr::new()
+                .with_fid(d.fid())
+                .with_valid(SetattrValid::from_bits_retain(d.u32()))
+                .with_mode(d.u32())
+                .with_uid(d.u32())
+                .with_gid(d.u32())
+                .with_size(d.u64())
+                .with_atime_sec(d.u64())
+                .with_atime_nsec(d.u64())
+                .with_mtime_sec(d.u64())
+                .with_mtime_nsec(d.u64()),
+        )
         .into(),
         MsgType::Rsetattr => Rsetattr {}.into(),
         MsgType::Txattrwalk => Txattrwalk {
@@ -419,10 +428,13 @@ fn build(ty: MsgType, dialect: Dialect, pool: &Pool) -> Msg<'_> {
         MsgType::Tremove => Tremove { fid: d.fid() }.into(),
         MsgType::Rremove => Rremove {}.into(),
         MsgType::Tstat => Tstat { fid: d.fid() }.into(),
-        MsgType::Rstat => Rstat { stat: d.stat() }.into(),
+        MsgType::Rstat => Rstat {
+            stat: StatRef::new(leak(d.stat())),
+        }
+        .into(),
         MsgType::Twstat => Twstat {
             fid: d.fid(),
-            stat: d.stat(),
+            stat: StatRef::new(leak(d.stat())),
         }
         .into(),
         MsgType::Rwstat => Rwstat {}.into(),
@@ -476,6 +488,10 @@ proptest! {
                         prop_assert_eq!(Frame::decode(&bytes, tight), Ok(frame));
                     }
                 }
+                // Appending writes the same bytes after what was there.
+                let mut v = vec![0xa5; 3];
+                frame.encode_to(&mut v).expect("encode_to Vec");
+                prop_assert_eq!(&v[3..], &bytes[..]);
                 #[cfg(feature = "bytes")]
                 {
                     let mut bm = bytes::BytesMut::new();

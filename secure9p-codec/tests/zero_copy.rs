@@ -61,6 +61,49 @@ fn decoded_twrite_and_rread_payloads_point_into_the_frame() {
     }
 }
 
+/// `Rgetattr`, `Tsetattr` and `Rstatfs` decode to references into the
+/// frame: their bodies are read in place, not copied.
+#[test]
+fn fixed_layouts_are_read_in_place() {
+    let cfg = DecodeConfig::new(Dialect::Linux, u32::MAX);
+    let attr = Rgetattr::new()
+        .with_valid(GetattrMask::BASIC)
+        .with_size(6)
+        .with_mode(0o100_644);
+    let set = Tsetattr::new()
+        .with_fid(Fid(3))
+        .with_valid(SetattrValid::SIZE)
+        .with_size(9);
+    let statfs = Rstatfs::new().with_bsize(4096).with_namelen(255);
+    for msg in [
+        Msg::Rgetattr(&attr),
+        Msg::Tsetattr(&set),
+        Msg::Rstatfs(&statfs),
+    ] {
+        let bytes = encode(&Frame::new(Tag(1), msg));
+        let back = Frame::decode(&bytes, cfg).expect("decode").msg;
+        // Only addresses are compared; nothing is read through them.
+        let at: *const u8 = match back {
+            Msg::Rgetattr(a) => core::ptr::from_ref(a).cast(),
+            Msg::Tsetattr(s) => core::ptr::from_ref(s).cast(),
+            Msg::Rstatfs(s) => core::ptr::from_ref(s).cast(),
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(at, bytes[HEADER_LEN..].as_ptr(), "{msg:?} copied");
+        assert_eq!(back, msg);
+    }
+}
+
+/// A decoded frame is returned by value everywhere: the wide messages are
+/// held by reference so that it stays within 96 bytes.
+#[test]
+fn a_frame_is_small() {
+    let size = core::mem::size_of::<Frame<'_>>();
+    assert!(size <= 96, "Frame is {size} bytes");
+    #[cfg(target_pointer_width = "64")]
+    assert_eq!(size, 64, "Frame's size changed");
+}
+
 #[test]
 fn decoded_strings_point_into_the_frame() {
     let cfg = DecodeConfig::new(Dialect::Linux, u32::MAX);
@@ -110,12 +153,19 @@ fn decoded_strings_point_into_the_frame() {
         gid: "glenda",
         muid: "glenda",
     };
-    let bytes = encode(&Frame::new(Tag(1), Rstat { stat }));
+    let bytes = encode(&Frame::new(
+        Tag(1),
+        Rstat {
+            stat: StatRef::new(&stat),
+        },
+    ));
     let base = DecodeConfig::new(Dialect::Base, u32::MAX);
     let Msg::Rstat(r) = Frame::decode(&bytes, base).expect("Rstat").msg else {
         panic!("not an Rstat")
     };
-    for s in [r.stat.name, r.stat.uid, r.stat.gid, r.stat.muid] {
+    let s = r.stat.get();
+    assert_eq!(s, stat);
+    for s in [s.name, s.uid, s.gid, s.muid] {
         assert!(points_into(s.as_bytes(), &bytes), "{s} copied");
     }
 

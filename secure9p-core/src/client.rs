@@ -167,16 +167,9 @@ impl Client {
                 msize: self.msize,
             });
         }
-        let start = out.len();
-        out.resize(start + size, 0);
-        let dst = out.get_mut(start..).ok_or(ClientError::TooLarge {
-            size,
-            msize: self.msize,
-        })?;
-        if let Err(e) = frame.encode(dst) {
-            out.truncate(start);
-            return Err(e.into());
-        }
+        // Appends in place (each byte written once); on an error `out`
+        // is left as it was.
+        frame.encode_to(out)?;
         self.in_flight.insert(tag, ty);
         Ok(())
     }

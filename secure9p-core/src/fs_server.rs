@@ -27,7 +27,7 @@ use alloc::vec::Vec;
 use secure9p_codec::{
     self as codec, CodecError, DecodeConfig, Dialect, DirEntryWriter, Fid, Frame, GetattrMask,
     Header, LOpenFlags, LockStatus, LockType, Msg, OpenMode, Qid, QidType, RREAD_HEADER_LEN,
-    SetattrValid, Stat, Tag, WalkQids,
+    SetattrValid, Stat, StatRef, Tag, WalkQids,
 };
 
 /// Largest extended attribute value a client may set or read (Linux's
@@ -525,31 +525,31 @@ impl FsServer {
                 let (obj, _, uid) = self.file(ctx, m.fid)?;
                 let caller = self.caller(ctx, uid);
                 let a = self.fs.getattr(&caller, obj)?;
-                reply(out, Msg::Rgetattr(rgetattr(&a, m.request_mask)));
+                reply(out, Msg::Rgetattr(&rgetattr(&a, m.request_mask)));
                 done
             }
             Msg::Tsetattr(m) => {
-                let (obj, _, uid) = self.file(ctx, m.fid)?;
-                let writer = self.fid(ctx, m.fid)?.open.is_some_and(|o| o.write);
-                let v = m.valid;
+                let (obj, _, uid) = self.file(ctx, m.fid())?;
+                let writer = self.fid(ctx, m.fid())?.open.is_some_and(|o| o.write);
+                let v = m.valid();
                 let set = SetAttr {
-                    mode: v.contains(SetattrValid::MODE).then_some(m.mode & 0o7777),
-                    uid: v.contains(SetattrValid::UID).then_some(m.uid),
-                    gid: v.contains(SetattrValid::GID).then_some(m.gid),
-                    size: v.contains(SetattrValid::SIZE).then_some(m.size),
+                    mode: v.contains(SetattrValid::MODE).then_some(m.mode() & 0o7777),
+                    uid: v.contains(SetattrValid::UID).then_some(m.uid()),
+                    gid: v.contains(SetattrValid::GID).then_some(m.gid()),
+                    size: v.contains(SetattrValid::SIZE).then_some(m.size()),
                     atime: set_time(
                         v,
                         SetattrValid::ATIME,
                         SetattrValid::ATIME_SET,
-                        m.atime_sec,
-                        m.atime_nsec,
+                        m.atime_sec(),
+                        m.atime_nsec(),
                     ),
                     mtime: set_time(
                         v,
                         SetattrValid::MTIME,
                         SetattrValid::MTIME_SET,
-                        m.mtime_sec,
-                        m.mtime_nsec,
+                        m.mtime_sec(),
+                        m.mtime_nsec(),
                     ),
                     ctime: v.contains(SetattrValid::CTIME),
                     writer,
@@ -565,7 +565,12 @@ impl FsServer {
                 let caller = self.caller(ctx, uid);
                 let a = self.fs.getattr(&caller, obj)?;
                 let stat = stat_of(&a, &name);
-                reply(out, Msg::Rstat(codec::Rstat { stat }));
+                reply(
+                    out,
+                    Msg::Rstat(codec::Rstat {
+                        stat: StatRef::new(&stat),
+                    }),
+                );
                 done
             }
             Msg::Twstat(m) => self.wstat(ctx, m).map(|()| {
@@ -579,17 +584,17 @@ impl FsServer {
                 let s = self.fs.statfs(&caller, obj)?;
                 reply(
                     out,
-                    Msg::Rstatfs(codec::Rstatfs {
-                        ty: V9FS_MAGIC,
-                        bsize: s.bsize,
-                        blocks: s.blocks,
-                        bfree: s.bfree,
-                        bavail: s.bavail,
-                        files: s.files,
-                        ffree: s.ffree,
-                        fsid: 0,
-                        namelen: s.namelen,
-                    }),
+                    Msg::Rstatfs(
+                        &codec::Rstatfs::new()
+                            .with_ty(V9FS_MAGIC)
+                            .with_bsize(s.bsize)
+                            .with_blocks(s.blocks)
+                            .with_bfree(s.bfree)
+                            .with_bavail(s.bavail)
+                            .with_files(s.files)
+                            .with_ffree(s.ffree)
+                            .with_namelen(s.namelen),
+                    ),
                 );
                 done
             }
@@ -927,7 +932,7 @@ impl FsServer {
 
     fn wstat(&mut self, ctx: Ctx, m: codec::Twstat<'_>) -> Result<(), FsError> {
         let (obj, _, uid) = self.file(ctx, m.fid)?;
-        let st = m.stat;
+        let st = m.stat.get();
         let set = SetAttr {
             mode: (st.mode != u32::MAX).then_some(st.mode & 0o777),
             size: (st.length != u64::MAX).then_some(st.length),
@@ -1248,28 +1253,23 @@ fn rgetattr(a: &Attr, mask: GetattrMask) -> codec::Rgetattr {
     let (atime_sec, atime_nsec) = ts(a.atime);
     let (mtime_sec, mtime_nsec) = ts(a.mtime);
     let (ctime_sec, ctime_nsec) = ts(a.ctime);
-    codec::Rgetattr {
-        valid: mask & GetattrMask::BASIC,
-        qid: a.qid,
-        mode: a.mode,
-        uid: a.uid,
-        gid: a.gid,
-        nlink: a.nlink,
-        rdev: a.rdev,
-        size: a.size,
-        blksize: a.blksize,
-        blocks: a.blocks,
-        atime_sec,
-        atime_nsec,
-        mtime_sec,
-        mtime_nsec,
-        ctime_sec,
-        ctime_nsec,
-        btime_sec: 0,
-        btime_nsec: 0,
-        gen_: 0,
-        data_version: 0,
-    }
+    codec::Rgetattr::new()
+        .with_valid(mask & GetattrMask::BASIC)
+        .with_qid(a.qid)
+        .with_mode(a.mode)
+        .with_uid(a.uid)
+        .with_gid(a.gid)
+        .with_nlink(a.nlink)
+        .with_rdev(a.rdev)
+        .with_size(a.size)
+        .with_blksize(a.blksize)
+        .with_blocks(a.blocks)
+        .with_atime_sec(atime_sec)
+        .with_atime_nsec(atime_nsec)
+        .with_mtime_sec(mtime_sec)
+        .with_mtime_nsec(mtime_nsec)
+        .with_ctime_sec(ctime_sec)
+        .with_ctime_nsec(ctime_nsec)
 }
 
 fn stat_of<'n>(a: &Attr, name: &'n str) -> Stat<'n> {

@@ -23,8 +23,8 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use secure9p_codec::{
     self as codec, CodecError, DecodeConfig, Dialect, DirEntry, DirEntryWriter, Fid, Frame,
-    GetattrMask, Header, LOpenFlags, Msg, MsgType, Qid, QidType, RREAD_HEADER_LEN, Stat, Tag,
-    WalkQids,
+    GetattrMask, Header, LOpenFlags, Msg, MsgType, Qid, QidType, RREAD_HEADER_LEN, Stat, StatRef,
+    Tag, WalkQids,
 };
 
 /// Names one session of a server.
@@ -151,13 +151,9 @@ struct Ctx {
 }
 
 pub(crate) fn encode_into(out: &mut Vec<u8>, tag: Tag, msg: Msg<'_>) {
-    let frame = Frame { tag, msg };
-    let start = out.len();
-    out.resize(start + frame.encoded_len(), 0);
-    let ok = out.get_mut(start..).map(|dst| frame.encode(dst));
-    if !matches!(ok, Some(Ok(_))) {
-        out.truncate(start);
-    }
+    // Appended in place, each byte written once; a frame that cannot be
+    // encoded leaves `out` as it was.
+    let _ = Frame { tag, msg }.encode_to(out);
 }
 
 pub(crate) fn error_msg(dialect: Dialect, e: FsError) -> Msg<'static> {
@@ -235,6 +231,12 @@ const DT_DIR: u8 = 4;
 const DT_REG: u8 = 8;
 /// The magic `statfs(2)` reports for a 9P mount.
 const V9FS_MAGIC: u32 = 0x0102_1997;
+/// This server's one `Rstatfs`: no blocks or inodes to count, names of at
+/// most the namespace's limit.
+const STATFS: codec::Rstatfs = codec::Rstatfs::new()
+    .with_ty(V9FS_MAGIC)
+    .with_bsize(4096)
+    .with_namelen(crate::namespace::MAX_NAME_LEN as u32);
 
 impl Server {
     /// A server over `ns`, checking every operation with `policy`.
@@ -605,21 +607,7 @@ impl Server {
             Msg::Tstat(m) => self.stat(ctx, m.fid, out).and(replied),
             Msg::Tstatfs(m) => {
                 self.fid(ctx, m.fid)?;
-                encode_into(
-                    out,
-                    ctx.tag,
-                    Msg::Rstatfs(codec::Rstatfs {
-                        ty: V9FS_MAGIC,
-                        bsize: 4096,
-                        blocks: 0,
-                        bfree: 0,
-                        bavail: 0,
-                        files: 0,
-                        ffree: 0,
-                        fsid: 0,
-                        namelen: crate::namespace::MAX_NAME_LEN as u32,
-                    }),
-                );
+                encode_into(out, ctx.tag, Msg::Rstatfs(&STATFS));
                 replied
             }
             Msg::Tclunk(m) => {
@@ -1240,9 +1228,9 @@ impl Server {
     /// nodes keep their own); a size goes to the node's `set_size` after the
     /// policy's write check. Truncating an append-only or control file (what
     /// `echo >` asks) is a no-op.
-    fn setattr(&mut self, ctx: Ctx, m: codec::Tsetattr, out: &mut Vec<u8>) -> Result<(), FsError> {
+    fn setattr(&mut self, ctx: Ctx, m: &codec::Tsetattr, out: &mut Vec<u8>) -> Result<(), FsError> {
         let (node, path, principal) = {
-            let f = self.fid(ctx, m.fid)?;
+            let f = self.fid(ctx, m.fid())?;
             (f.node, f.path.clone(), f.principal.clone())
         };
         let settable = codec::SetattrValid::SIZE
@@ -1251,16 +1239,16 @@ impl Server {
             | codec::SetattrValid::CTIME
             | codec::SetattrValid::ATIME_SET
             | codec::SetattrValid::MTIME_SET;
-        if !settable.contains(m.valid) || self.ns.is_dir(node) {
+        if !settable.contains(m.valid()) || self.ns.is_dir(node) {
             return Err(FsError::NotPermitted);
         }
-        if m.valid.contains(codec::SetattrValid::SIZE) {
+        if m.valid().contains(codec::SetattrValid::SIZE) {
             self.check(ctx, &principal, Op::Write, &path)?;
             let n = self.ns.node_mut(node).ok_or(FsError::NotFound)?;
             match n.kind() {
                 NodeKind::Append | NodeKind::Control => {}
                 NodeKind::ReadOnly => return Err(FsError::AccessDenied),
-                NodeKind::File => n.set_size(m.size, ctx.now)?,
+                NodeKind::File => n.set_size(m.size(), ctx.now)?,
             }
         }
         encode_into(out, ctx.tag, Msg::Rsetattr(codec::Rsetattr {}));
@@ -1283,29 +1271,20 @@ impl Server {
         encode_into(
             out,
             ctx.tag,
-            Msg::Rgetattr(codec::Rgetattr {
-                // What was asked, of what this server fills.
-                valid: m.request_mask & GetattrMask::BASIC,
-                qid,
-                mode,
-                uid: 0,
-                gid: 0,
-                nlink,
-                rdev: 0,
-                size,
-                blksize: 4096,
-                blocks: size.div_ceil(512),
-                atime_sec: mtime,
-                atime_nsec: 0,
-                mtime_sec: mtime,
-                mtime_nsec: 0,
-                ctime_sec: mtime,
-                ctime_nsec: 0,
-                btime_sec: 0,
-                btime_nsec: 0,
-                gen_: 0,
-                data_version: 0,
-            }),
+            Msg::Rgetattr(
+                &codec::Rgetattr::new()
+                    // What was asked, of what this server fills.
+                    .with_valid(m.request_mask & GetattrMask::BASIC)
+                    .with_qid(qid)
+                    .with_mode(mode)
+                    .with_nlink(nlink)
+                    .with_size(size)
+                    .with_blksize(4096)
+                    .with_blocks(size.div_ceil(512))
+                    .with_atime_sec(mtime)
+                    .with_mtime_sec(mtime)
+                    .with_ctime_sec(mtime),
+            ),
         );
         Ok(())
     }
@@ -1340,7 +1319,13 @@ impl Server {
         let node = self.fid(ctx, fid)?.node;
         let name = String::from(self.ns.name(node).unwrap_or(""));
         let stat = self.stat_of(node, &name)?;
-        encode_into(out, ctx.tag, Msg::Rstat(codec::Rstat { stat }));
+        encode_into(
+            out,
+            ctx.tag,
+            Msg::Rstat(codec::Rstat {
+                stat: StatRef::new(&stat),
+            }),
+        );
         Ok(())
     }
 

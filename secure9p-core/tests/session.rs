@@ -777,9 +777,9 @@ fn getattr_of_files_and_directories() {
     let Msg::Rgetattr(a) = r.msg() else {
         panic!("unexpected {r:?}");
     };
-    assert_eq!(a.qid, walked[0]);
-    assert_eq!((a.mode, a.size, a.nlink), (S_IFREG | 0o444, 3, 1));
-    assert!(a.valid.contains(codec::GetattrMask::BASIC));
+    assert_eq!(a.qid(), walked[0]);
+    assert_eq!((a.mode(), a.size(), a.nlink()), (S_IFREG | 0o444, 3, 1));
+    assert!(a.valid().contains(codec::GetattrMask::BASIC));
     let (qid, mode, _) = w.getattr(0).unwrap();
     assert!(qid.ty.contains(QidType::DIR));
     assert_eq!(mode, S_IFDIR | 0o755);
@@ -795,7 +795,7 @@ fn statfs_reports_a_9p_file_system() {
     let Msg::Rstatfs(s) = r.msg() else {
         panic!("unexpected {r:?}");
     };
-    assert_eq!((s.ty, s.bsize, s.namelen), (0x0102_1997, 4096, 255));
+    assert_eq!((s.ty(), s.bsize(), s.namelen()), (0x0102_1997, 4096, 255));
     let r = w.call(codec::Tstatfs { fid: Fid(8) });
     assert_eq!(r.errno(), 9);
 }
@@ -992,7 +992,8 @@ fn base_session_errors_are_strings() {
     let Msg::Rstat(s) = r.msg() else {
         panic!("unexpected {r:?}");
     };
-    assert_eq!((s.stat.name, s.stat.length), ("hello", 3));
+    let stat = s.stat.get();
+    assert_eq!((stat.name, stat.length), ("hello", 3));
     topen(&mut w, 1, OpenMode::empty()).result().unwrap();
     assert_eq!(w.read(1, 1, 10).unwrap(), b"i\n");
 }
@@ -1254,33 +1255,27 @@ fn setattr_size_truncates_plain_files_and_is_refused_on_read_only_ones() {
     .unwrap();
     let mut w = Wire::connect(Server::new(ns, AllowAll, anonymous()), 8192, Dialect::Linux);
     w.attach(0, "").unwrap();
-    let setattr = |fid: u32, size: u64| codec::Tsetattr {
-        fid: Fid(fid),
-        valid: codec::SetattrValid::SIZE | codec::SetattrValid::MTIME,
-        mode: 0,
-        uid: 0,
-        gid: 0,
-        size,
-        atime_sec: 0,
-        atime_nsec: 0,
-        mtime_sec: 0,
-        mtime_nsec: 0,
+    let setattr = |fid: u32, size: u64| {
+        codec::Tsetattr::new()
+            .with_fid(Fid(fid))
+            .with_valid(codec::SetattrValid::SIZE | codec::SetattrValid::MTIME)
+            .with_size(size)
     };
     w.walk(0, 1, &["mem"]).unwrap();
-    assert!(w.call(setattr(1, 2)).result().is_ok());
+    assert!(w.call(&setattr(1, 2)).result().is_ok());
     assert_eq!(w.getattr(1).unwrap().2, 2);
     w.lopen(1, rdonly()).unwrap();
     assert_eq!(w.read(1, 0, 64).unwrap(), b"ab");
     assert_eq!(
-        w.call(setattr(1, 65)).result().unwrap_err(),
+        w.call(&setattr(1, 65)).result().unwrap_err(),
         FsError::TooBig
     );
     w.walk(0, 2, &["hello"]).unwrap();
     assert_eq!(
-        w.call(setattr(2, 0)).result().unwrap_err(),
+        w.call(&setattr(2, 0)).result().unwrap_err(),
         FsError::AccessDenied
     );
     // Truncating an append-only file is accepted and changes nothing.
     w.walk(0, 3, &["log"]).unwrap();
-    assert!(w.call(setattr(3, 0)).result().is_ok());
+    assert!(w.call(&setattr(3, 0)).result().is_ok());
 }

@@ -449,7 +449,7 @@ impl Connection {
             .await?
             .result()?
         {
-            Msg::Rgetattr(r) => Ok(r),
+            Msg::Rgetattr(r) => Ok(*r),
             _ => Err(CallError::Unexpected("Tgetattr")),
         }
     }

@@ -143,8 +143,8 @@ async fn our_client_against_diod() {
         assert_eq!(&conn.read_to_end(f, 0).await.expect("read"), want, "{path}");
         let attr = conn.getattr(f).await.expect("getattr");
         let on_host = std::fs::metadata(host(path)).expect("stat").len();
-        assert_eq!(attr.size, on_host, "{path}: getattr size = host size");
-        assert_eq!(attr.qid, qid, "{path}: one qid for walk, open, getattr");
+        assert_eq!(attr.size(), on_host, "{path}: getattr size = host size");
+        assert_eq!(attr.qid(), qid, "{path}: one qid for walk, open, getattr");
         conn.clunk(f).await.expect("clunk");
     }
 
@@ -157,7 +157,7 @@ async fn our_client_against_diod() {
     assert_eq!(std::fs::read(host("data.txt")).expect("read host"), want);
     assert_eq!(conn.read_to_end(f, 0).await.expect("read back"), want);
     assert_eq!(
-        conn.getattr(f).await.expect("getattr").size,
+        conn.getattr(f).await.expect("getattr").size(),
         want.len() as u64
     );
     conn.clunk(f).await.expect("clunk");

@@ -79,7 +79,7 @@ async fn file_verbs_over_tcp() {
         b"hello, world\n"
     );
     assert_eq!(conn.write(f, 13, b"more\n").await.expect("write"), 5);
-    assert_eq!(conn.getattr(f).await.expect("getattr").size, 18);
+    assert_eq!(conn.getattr(f).await.expect("getattr").size(), 18);
     conn.clunk(f).await.expect("clunk");
 
     let big = open(&conn, root, "big.bin", LOpenFlags::empty()).await;

@@ -394,7 +394,7 @@ pub fn all() -> Vec<Golden> {
             frame: Frame::new(
                 Tag(11),
                 Rstat {
-                    stat: Stat {
+                    stat: StatRef::new(&Stat {
                         ty: 0,
                         dev: 0,
                         qid: FILE_QID,
@@ -406,7 +406,7 @@ pub fn all() -> Vec<Golden> {
                         uid: "glenda",
                         gid: "glenda",
                         muid: "",
-                    },
+                    }),
                 },
             ),
         },
@@ -425,23 +425,27 @@ pub fn all() -> Vec<Golden> {
                 Tag(12),
                 Twstat {
                     fid: Fid(1),
-                    stat: Stat {
-                        ty: u16::MAX,
-                        dev: u32::MAX,
-                        qid: Qid {
-                            ty: QidType::all(),
-                            version: u32::MAX,
-                            path: u64::MAX,
+                    stat: StatRef::new(
+                        &const {
+                            Stat {
+                                ty: u16::MAX,
+                                dev: u32::MAX,
+                                qid: Qid {
+                                    ty: QidType::all(),
+                                    version: u32::MAX,
+                                    path: u64::MAX,
+                                },
+                                mode: u32::MAX,
+                                atime: u32::MAX,
+                                mtime: u32::MAX,
+                                length: u64::MAX,
+                                name: "newname",
+                                uid: "",
+                                gid: "",
+                                muid: "",
+                            }
                         },
-                        mode: u32::MAX,
-                        atime: u32::MAX,
-                        mtime: u32::MAX,
-                        length: u64::MAX,
-                        name: "newname",
-                        uid: "",
-                        gid: "",
-                        muid: "",
-                    },
+                    ),
                 },
             ),
         },
@@ -471,16 +475,17 @@ pub fn all() -> Vec<Golden> {
             ),
             frame: Frame::new(
                 Tag(13),
-                Rstatfs {
-                    ty: 0x0102_1994,
-                    bsize: 4096,
-                    blocks: 1000,
-                    bfree: 500,
-                    bavail: 400,
-                    files: 100,
-                    ffree: 50,
-                    fsid: 0x1234,
-                    namelen: 255,
+                &const {
+                    Rstatfs::new()
+                        .with_ty(0x0102_1994)
+                        .with_bsize(4096)
+                        .with_blocks(1000)
+                        .with_bfree(500)
+                        .with_bavail(400)
+                        .with_files(100)
+                        .with_ffree(50)
+                        .with_fsid(0x1234)
+                        .with_namelen(255)
                 },
             ),
         },
@@ -669,27 +674,21 @@ pub fn all() -> Vec<Golden> {
             ),
             frame: Frame::new(
                 Tag(20),
-                Rgetattr {
-                    valid: GetattrMask::BASIC,
-                    qid: FILE_QID,
-                    mode: 0o100644,
-                    uid: 1000,
-                    gid: 1000,
-                    nlink: 1,
-                    rdev: 0,
-                    size: 6,
-                    blksize: 4096,
-                    blocks: 8,
-                    atime_sec: u64::from(T0),
-                    atime_nsec: 0,
-                    mtime_sec: u64::from(T0) + 1,
-                    mtime_nsec: 0,
-                    ctime_sec: u64::from(T0) + 2,
-                    ctime_nsec: 0,
-                    btime_sec: 0,
-                    btime_nsec: 0,
-                    gen_: 0,
-                    data_version: 0,
+                // Fields not set are zero.
+                &const {
+                    Rgetattr::new()
+                        .with_valid(GetattrMask::BASIC)
+                        .with_qid(FILE_QID)
+                        .with_mode(0o100644)
+                        .with_uid(1000)
+                        .with_gid(1000)
+                        .with_nlink(1)
+                        .with_size(6)
+                        .with_blksize(4096)
+                        .with_blocks(8)
+                        .with_atime_sec(T0 as u64)
+                        .with_mtime_sec(T0 as u64 + 1)
+                        .with_ctime_sec(T0 as u64 + 2)
                 },
             ),
         },
@@ -704,17 +703,13 @@ pub fn all() -> Vec<Golden> {
             ),
             frame: Frame::new(
                 Tag(21),
-                Tsetattr {
-                    fid: Fid(1),
-                    valid: SetattrValid::MODE | SetattrValid::SIZE,
-                    mode: 0o600,
-                    uid: 0,
-                    gid: 0,
-                    size: 4096,
-                    atime_sec: 0,
-                    atime_nsec: 0,
-                    mtime_sec: 0,
-                    mtime_nsec: 0,
+                // Fields not set are zero.
+                &const {
+                    Tsetattr::new()
+                        .with_fid(Fid(1))
+                        .with_valid(SetattrValid::MODE.union(SetattrValid::SIZE))
+                        .with_mode(0o600)
+                        .with_size(4096)
                 },
             ),
         },

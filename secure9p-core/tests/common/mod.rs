@@ -353,7 +353,7 @@ impl Wire {
             request_mask: codec::GetattrMask::BASIC,
         });
         match r.result()? {
-            Msg::Rgetattr(a) => Ok((a.qid, a.mode, a.size)),
+            Msg::Rgetattr(a) => Ok((a.qid(), a.mode(), a.size())),
             other => panic!("unexpected {other:?}"),
         }
     }
