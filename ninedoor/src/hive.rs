@@ -23,7 +23,7 @@ use crate::lease::{self, BridgeAction, BridgeCommand, RefusedReply, ReleaseReply
 use crate::lifecycle::{Placement, WorkerEvent};
 use crate::log::{self, Line, LogNode, SharedLog, Who};
 use crate::policy::cohesix_policy;
-use crate::state::{HiveState, Restored, SpawnBudget, WorkerRecord};
+use crate::state::{HiveState, Restored, SpawnBudget, StateChange, WorkerRecord};
 use crate::telemetry::Telemetry;
 use crate::worker::{RingUsage, Worker, WorkerInfo, valid_id};
 use alloc::borrow::ToOwned;
@@ -111,6 +111,51 @@ struct Budget {
     ops: Option<u64>,
 }
 
+/// What of the durable state changed since it was last handed out.
+#[derive(Debug, Default)]
+struct Changed {
+    /// Whether the touched entries are noted: only in a hive that keeps a
+    /// journal (built by [`Hive::restore`]); one that is never asked would
+    /// otherwise keep every id it ever touched.
+    track: bool,
+    /// Something changed (the budget, or any of the below).
+    any: bool,
+    /// Hand out the whole state (after a restore dropped some of it).
+    whole: bool,
+    /// Workers spawned, killed or given a new ticket.
+    workers: BTreeSet<String>,
+    /// Tickets revoked.
+    revoked: BTreeSet<[u8; 32]>,
+}
+
+impl Changed {
+    fn worker(&mut self, id: &str) {
+        self.any = true;
+        if self.track {
+            self.workers.insert(String::from(id));
+        }
+    }
+
+    fn revoked(&mut self, id: [u8; 32]) {
+        self.any = true;
+        if self.track {
+            self.revoked.insert(id);
+        }
+    }
+
+    /// What changed, leaving nothing changed (and the tracking as it was).
+    fn take(&mut self) -> Changed {
+        let track = self.track;
+        core::mem::replace(
+            self,
+            Changed {
+                track,
+                ..Changed::default()
+            },
+        )
+    }
+}
+
 /// The NineDoor hive: owns a [`Server`] over the Cohesix namespace, the
 /// worker registry and the ticket authority.
 pub struct Hive {
@@ -143,8 +188,8 @@ pub struct Hive {
     /// Tickets revoked before they expire, with their expiry: what a
     /// restarted hive must go on refusing.
     revoked: BTreeMap<[u8; 32], u64>,
-    /// Whether the durable state changed since [`Hive::take_state`].
-    dirty: bool,
+    /// What of the durable state changed since [`Hive::take_changes`].
+    changed: Changed,
     /// Where the embedder runs workers, if it places them.
     placement: Placement,
     /// The latest time the hive was given, for events that come without one.
@@ -333,7 +378,10 @@ impl Hive {
             budget,
             budget_set: false,
             revoked: BTreeMap::new(),
-            dirty: false,
+            changed: Changed {
+                track: history.is_some(),
+                ..Changed::default()
+            },
             placement: Placement::default(),
             now,
         };
@@ -673,7 +721,7 @@ impl Hive {
         let (role, ticket, expires) = (worker.role, worker.ticket, worker.expires);
         let fids = self.server.revoke(ticket, now);
         self.revoked.insert(ticket.0, expires);
-        self.dirty = true;
+        self.changed.revoked(ticket.0);
         log::append(
             &self.log,
             Line::new(now, "worker-fault", Who::NOBODY)
@@ -711,7 +759,8 @@ impl Hive {
         };
         self.server.revoke(old, now);
         self.revoked.insert(old.0, old_expires);
-        self.dirty = true;
+        self.changed.revoked(old.0);
+        self.changed.worker(id);
         let (text, ticket) = self.mint(&claims)?;
         if let Some(w) = self.workers.get_mut(id) {
             w.ticket = ticket;
@@ -1266,6 +1315,7 @@ impl Hive {
             role: ticket_role,
             ticket: text.clone(),
         });
+        self.changed.worker(&id);
         self.workers.insert(
             id,
             Worker {
@@ -1278,7 +1328,6 @@ impl Hive {
                 lease: leased.map(|l| String::from(l.gpu)),
             },
         );
-        self.dirty = true;
         self.boot.lock().workers = self.workers.len();
         Ok(reply)
     }
@@ -1399,7 +1448,9 @@ impl Hive {
                 .num("revocations-expired", forgotten),
         );
         // What was dropped must not come back on the next restart.
-        self.dirty = dropped > 0 || forgotten > 0;
+        if dropped > 0 || forgotten > 0 {
+            self.changed.whole = true;
+        }
     }
 
     /// The lines logged since the last call, oldest first, each ending in
@@ -1410,15 +1461,56 @@ impl Hive {
         log::take_journal(&self.log)
     }
 
-    /// The durable state if it changed since the last call (a spawn, kill,
-    /// budget, revocation or restart), for the embedder to store with the
-    /// lines of [`Hive::take_journal`].
-    pub fn take_state(&mut self) -> Option<HiveState> {
-        if !self.dirty {
+    /// What of the durable state changed since the last call (a spawn,
+    /// kill, budget, revocation or restart), for the embedder to store with
+    /// the lines of [`Hive::take_journal`]: only what was touched, so it
+    /// costs what the command changed, not the size of the hive.
+    pub fn take_changes(&mut self) -> Option<StateChange> {
+        let changed = self.changed.take();
+        if changed.whole {
+            return Some(StateChange::whole(self.state()));
+        }
+        if !changed.any {
             return None;
         }
-        self.dirty = false;
-        Some(self.state())
+        let state_now = |w: &Worker| WorkerRecord {
+            role: w.role,
+            ticket: w.ticket,
+            expires: w.expires,
+            scope: w.scope.clone(),
+            lease: w.lease.clone(),
+        };
+        let workers = changed
+            .workers
+            .into_iter()
+            .map(|id| {
+                let record = self.workers.get(&id).map(state_now);
+                (id, record)
+            })
+            .collect();
+        let revoked = changed
+            .revoked
+            .into_iter()
+            .map(|id| {
+                let kept = self.revoked.get(&id).copied().filter(|e| *e > self.now);
+                (id, kept)
+            })
+            .collect();
+        Some(StateChange {
+            whole: false,
+            workers,
+            revoked,
+            budget: self.budget_now(),
+            next_worker: self.next_worker,
+        })
+    }
+
+    /// The spawn budget as stored: once a `budget` command set it.
+    fn budget_now(&self) -> Option<SpawnBudget> {
+        self.budget_set.then_some(SpawnBudget {
+            ticket_ttl_s: self.budget.ticket_ttl_s,
+            ops: self.budget.ops,
+        })
     }
 
     /// The durable state now; revocations of expired tickets are left out.
@@ -1446,10 +1538,7 @@ impl Hive {
         HiveState {
             workers,
             revoked,
-            budget: self.budget_set.then_some(SpawnBudget {
-                ticket_ttl_s: self.budget.ticket_ttl_s,
-                ops: self.budget.ops,
-            }),
+            budget: self.budget_now(),
             next_worker: self.next_worker,
         }
     }
@@ -1470,7 +1559,8 @@ impl Hive {
         self.boot.lock().workers = self.workers.len();
         let fids = self.server.revoke(worker.ticket, now);
         self.revoked.insert(worker.ticket.0, worker.expires);
-        self.dirty = true;
+        self.changed.revoked(worker.ticket.0);
+        self.changed.worker(id);
         if let Some(dir) = worker.dir {
             // Fids of other principals (the Queen's) still naming the files
             // now find nothing: node ids carry a generation.
@@ -1519,7 +1609,7 @@ impl Hive {
             self.budget.ops = (n != 0).then_some(n);
         }
         self.budget_set = true;
-        self.dirty = true;
+        self.changed.any = true;
         {
             let mut boot = self.boot.lock();
             boot.ticket_ttl_s = self.budget.ticket_ttl_s;

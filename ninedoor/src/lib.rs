@@ -37,8 +37,9 @@ pub use gpu::{GpuClosed, GpuDescriptor, GpuFile, GpuOp, GpuOrigin, GpuRequest};
 pub use hive::{ANY_GPU, BridgeEvent, BridgeGpus, Handled, Hive, MAX_BRIDGES, MAX_PLACEMENT_TRIES};
 pub use ids::IdSource;
 pub use lifecycle::WorkerEvent;
+pub use log::errno_name;
 pub use policy::cohesix_policy;
-pub use state::{HiveState, Restored, SpawnBudget, WorkerRecord};
+pub use state::{HiveState, Restored, SpawnBudget, StateChange, WorkerRecord};
 pub use worker::{RingUsage, WorkerInfo};
 
 /// The engine this crate serves with, re-exported so embedders need one dependency.

@@ -288,8 +288,9 @@ fn push_token(out: &mut String, value: &str) {
     }
 }
 
-/// The symbolic name of an error's errno.
-pub(crate) fn errno_name(e: FsError) -> Option<&'static str> {
+/// The symbolic name of an error's errno (`EHOSTUNREACH`), as the audit
+/// log writes it; `None` for a number without one here.
+pub fn errno_name(e: FsError) -> Option<&'static str> {
     Some(match e.errno() {
         1 => "EPERM",
         2 => "ENOENT",

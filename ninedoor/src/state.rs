@@ -60,3 +60,79 @@ pub struct Restored {
     /// oldest first, to refill `/log/queen.log` with (not logged again).
     pub history: Vec<String>,
 }
+
+/// What changed in the durable state since the hive last handed it out
+/// ([`Hive::take_changes`](crate::Hive::take_changes)): only the workers
+/// and revocations touched, so recording a command costs what it changed,
+/// not the size of the hive (a hive that killed ten thousand workers keeps
+/// ten thousand revocations until their tickets expire).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateChange {
+    /// The workers and revocations listed are the whole state: any other
+    /// is gone (after a restore dropped some).
+    pub whole: bool,
+    /// Workers touched: `Some` is the record now, `None` a worker gone.
+    pub workers: BTreeMap<String, Option<WorkerRecord>>,
+    /// Revocations touched: `Some` is the ticket's expiry, `None` a
+    /// revocation no longer kept.
+    pub revoked: BTreeMap<[u8; 32], Option<u64>>,
+    /// The spawn budget now (as [`HiveState::budget`]).
+    pub budget: Option<SpawnBudget>,
+    /// The next fresh worker number now.
+    pub next_worker: u64,
+}
+
+impl StateChange {
+    /// The whole of `state`, as one change.
+    pub fn whole(state: HiveState) -> Self {
+        StateChange {
+            whole: true,
+            workers: state
+                .workers
+                .into_iter()
+                .map(|(id, w)| (id, Some(w)))
+                .collect(),
+            revoked: state
+                .revoked
+                .into_iter()
+                .map(|(id, e)| (id, Some(e)))
+                .collect(),
+            budget: state.budget,
+            next_worker: state.next_worker,
+        }
+    }
+
+    /// Applies it to `state`.
+    pub fn apply_to(&self, state: &mut HiveState) {
+        if self.whole {
+            state.workers.clear();
+            state.revoked.clear();
+        }
+        for (id, w) in &self.workers {
+            match w {
+                Some(w) => state.workers.insert(id.clone(), w.clone()),
+                None => state.workers.remove(id),
+            };
+        }
+        for (id, e) in &self.revoked {
+            match e {
+                Some(e) => state.revoked.insert(*id, *e),
+                None => state.revoked.remove(id),
+            };
+        }
+        state.budget = self.budget;
+        state.next_worker = self.next_worker;
+    }
+
+    /// Adds `later` after it: the two as one change.
+    pub fn then(&mut self, later: StateChange) {
+        if later.whole {
+            *self = later;
+            return;
+        }
+        self.workers.extend(later.workers);
+        self.revoked.extend(later.revoked);
+        self.budget = later.budget;
+        self.next_worker = later.next_worker;
+    }
+}

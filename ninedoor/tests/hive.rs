@@ -3,10 +3,10 @@
 
 mod common;
 
-use common::{Conn, NOW, Queen, hive, hive_with, worker};
+use common::{Conn, NOW, Queen, hive, hive_with, journaled_hive, worker};
 use ninedoor::secure9p_core::FsError;
 use ninedoor::secure9p_core::codec::LOpenFlags;
-use ninedoor::{HiveConfig, HiveError};
+use ninedoor::{HiveConfig, HiveError, HiveState, StateChange};
 
 #[test]
 fn queen_reads_boot_spawns_a_worker_and_reads_its_telemetry() {
@@ -676,4 +676,44 @@ fn unworkable_configs_are_refused() {
     assert!(hive.workers().is_empty());
     let ls = q.conn.list(&mut hive, q.root, "/worker").unwrap();
     assert!(ls.is_empty(), "{ls:?}");
+}
+
+#[test]
+fn state_changes_carry_only_what_each_command_touched_and_add_up_to_the_state() {
+    let mut hive = journaled_hive();
+    let mut q = Queen::attach(&mut hive);
+    // What an embedder storing the changes holds.
+    let mut stored = HiveState::default();
+    if let Some(c) = hive.take_changes() {
+        c.apply_to(&mut stored);
+    }
+    for i in 0..30 {
+        let id = format!("w{i}");
+        q.spawn(&mut hive, &id);
+        let spawned = hive.take_changes().expect("a spawn changes the state");
+        assert!(!spawned.whole);
+        assert_eq!(spawned.workers.keys().collect::<Vec<_>>(), [&id]);
+        assert!(spawned.revoked.is_empty(), "{spawned:?}");
+        spawned.apply_to(&mut stored);
+        if i % 3 != 0 {
+            q.command(&mut hive, &format!(r#"{{"cmd":"kill","id":"{id}"}}"#))
+                .expect("kill");
+            let killed = hive.take_changes().expect("a kill changes the state");
+            // The worker gone and its one revocation: never the others'.
+            assert_eq!(killed.workers.get(&id), Some(&None));
+            assert_eq!(killed.workers.len(), 1);
+            assert_eq!(killed.revoked.len(), 1, "{killed:?}");
+            killed.apply_to(&mut stored);
+        }
+    }
+    assert_eq!(hive.take_changes(), None, "reads change nothing");
+    // Composed in order, the changes are the state.
+    assert_eq!(stored, hive.state());
+    assert_eq!(stored.workers.len(), 10);
+    assert_eq!(stored.revoked.len(), 20);
+    let mut composed = StateChange::whole(HiveState::default());
+    composed.then(StateChange::whole(stored.clone()));
+    let mut again = HiveState::default();
+    composed.apply_to(&mut again);
+    assert_eq!(again, stored);
 }

@@ -390,6 +390,30 @@ impl<E: Engine> Shared<E> {
         self.send(sid, out)
     }
 
+    /// Finishes many deferred requests under one lock of the engine (a
+    /// group commit releasing its replies) and sends each connection its
+    /// replies in one piece, in the order given. Returns how many
+    /// connections were sent replies.
+    pub fn complete_all(&self, results: impl IntoIterator<Item = (Token, Completion)>) -> usize {
+        let mut replies: HashMap<SessionId, Vec<u8>> = HashMap::new();
+        {
+            let mut engine = lock(&self.engine);
+            for (token, result) in results {
+                let mut out = Vec::new();
+                if let Some(sid) = engine.complete(token, result, &mut out) {
+                    replies.entry(sid).or_default().extend_from_slice(&out);
+                }
+            }
+        }
+        let mut sent = 0;
+        for (sid, out) in replies {
+            if !out.is_empty() && self.send(sid, out) {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
     /// Queues bytes (whole frames) for the connection of session `sid`.
     fn send(&self, sid: SessionId, out: Vec<u8>) -> bool {
         let tx = lock(&self.routes).get(&sid).cloned();

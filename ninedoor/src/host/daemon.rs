@@ -12,7 +12,7 @@ use crate::host::key::{OsIds, load_key, random_key};
 use crate::host::settings::HostConfig;
 use crate::host::state_db::StateDb;
 use crate::host::ticket_file::{default_ticket_path, remove_if_holds, write_ticket};
-use crate::{Hive, Restored};
+use crate::{Hive, Restored, StateChange};
 use secure9p_transport::observe::Observer;
 use secure9p_transport::server::{Running, Shared, serve};
 use secure9p_transport::tls::{self, Identity, TlsClient, TlsServer};
@@ -197,7 +197,11 @@ impl Host {
                 }
                 let first = Batch {
                     lines: hive.take_journal(),
-                    state: hive.take_state().or_else(|| Some(hive.state())),
+                    // The whole state once at start, changes after it.
+                    state: {
+                        let _ = hive.take_changes();
+                        Some(StateChange::whole(hive.state()))
+                    },
                     release: None,
                 };
                 durable::record_now(&mut opened.files, &mut opened.db, first).map_err(|why| {

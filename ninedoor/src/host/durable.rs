@@ -1,11 +1,15 @@
 //! The group-commit writer of a state directory: one thread that owns the
 //! audit files and the state database, takes batches (the log lines and
 //! the latest state of one or more requests), writes them, flushes once
-//! for all of them, and only then lets their replies go.
+//! for all of them, and only then lets their replies go, all of them under
+//! one lock of the engine.
 //!
 //! **Group commit.** The writer takes the first batch waiting, then every
-//! other batch already queued, up to [`MAX_GROUP_EVENTS`] log lines, and
-//! never waits for more: it appends their lines to `queen.log` and, if the
+//! other batch already queued, up to [`MAX_GROUP_EVENTS`] log lines; while
+//! the group has fewer requests than the last group released, it waits up
+//! to [`GATHER`] (0.5 ms) for them (those clients answer at once, and a
+//! group that waits for them saves each a flush), never when the last group
+//! was one request alone. It appends their lines to `queen.log` and, if the
 //! state changed, one delta line to the state journal
 //! ([`StateDb::append`]), then `fdatasync`s the two files side by side
 //! (two threads, so the group waits for one flush, not two in a row); the
@@ -24,7 +28,7 @@
 //! group that succeeds, so a Queen can still look at a hive whose disk is
 //! full.
 
-use crate::HiveState;
+use crate::StateChange;
 use crate::host::audit_files::AuditFiles;
 use crate::host::engine::HiveEngine;
 use crate::host::state_db::StateDb;
@@ -37,6 +41,10 @@ use std::sync::mpsc;
 /// how long its first request waits behind the others).
 pub const MAX_GROUP_EVENTS: usize = 4096;
 
+/// Longest a group waits for the requests of the connections the last
+/// group released (it never waits when the last group was a lone request).
+const GATHER: std::time::Duration = std::time::Duration::from_micros(500);
+
 /// How often the writer, idle, pulls events the hive logged on its own.
 const IDLE_PULL: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -45,8 +53,8 @@ const IDLE_PULL: std::time::Duration = std::time::Duration::from_secs(1);
 pub(crate) struct Batch {
     /// Its log lines, each ending in `\n`.
     pub(crate) lines: Vec<String>,
-    /// The hive's state after it, if it changed.
-    pub(crate) state: Option<HiveState>,
+    /// What of the hive's state it changed, if anything.
+    pub(crate) state: Option<StateChange>,
     /// The held reply to release once recorded (none for events the hive
     /// logged on its own: a renewed Queen ticket, a GPU installed).
     pub(crate) release: Option<Token>,
@@ -117,8 +125,8 @@ pub(crate) fn record_now(
 struct Writer {
     files: AuditFiles,
     db: StateDb,
-    /// A state whose commit failed, to store with the next group.
-    unstored: Option<HiveState>,
+    /// Changes whose commit failed, to store with the next group.
+    unstored: Option<StateChange>,
     /// Lines of answered requests (attaches) a failed group left, written
     /// first by the next one.
     backlog: Vec<String>,
@@ -126,6 +134,8 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Batch>, shared: Weak<Shared<HiveEngine>>) {
+        // Replies the last group let go.
+        let mut released = 0usize;
         loop {
             let first = match rx.recv_timeout(IDLE_PULL) {
                 Ok(b) => b,
@@ -142,14 +152,27 @@ impl Writer {
             };
             let mut events = first.lines.len();
             let mut group = vec![first];
+            // Whatever is queued, and then, for a moment, the requests of
+            // the connections the last group released: they come back at
+            // once, and sharing this flush beats each waiting for the next.
+            let gather_until = std::time::Instant::now() + GATHER;
             while events < MAX_GROUP_EVENTS {
-                match rx.try_recv() {
-                    Ok(b) => {
-                        events += b.lines.len();
-                        group.push(b);
+                let next = match rx.try_recv() {
+                    Ok(b) => Some(b),
+                    Err(mpsc::TryRecvError::Empty) if group.len() < released => {
+                        let left =
+                            gather_until.saturating_duration_since(std::time::Instant::now());
+                        if left.is_zero() {
+                            None
+                        } else {
+                            rx.recv_timeout(left).ok()
+                        }
                     }
-                    Err(_) => break,
-                }
+                    Err(_) => None,
+                };
+                let Some(b) = next else { break };
+                events += b.lines.len();
+                group.push(b);
             }
             let strict: Vec<bool> = group.iter().map(Batch::strict).collect();
             let result = self.record(&mut group);
@@ -165,6 +188,7 @@ impl Writer {
                 eprintln!("ninedoor: {why}");
                 shared.with_engine(|engine| engine.note_unrecorded(&why));
             }
+            let mut replies = Vec::with_capacity(group.len());
             for (b, strict) in group.iter_mut().zip(strict) {
                 let answer = match result {
                     Err(e) if strict => Err(e),
@@ -177,9 +201,12 @@ impl Writer {
                     Ok(()) => Ok(0),
                 };
                 if let Some(token) = b.release {
-                    shared.complete(token, Completion::Write(answer));
+                    replies.push((token, Completion::Write(answer)));
                 }
             }
+            // One lock of the engine for the whole group's replies.
+            released = replies.len();
+            shared.complete_all(replies);
         }
     }
 
@@ -191,8 +218,11 @@ impl Writer {
                 bytes.extend_from_slice(l.as_bytes());
             }
         }
-        if let Some(s) = group.iter_mut().rev().find_map(|b| b.state.take()) {
-            self.unstored = Some(s);
+        for change in group.iter_mut().filter_map(|b| b.state.take()) {
+            match self.unstored.as_mut() {
+                Some(u) => u.then(change),
+                None => self.unstored = Some(change),
+            }
         }
         let start = self.files.append(&bytes).map_err(|e| errno_of(&e))?;
         let journal = match &self.unstored {

@@ -138,7 +138,7 @@ impl HiveEngine {
             return;
         };
         let lines = self.hive.take_journal();
-        let state = self.hive.take_state();
+        let state = self.hive.take_changes();
         if !lines.is_empty() || state.is_some() {
             held.recorder.send(Batch {
                 lines,
@@ -161,7 +161,7 @@ impl HiveEngine {
             return;
         };
         let lines = self.hive.take_journal();
-        let state = self.hive.take_state();
+        let state = self.hive.take_changes();
         let queue = held.queues.entry(sid).or_default();
         if lines.is_empty() && state.is_none() {
             if !queue.is_empty() {

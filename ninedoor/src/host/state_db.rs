@@ -26,7 +26,7 @@
 use crate::host::audit_files::whole_prefix;
 use crate::host::error::HostError;
 use crate::host::key::parse_hex_key;
-use crate::{HiveState, SpawnBudget, WorkerRecord};
+use crate::{HiveState, SpawnBudget, StateChange, WorkerRecord};
 use redb::{Database, ReadableTable, TableDefinition};
 use secure9p_core::{FsError, Role, TicketId};
 use serde::{Deserialize, Serialize};
@@ -151,6 +151,50 @@ impl Delta {
             }),
             next_worker: to.next_worker,
         }
+    }
+
+    /// What `change` changes in `held`: only the entries it touched.
+    fn of_change(held: &HiveState, change: &StateChange) -> Delta {
+        let mut d = Delta {
+            put: BTreeMap::new(),
+            gone: Vec::new(),
+            revoke: BTreeMap::new(),
+            unrevoke: Vec::new(),
+            budget: change.budget.map(|b| StoredBudget {
+                ticket_ttl_s: b.ticket_ttl_s,
+                ops: b.ops,
+            }),
+            next_worker: change.next_worker,
+        };
+        for (id, w) in &change.workers {
+            match w {
+                Some(w) if held.workers.get(id) != Some(w) => {
+                    d.put.insert(id.clone(), stored_worker(w));
+                }
+                None if held.workers.contains_key(id) => d.gone.push(id.clone()),
+                _ => {}
+            }
+        }
+        for (id, e) in &change.revoked {
+            match e {
+                Some(e) if held.revoked.get(id) != Some(e) => {
+                    d.revoke.insert(hex(id), *e);
+                }
+                None if held.revoked.contains_key(id) => d.unrevoke.push(hex(id)),
+                _ => {}
+            }
+        }
+        d
+    }
+
+    /// Whether applying it to `held` would leave it as it is.
+    fn changes_nothing(&self, held: &HiveState) -> bool {
+        self.put.is_empty()
+            && self.gone.is_empty()
+            && self.revoke.is_empty()
+            && self.unrevoke.is_empty()
+            && self.budget.map(budget_of) == held.budget
+            && self.next_worker == held.next_worker
     }
 
     /// Applies it to `state`.
@@ -332,13 +376,20 @@ impl StateDb {
     /// without flushing it ([`StateDb::sync`] does); returns the journal's
     /// length before, to [`StateDb::cut`] back to. On error nothing of it
     /// is appended.
-    pub(crate) fn append(&mut self, state: &HiveState) -> Result<u64, StoreFailed> {
+    pub(crate) fn append(&mut self, change: &StateChange) -> Result<u64, StoreFailed> {
         let before = self.journal_len;
-        if *state == self.held {
+        let delta = if change.whole {
+            let mut to = HiveState::default();
+            change.apply_to(&mut to);
+            Delta::between(&self.held, &to)
+        } else {
+            Delta::of_change(&self.held, change)
+        };
+        if delta.changes_nothing(&self.held) {
             return Ok(before);
         }
-        let mut line = serde_json::to_vec(&Delta::between(&self.held, state))
-            .map_err(|e| StoreFailed::encode(&e.to_string()))?;
+        let mut line =
+            serde_json::to_vec(&delta).map_err(|e| StoreFailed::encode(&e.to_string()))?;
         line.push(b'\n');
         if let Err(e) = self.journal.write_all(&line) {
             let _ = self.journal.set_len(before);
@@ -346,7 +397,7 @@ impl StateDb {
         }
         self.journal_len += line.len() as u64;
         self.journal_records += 1;
-        self.held = state.clone();
+        change.apply_to(&mut self.held);
         Ok(before)
     }
 
@@ -416,8 +467,8 @@ impl StateDb {
 
     /// Stores `state` at once, durably when this returns `Ok`: appended,
     /// flushed and checkpointed.
-    pub(crate) fn store(&mut self, state: &HiveState) -> Result<(), StoreFailed> {
-        self.append(state)?;
+    pub(crate) fn store(&mut self, change: &StateChange) -> Result<(), StoreFailed> {
+        self.append(change)?;
         self.sync()?;
         self.checkpoint()
     }

@@ -13,16 +13,33 @@ pub const NOW: u64 = 1_700_000_000;
 /// The hive's key.
 pub const KEY: [u8; 32] = [0x5a; 32];
 
-/// A hive with `config`, its ticket ids drawn from a counter (never zero).
-pub fn hive_with(config: HiveConfig) -> Hive {
+/// Ticket ids drawn from a counter (never zero).
+fn counted_ids() -> impl FnMut() -> [u8; 32] + Send + 'static {
     let mut n = 0u64;
-    let ids = move || {
+    move || {
         n += 1;
         let mut id = [0xa5u8; 32];
         id[..8].copy_from_slice(&n.to_be_bytes());
         id
-    };
-    Hive::new(config, KEY, ids, NOW).expect("hive")
+    }
+}
+
+/// A hive with `config`, its ticket ids drawn from a counter.
+pub fn hive_with(config: HiveConfig) -> Hive {
+    Hive::new(config, KEY, counted_ids(), NOW).expect("hive")
+}
+
+/// A hive that keeps a journal (as one with a state directory), started
+/// from nothing stored.
+pub fn journaled_hive() -> Hive {
+    Hive::restore(
+        HiveConfig::default(),
+        KEY,
+        counted_ids(),
+        NOW,
+        ninedoor::Restored::default(),
+    )
+    .expect("hive")
 }
 
 /// A hive with the default configuration.
