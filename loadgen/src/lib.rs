@@ -10,11 +10,16 @@
 //!
 //! The binary is a thin CLI over [`run::run`]; the pieces are here so the
 //! tests (and other harnesses) can drive a run in process.
+//!
+//! [`gpu_scale`] is a second tool beside it (the `gpu-scale` binary): a
+//! scale run of the hive's GPU side, one `ninedoor` and many mock GPU
+//! bridges, which does write (to the `/queen/ctl` of a hive it starts).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod fdlimit;
+pub mod gpu_scale;
 pub mod memwatch;
 pub mod mix;
 pub mod report;

@@ -6,8 +6,7 @@
 
 use crate::exit::{Exit, Failure};
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -112,15 +111,9 @@ async fn build(cargo: &OsStr, package: &Path, exe: &Path) -> Result<(), Failure>
 /// Writes a fresh bridge key to `path`: 64 hex digits, created mode 0600
 /// (both NineDoor and the bridge refuse a key others may read).
 pub fn write_key(path: &Path) -> Result<(), Failure> {
-    let key = ninedoor::host::random_key().map_err(|e| failed(format!("bridge key: {e}")))?;
-    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(hex.as_bytes()))
-        .map_err(|e| failed(format!("bridge key {}: {e}", path.display())))
+    ninedoor::host::write_new_key(path)
+        .map(|_| ())
+        .map_err(|e| failed(format!("bridge key: {e}")))
 }
 
 /// A running `gpu-bridge-host --mock`; killed when dropped.

@@ -8,7 +8,7 @@ use crate::host::durable::{self, Batch, Recorder};
 use crate::host::engine::{GpuForward, HiveEngine, NoBridge};
 use crate::host::error::HostError;
 use crate::host::forward::{self, Bridges};
-use crate::host::key::{OsIds, load_key, random_key};
+use crate::host::key::{OsIds, load_key, random_key, write_new_key};
 use crate::host::settings::HostConfig;
 use crate::host::state_db::StateDb;
 use crate::host::ticket_file::{default_ticket_path, remove_if_holds, write_ticket};
@@ -17,7 +17,7 @@ use secure9p_transport::observe::Observer;
 use secure9p_transport::server::{Running, Shared, serve};
 use secure9p_transport::tls::{self, Identity, TlsClient, TlsServer};
 use std::net::SocketAddr;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -105,17 +105,7 @@ fn open_state(dir: &Path, config: &HostConfig, now: u64) -> Result<Opened, HostE
 fn state_key(dir: &Path) -> Result<[u8; 32], HostError> {
     let path = dir.join("hive.key");
     if !path.exists() {
-        let key = random_key()?;
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| HostError::file("hive key", &path, e))?;
-        std::io::Write::write_all(&mut f, format!("{hex}\n").as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| HostError::file("hive key", &path, e))?;
+        return write_new_key(&path);
     }
     load_key(&path)
 }

@@ -17,6 +17,27 @@ pub fn random_key() -> Result<[u8; 32], HostError> {
     Ok(key)
 }
 
+/// Makes a key file at `path`: a fresh random key written as 64 hex digits
+/// and a newline, created mode 0600 (never over an existing file) and
+/// synced. Returns the key. [`load_key`] reads it back.
+pub fn write_new_key(path: &Path) -> Result<[u8; 32], HostError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let key = random_key()?;
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| {
+            f.write_all(format!("{hex}\n").as_bytes())?;
+            f.sync_all()
+        })
+        .map_err(|e| HostError::file("key file", path, e))?;
+    Ok(key)
+}
+
 /// Reads a hive key: exactly 32 bytes, or 64 hex digits (surrounding
 /// whitespace ignored). Like ssh with private keys, a key file that group or
 /// others may read is refused: whoever reads it can mint any ticket.

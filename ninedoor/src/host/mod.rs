@@ -42,7 +42,7 @@ pub use durable::MAX_GROUP_EVENTS;
 pub use engine::{GpuForward, HiveEngine, NoBridge};
 pub use error::HostError;
 pub use forward::{BridgeForward, BridgeTarget};
-pub use key::{OsIds, load_key, random_key};
+pub use key::{OsIds, load_key, random_key, write_new_key};
 pub use settings::{
     DEFAULT_BRIDGE_TIMEOUT_S, DEFAULT_LISTEN, DEFAULT_LOG_KEEP, DEFAULT_LOG_MAX_BYTES, GpuSettings,
     HiveSettings, HostConfig, ServeSettings, StateSettings, TlsSettings,
