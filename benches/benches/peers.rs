@@ -14,8 +14,8 @@
 //! Decode means "bytes of one whole frame (size prefix included) to a
 //! value"; our decoder borrows names and payloads, the peers copy them.
 //! Encode means "value to bytes in a reused buffer": ours with
-//! `Frame::encode_to` into a `BytesMut` (what the transport's writers do),
-//! rs9p and jetstream_9p through `std::io::Write` into a cleared `Vec`,
+//! `Frame::encode_to` into a `BytesMut` (what the transport's writers do)
+//! and into a `Vec<u8>` (`encode-vec`, the peers' buffer), rs9p and jetstream_9p through `std::io::Write` into a cleared `Vec`,
 //! ninep into a slice of the size it asks for.
 //!
 //! The peers are optional dependencies behind the `peers` feature (jetstream_9p
@@ -326,6 +326,16 @@ fn small_and_payload(c: &mut Criterion) {
                 ours_out.clear();
                 black_box(frame)
                     .encode_to(black_box(&mut ours_out))
+                    .expect("encode_to")
+            })
+        });
+        // Into a `Vec<u8>`, the buffer every peer below encodes into.
+        let mut ours_vec = Vec::with_capacity(bytes.len());
+        g.bench_function(BenchmarkId::new("encode-vec", "secure9p"), |b| {
+            b.iter(|| {
+                ours_vec.clear();
+                black_box(frame)
+                    .encode_to(black_box(&mut ours_vec))
                     .expect("encode_to")
             })
         });

@@ -22,6 +22,7 @@ pub(crate) trait Body<'a>: Sized {
 /// A fixed-layout message is its own bytes: borrowed in place when decoded,
 /// copied whole when encoded.
 impl<'a, T: Fixed> Body<'a> for &'a T {
+    #[inline]
     fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
         r.view(T::NAME)
     }
@@ -41,6 +42,7 @@ macro_rules! body_impl {
     (plain $name:ident $(<$lt:lifetime>)? { $($field:ident),* }) => {
         impl<'a> Body<'a> for $name $(<$lt>)? {
             #[allow(unused_variables)]
+            #[inline]
             fn decode(r: &mut Reader<'a>) -> Result<Self, CodecError> {
                 Ok($name {
                     $( $field: Field::read(r, concat!(stringify!($name), ".", stringify!($field)))?, )*
@@ -119,6 +121,7 @@ macro_rules! messages {
 
         impl MsgType {
             /// The message type of a type byte, if it is one of ours.
+            #[inline]
             pub const fn from_u8(ty: u8) -> Option<MsgType> {
                 match ty {
                     $( $num => Some(MsgType::$name), )*
@@ -148,6 +151,7 @@ macro_rules! messages {
                 }
             }
 
+            #[inline]
             pub(crate) fn decode_body(ty: MsgType, r: &mut Reader<'a>) -> Result<Self, CodecError> {
                 match ty {
                     $( MsgType::$name => <payload!($kind $name $(<$lt>)?) as Body>::decode(r).map(Msg::$name), )*

@@ -201,6 +201,7 @@ fn write_count<S: Sink>(w: &mut Writer<S>, n: usize) {
 }
 
 impl<'a> Field<'a> for WalkNames<'a> {
+    #[inline]
     fn read(r: &mut Reader<'a>, field: &'static str) -> Result<Self, CodecError> {
         let count = read_count(r, field)?;
         let start = r.rest();

@@ -330,6 +330,7 @@ pub(crate) trait Field<'a>: Sized {
 macro_rules! int_field {
     ($($ty:ty => $m:ident, $len:expr);* $(;)?) => {$(
         impl<'a> Field<'a> for $ty {
+            #[inline]
             fn read(r: &mut Reader<'a>, field: &'static str) -> Result<Self, CodecError> {
                 r.$m(field)
             }
