@@ -17,9 +17,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cli;
 pub mod config;
 pub mod fdlimit;
 pub mod gpu_scale;
+pub mod idle;
 pub mod memwatch;
 pub mod mix;
 pub mod report;

@@ -1,16 +1,15 @@
 //! The `s9p-load` command line: parse, raise the fd limit, run, print.
 
 use clap::Parser;
+use s9p_load::cli::{Target, seconds};
 use s9p_load::config::{
     DEFAULT_CONNECT_BATCH, DEFAULT_MSIZE, DEFAULT_REPLY_TIMEOUT, DEFAULT_SMALL_READ, LoadConfig,
 };
 use s9p_load::mix::Mix;
 use s9p_load::{fdlimit, run};
 use secure9p_transport::tls::{Identity, TlsClient};
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Load generator for any 9P2000.L server: N connections, each keeping D
 /// requests in flight (small reads, getattr, large sequential reads) for a
@@ -19,15 +18,8 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "s9p-load", version)]
 struct Cli {
-    /// Server address (host:port).
-    #[arg(long)]
-    addr: SocketAddr,
-    /// Tree to attach (diod: the exported directory).
-    #[arg(long)]
-    aname: String,
-    /// User name in Tattach.
-    #[arg(long, default_value = "root")]
-    uname: String,
+    #[command(flatten)]
+    target: Target,
     /// Numeric user id in Tattach (4294967295: none).
     #[arg(long, default_value_t = 0)]
     n_uname: u32,
@@ -102,12 +94,8 @@ fn tls(cli: &Cli) -> Result<Option<(TlsClient, String)>, String> {
     let name = cli
         .tls_server_name
         .clone()
-        .unwrap_or_else(|| cli.addr.ip().to_string());
+        .unwrap_or_else(|| cli.target.addr.ip().to_string());
     Ok(Some((client, name)))
-}
-
-fn seconds(flag: &str, s: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(s).map_err(|_| format!("{flag} {s} is not a number of seconds"))
 }
 
 fn config(cli: Cli) -> Result<(LoadConfig, Option<usize>, bool), String> {
@@ -116,7 +104,7 @@ fn config(cli: Cli) -> Result<(LoadConfig, Option<usize>, bool), String> {
         tls,
         duration: seconds("--duration", cli.duration)?,
         reply_timeout: seconds("--reply-timeout", cli.reply_timeout)?,
-        uname: cli.uname,
+        uname: cli.target.uname,
         n_uname: cli.n_uname,
         msize: cli.msize,
         connections: cli.connections,
@@ -128,7 +116,7 @@ fn config(cli: Cli) -> Result<(LoadConfig, Option<usize>, bool), String> {
         large_chunk: cli.large_chunk,
         connect_batch: cli.connect_batch,
         server_pid: cli.server_pid,
-        ..LoadConfig::new(cli.addr, cli.aname)
+        ..LoadConfig::new(cli.target.addr, cli.target.aname)
     };
     cfg.validate().map_err(|e| e.to_string())?;
     Ok((cfg, cli.threads, cli.json))

@@ -82,6 +82,13 @@ pub struct Mix {
 }
 
 impl Mix {
+    /// Only `op`.
+    pub fn only(op: Op) -> Self {
+        let mut weights = [0; 3];
+        weights[op.index()] = 1;
+        Mix { weights }
+    }
+
     /// The weight of `op` (0: never sent).
     pub fn weight(&self, op: Op) -> u32 {
         self.weights[op.index()]

@@ -137,3 +137,38 @@ async fn a_short_run_over_mutual_tls_completes_every_operation_without_errors() 
     );
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_idle_run_opens_and_closes_its_sessions_each_round_and_says_what_failed() {
+    use s9p_load::idle::{IdleConfig, IdleError, run};
+    let server =
+        memfs::server("/srv", &[("small", vec![1; 10])], ServerConfig::default()).expect("tree");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let running = serve(listener, Shared::new(server), ServeConfig::default());
+
+    let mut cfg = IdleConfig {
+        load: LoadConfig::new(addr, "/srv"),
+        connections: 20,
+        rounds: 2,
+        hold: Duration::from_millis(50),
+        settle: Duration::from_millis(50),
+        server_pid: std::process::id(),
+    };
+    let report = run(&cfg).await.expect("idle run");
+    assert_eq!(report.connections, 20);
+    assert_eq!(report.rounds.len(), 2, "{report}");
+    assert!(report.base_rss_kib > 0);
+    for r in &report.rounds {
+        assert!(r.idle_rss_kib > 0 && r.closed_rss_kib > 0, "{report}");
+    }
+    assert!(report.to_string().contains("round 2:"), "{report}");
+
+    // An attach the server refuses names the round and the session.
+    cfg.load.aname = String::from("/nope");
+    match run(&cfg).await {
+        Err(IdleError::Session { round, index, .. }) => assert_eq!((round, index), (1, 1)),
+        other => panic!("expected a session error, got {other:?}"),
+    }
+    running.shutdown().await;
+}

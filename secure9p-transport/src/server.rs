@@ -606,6 +606,19 @@ enum Closed {
     Shutdown,
 }
 
+/// A connection's read buffer while it has traffic: room for a burst of
+/// small requests in one read (a larger frame reserves its own length).
+const READ_BUF: usize = 8 * 1024;
+/// What an idle connection's read buffer shrinks to: enough for the next
+/// request's header and a small frame. See [`IDLE_SHRINK`].
+const READ_BUF_IDLE: usize = 256;
+/// A connection whose read buffer has been empty this long gives its
+/// memory back (down to [`READ_BUF_IDLE`]), so that a thousand idle
+/// connections (mounts, Queen sessions) hold a few KiB each, not 8 KiB
+/// plus whatever their largest frame grew it to. The next bytes that
+/// arrive restore [`READ_BUF`].
+const IDLE_SHRINK: Duration = Duration::from_secs(1);
+
 /// Most requests of one connection handled under one lock of the engine
 /// (while their replies stay within [`JOIN_BYTES`]): a burst costs one lock
 /// and one reply buffer, and the other connections wait at most a batch.
@@ -719,8 +732,11 @@ async fn connection<E: Engine, S>(
     });
 
     let mut codec = NinePCodec::new(shared.with_engine(|e| e.msize(sid)));
-    let mut buf = BytesMut::with_capacity(8192);
+    let mut buf = BytesMut::with_capacity(READ_BUF);
     let mut frame_started: Option<Instant> = None;
+    // The deadline of a wait cut short to shrink the buffer: the wait that
+    // follows keeps it (the shrink does not extend the idle timeout).
+    let mut resume: Option<Instant> = None;
     let closed = 'conn: loop {
         // The frames already read are handled a batch at a time, under one
         // lock of the engine, their replies in one buffer for the writer.
@@ -752,16 +768,28 @@ async fn connection<E: Engine, S>(
         } else if frame_started.is_none() {
             frame_started = Some(Instant::now());
         }
-        let deadline = match frame_started {
+        let deadline = resume.take().unwrap_or_else(|| match frame_started {
             Some(t) => t + config.frame_timeout,
             None => Instant::now() + config.idle_timeout,
-        };
+        });
+        let shrink_at = (buf.is_empty() && buf.capacity() > READ_BUF_IDLE)
+            .then(|| Instant::now() + IDLE_SHRINK)
+            .filter(|at| *at < deadline);
         tokio::select! {
             _ = stop.changed() => break Closed::Shutdown,
-            r = tokio::time::timeout_at(deadline, rd.read_buf(&mut buf)) => match r {
+            r = tokio::time::timeout_at(shrink_at.unwrap_or(deadline), rd.read_buf(&mut buf)) => match r {
+                Err(_) if shrink_at.is_some() => {
+                    // Idle: nothing was read (read_buf is cancel safe).
+                    buf = BytesMut::with_capacity(READ_BUF_IDLE);
+                    resume = Some(deadline);
+                }
                 Err(_) => break Closed::Timeout,
                 Ok(Ok(0)) => break Closed::Eof,
-                Ok(Ok(_)) => {}
+                Ok(Ok(_)) => {
+                    if buf.capacity() < READ_BUF {
+                        buf.reserve(READ_BUF - buf.len());
+                    }
+                }
                 Ok(Err(_)) => break Closed::Io,
             },
         }

@@ -225,6 +225,38 @@ async fn idle_and_slow_sender_timeouts_close_only_the_offender() {
     running.shutdown().await;
 }
 
+/// An idle connection's read buffer shrinks after a second (to 256 B); the
+/// frames after that, small and far larger than the buffer, are served,
+/// and an idle connection still times out.
+#[tokio::test]
+async fn a_connection_idle_past_its_buffer_shrink_is_served_whole_frames_again() {
+    let config = ServeConfig {
+        idle_timeout: Duration::from_secs(3),
+        ..ServeConfig::default()
+    };
+    let (addr, _shared, running) = start(config).await;
+    let conn = connect_tcp(addr, MSIZE).await.expect("connect");
+    let root = conn.attach("guest", "/srv").await.expect("attach");
+    let f = open(&conn, root, "hello.txt", LOpenFlags::RDWR).await;
+    let payload: Vec<u8> = (0..60_000u32).map(|i| (i % 253) as u8).collect();
+    for round in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert_eq!(
+            conn.write(f, 0, &payload)
+                .await
+                .expect("large write after idle"),
+            payload.len() as u32,
+            "round {round}"
+        );
+        assert_eq!(conn.getattr(f).await.expect("getattr").size(), 60_000);
+        let back = conn.read_to_end(f, 0).await.expect("read back");
+        assert_eq!(back, payload, "round {round}");
+    }
+    let mut idle = TcpStream::connect(addr).await.expect("idle");
+    assert!(closed_by_server(&mut idle, Duration::from_secs(10)).await);
+    running.shutdown().await;
+}
+
 #[tokio::test]
 async fn oversized_frame_is_refused_from_its_header() {
     let (addr, _shared, running) = start(ServeConfig::default()).await;

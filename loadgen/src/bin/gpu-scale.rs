@@ -4,6 +4,7 @@
 //! command line.
 
 use clap::Parser;
+use s9p_load::cli;
 use s9p_load::fdlimit;
 use s9p_load::gpu_scale::config::{DEFAULT_LEASES, DEFAULT_SETTLE, DEFAULT_TIMEOUT};
 use s9p_load::gpu_scale::{ScaleConfig, run};
@@ -93,31 +94,18 @@ fn main() -> ExitCode {
         eprintln!("gpu-scale: {e}");
         return ExitCode::from(1);
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("gpu-scale: starting the runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let mut say = |line: &str| eprintln!("gpu-scale: {line}");
-    let report = match runtime.block_on(run(&config, cli.keep_dir, &mut say)) {
-        Ok(r) => r,
-        Err(e) => {
+    let report = match cli::block_on("gpu-scale", run(&config, cli.keep_dir, &mut say)) {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
             eprintln!("gpu-scale: {e}");
             return ExitCode::from(1);
         }
+        Err(code) => return code,
     };
     if cli.json {
-        match serde_json::to_string(&report) {
-            Ok(line) => println!("{line}"),
-            Err(e) => {
-                eprintln!("gpu-scale: the report is not encodable: {e}");
-                return ExitCode::from(1);
-            }
+        if let Err(code) = cli::print_json("gpu-scale", &report) {
+            return code;
         }
     } else {
         print!("{report}");
