@@ -22,23 +22,8 @@ use secure9p_transport::tls::{self, Identity, TlsServer};
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The allocator: jemalloc, which gives freed pages back to the OS. With
-/// glibc's malloc a server that had 1,000 connections kept their memory
-/// after they closed (3.2 times its idle RSS; `loadgen/RESULTS.md`).
-#[global_allocator]
-static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// jemalloc's options: a background thread purges unused pages, dirty
-/// ones after 1 s (default 10 s) and without the lazy `MADV_FREE` stage,
-/// so RSS follows what is in use even when the server goes quiet. The
-/// per-thread caches stay on: without them the server did 10 % fewer
-/// requests/s (`loadgen/RESULTS.md`).
-// SAFETY: jemalloc reads this symbol once, at its start, as its
-// `const char *malloc_conf`: a thin pointer to a NUL-terminated string
-// that is static and never written. No other symbol of the program has
-// this name (tikv-jemalloc-sys prefixes jemalloc's symbols with `_rjem_`).
-#[unsafe(export_name = "_rjem_malloc_conf")]
-pub static MALLOC_CONF: &u8 = &b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0];
+// jemalloc, giving freed memory back (host-alloc's README).
+use cohesix_host_alloc as _;
 
 /// Most bytes `--dir` loads in all: the whole tree lives in memory, so a
 /// mistaken `--dir /` fails at start instead of eating the host's memory.

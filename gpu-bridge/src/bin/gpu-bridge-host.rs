@@ -10,7 +10,9 @@
 //! Exit status: 0 success, 1 a self-test case failed or serving failed, 2
 //! bad usage, 3 no NVML (or another discovery failure).
 
+// jemalloc, giving freed memory back to the OS (host-alloc's README).
 use clap::Parser;
+use cohesix_host_alloc as _;
 use gpu_bridge::{BridgeConfig, ServeOptions};
 use gpu_bridge::{
     DiscoveryError, GpuBridge, GpuSource, MockSource, NvmlSource, SystemClock, best_executors,

@@ -14,7 +14,9 @@
 //! without them refuses to start unless `--insecure-plain-tcp` is given.
 //! `ninedoor cert ca|server|client` makes those files.
 
+// jemalloc, giving freed memory back to the OS (host-alloc's README).
 use clap::{Parser, Subcommand};
+use cohesix_host_alloc as _;
 use ninedoor::host::cert_files::{make_ca, make_leaf};
 use ninedoor::host::{Host, HostConfig, TlsArgs};
 use secure9p_transport::tls::certs::{DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, Usage};

@@ -6,7 +6,9 @@
 //! mount -t 9p -o trans=tcp,port=5642,version=9p2000.L 127.0.0.1 /mnt
 //! ```
 
+// jemalloc, giving freed memory back to the OS (host-alloc's README).
 use clap::Parser;
+use cohesix_host_alloc as _;
 use secure9p_core::{FsServer, ServerConfig};
 use secure9p_fs::perm::Users;
 use secure9p_fs::serve::{Listen, run};
