@@ -4,13 +4,14 @@
 # (Debian's diod, QEMU + busybox for the Linux kernel client, PyPI's p9fs
 # in target/p9venv, Debian's openssl for the TLS interop test, Debian's
 # chromium + chromium-driver for the console's browser tests and prometheus
-# for their promtool check). Idempotent.
+# for their promtool check, and make, which builds jemalloc for the host
+# binaries' allocator, host-alloc). Idempotent.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [ "$(id -u)" -eq 0 ]; then sudo=""; else sudo="sudo"; fi
 
 need_apt=()
-for pkg in diod qemu-system-x86 busybox-static cpio openssl chromium chromium-driver prometheus; do
+for pkg in diod qemu-system-x86 busybox-static cpio openssl chromium chromium-driver prometheus make; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ "${#need_apt[@]}" -gt 0 ]; then
