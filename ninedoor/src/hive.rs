@@ -23,7 +23,7 @@ use crate::lease::{self, BridgeAction, BridgeCommand, RefusedReply, ReleaseReply
 use crate::lifecycle::{Placement, WorkerEvent};
 use crate::log::{self, Line, LogNode, SharedLog, Who};
 use crate::policy::cohesix_policy;
-use crate::state::{HiveState, Restored, SpawnBudget, StateChange, WorkerRecord};
+use crate::state::{HiveState, Restored, SpawnBudget, StateChange};
 use crate::telemetry::Telemetry;
 use crate::worker::{RingUsage, Worker, WorkerInfo, valid_id};
 use alloc::borrow::ToOwned;
@@ -1473,18 +1473,11 @@ impl Hive {
         if !changed.any {
             return None;
         }
-        let state_now = |w: &Worker| WorkerRecord {
-            role: w.role,
-            ticket: w.ticket,
-            expires: w.expires,
-            scope: w.scope.clone(),
-            lease: w.lease.clone(),
-        };
         let workers = changed
             .workers
             .into_iter()
             .map(|id| {
-                let record = self.workers.get(&id).map(state_now);
+                let record = self.workers.get(&id).map(Worker::record);
                 (id, record)
             })
             .collect();
@@ -1518,16 +1511,7 @@ impl Hive {
         let workers = self
             .workers
             .iter()
-            .map(|(id, w)| {
-                let record = WorkerRecord {
-                    role: w.role,
-                    ticket: w.ticket,
-                    expires: w.expires,
-                    scope: w.scope.clone(),
-                    lease: w.lease.clone(),
-                };
-                (id.clone(), record)
-            })
+            .map(|(id, w)| (id.clone(), w.record()))
             .collect();
         let revoked = self
             .revoked

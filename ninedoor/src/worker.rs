@@ -1,6 +1,7 @@
 //! Workers as the hive tracks them: id rules, the registry record and the
 //! public view of one worker.
 
+use crate::state::WorkerRecord;
 use alloc::string::String;
 use secure9p_core::{NodeId, Role, TicketId};
 
@@ -48,6 +49,19 @@ pub(crate) struct Worker {
     pub(crate) telemetry: Option<NodeId>,
     /// The GPU whose lease it was spawned for, if any.
     pub(crate) lease: Option<String>,
+}
+
+impl Worker {
+    /// What of it survives a restart.
+    pub(crate) fn record(&self) -> WorkerRecord {
+        WorkerRecord {
+            role: self.role,
+            ticket: self.ticket,
+            expires: self.expires,
+            scope: self.scope.clone(),
+            lease: self.lease.clone(),
+        }
+    }
 }
 
 /// Whether `id` may name a worker or a GPU: a path segment and a ticket

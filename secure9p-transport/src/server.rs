@@ -398,11 +398,14 @@ impl<E: Engine> Shared<E> {
         let mut replies: HashMap<SessionId, Vec<u8>> = HashMap::new();
         {
             let mut engine = lock(&self.engine);
+            // Which connection a reply goes to is known only once it is
+            // made: each is made here, then moved to its connection's.
+            let mut out = Vec::new();
             for (token, result) in results {
-                let mut out = Vec::new();
                 if let Some(sid) = engine.complete(token, result, &mut out) {
                     replies.entry(sid).or_default().extend_from_slice(&out);
                 }
+                out.clear();
             }
         }
         let mut sent = 0;
@@ -737,6 +740,8 @@ async fn connection<E: Engine, S>(
     // The deadline of a wait cut short to shrink the buffer: the wait that
     // follows keeps it (the shrink does not extend the idle timeout).
     let mut resume: Option<Instant> = None;
+    // The buffer was shrunk for idleness; the next bytes restore it.
+    let mut shrunk = false;
     let closed = 'conn: loop {
         // The frames already read are handled a batch at a time, under one
         // lock of the engine, their replies in one buffer for the writer.
@@ -772,7 +777,10 @@ async fn connection<E: Engine, S>(
             Some(t) => t + config.frame_timeout,
             None => Instant::now() + config.idle_timeout,
         });
-        let shrink_at = (buf.is_empty() && buf.capacity() > READ_BUF_IDLE)
+        // (An empty buffer's `capacity` is what is left after the frames
+        // split off it, not what it holds: `shrunk` says whether it holds
+        // a large allocation still.)
+        let shrink_at = (buf.is_empty() && !shrunk)
             .then(|| Instant::now() + IDLE_SHRINK)
             .filter(|at| *at < deadline);
         tokio::select! {
@@ -781,13 +789,15 @@ async fn connection<E: Engine, S>(
                 Err(_) if shrink_at.is_some() => {
                     // Idle: nothing was read (read_buf is cancel safe).
                     buf = BytesMut::with_capacity(READ_BUF_IDLE);
+                    shrunk = true;
                     resume = Some(deadline);
                 }
                 Err(_) => break Closed::Timeout,
                 Ok(Ok(0)) => break Closed::Eof,
                 Ok(Ok(_)) => {
-                    if buf.capacity() < READ_BUF {
-                        buf.reserve(READ_BUF - buf.len());
+                    if shrunk {
+                        buf.reserve(READ_BUF.saturating_sub(buf.len()));
+                        shrunk = false;
                     }
                 }
                 Ok(Err(_)) => break Closed::Io,

@@ -465,7 +465,7 @@ impl StateDb {
         Ok(())
     }
 
-    /// Stores `state` at once, durably when this returns `Ok`: appended,
+    /// Stores `change` at once, durably when this returns `Ok`: appended,
     /// flushed and checkpointed.
     pub(crate) fn store(&mut self, change: &StateChange) -> Result<(), StoreFailed> {
         self.append(change)?;
