@@ -255,6 +255,24 @@ pub trait Filesystem: Send {
     /// into it copies nothing.
     fn read(&mut self, caller: &Caller, obj: Obj, offset: u64, buf: &mut [u8]) -> Io<usize>;
 
+    /// Reads up to `count` bytes at `offset` as a shared slice of the
+    /// file's own buffer, for a file system that keeps contents in
+    /// [`Bytes`](bytes::Bytes): the engine then sends the slice without
+    /// copying it into a reply (asked only for reads of at least
+    /// [`SHARE_MIN`](crate::SHARE_MIN) bytes). `None`, the default, has the
+    /// engine call [`read`](Filesystem::read) instead, as it does for a
+    /// read that would wait.
+    fn read_shared(
+        &mut self,
+        caller: &Caller,
+        obj: Obj,
+        offset: u64,
+        count: u32,
+    ) -> Option<Result<bytes::Bytes, FsError>> {
+        let _ = (caller, obj, offset, count);
+        None
+    }
+
     /// Writes `data` at `offset` to an open file; the bytes taken.
     fn write(&mut self, caller: &Caller, obj: Obj, offset: u64, data: &[u8]) -> Io<u32> {
         let _ = (caller, obj, offset, data);

@@ -17,6 +17,7 @@ use crate::fs::{Attr, Caller, Filesystem, Obj, SetAttr, SetTime, Timespec, check
 use crate::lock::{LockKind, LockOwner, LockTable, range_end};
 use crate::namespace::NodeId;
 use crate::node::{Io, Token};
+use crate::replies::{self, Replies, SHARE_MIN};
 use crate::server::{
     Completion, Outcome, SessionError, SessionId, encode_into, error_msg, negotiate,
 };
@@ -270,13 +271,28 @@ impl FsServer {
     }
 
     /// Handles one request frame of session `sid` at time `now`, appending
-    /// the reply (if any is due now) to `out`.
+    /// the reply (if any is due now) to `out`. A payload the file system
+    /// shares ([`Filesystem::read_shared`]) is copied into `out`; the
+    /// runners use [`handle_replies`](FsServer::handle_replies) to send it
+    /// without that copy.
     pub fn handle(
         &mut self,
         sid: SessionId,
         frame: &[u8],
         now: u64,
         out: &mut Vec<u8>,
+    ) -> Result<Outcome, SessionError> {
+        replies::into_vec(out, |r| self.handle_replies(sid, frame, now, r))
+    }
+
+    /// [`handle`](FsServer::handle) into [`Replies`]: a large read the file
+    /// system shares leaves its payload as the replies' tail, uncopied.
+    pub fn handle_replies(
+        &mut self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
     ) -> Result<Outcome, SessionError> {
         let state = self
             .sessions
@@ -304,16 +320,16 @@ impl FsServer {
         let msg = match Frame::decode(frame, DecodeConfig::new(dialect, msize)) {
             Ok(f) => f.msg,
             Err(e) => {
-                encode_into(out, ctx.tag, error_msg(dialect, codec_errno(e)));
+                encode_into(out.buf(), ctx.tag, error_msg(dialect, codec_errno(e)));
                 return Ok(Outcome::Replied);
             }
         };
         if !msg.msg_type().is_request() {
-            encode_into(out, ctx.tag, error_msg(dialect, FsError::Protocol));
+            encode_into(out.buf(), ctx.tag, error_msg(dialect, FsError::Protocol));
             return Ok(Outcome::Replied);
         }
         if let Msg::Tversion(v) = msg {
-            self.version(ctx, v, out);
+            self.version(ctx, v, out.buf());
             return Ok(Outcome::Replied);
         }
         let busy = self
@@ -326,15 +342,19 @@ impl FsServer {
             } else {
                 FsError::Protocol
             };
-            encode_into(out, ctx.tag, error_msg(dialect, e));
+            encode_into(out.buf(), ctx.tag, error_msg(dialect, e));
             return Ok(Outcome::Replied);
         }
         let start = out.len();
-        match self.dispatch(ctx, msg, out) {
+        let result = match msg {
+            Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
+            msg => self.dispatch(ctx, msg, out.buf()),
+        };
+        match result {
             Ok(o) => Ok(o),
             Err(e) => {
                 out.truncate(start);
-                encode_into(out, ctx.tag, error_msg(dialect, e));
+                encode_into(out.buf(), ctx.tag, error_msg(dialect, e));
                 Ok(Outcome::Replied)
             }
         }
@@ -500,7 +520,9 @@ impl FsServer {
                 reply(out, Msg::Rcreate(codec::Rcreate { qid, iounit: 0 }));
                 done
             }
-            Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
+            Msg::Tread(m) => {
+                replies::into_vec(out, |r| self.read(ctx, m.fid, m.offset, m.count, r))
+            }
             Msg::Twrite(m) => self.write(ctx, m.fid, m.offset, m.data, out),
             Msg::Tclunk(m) => {
                 let r = self.clunk(ctx, m.fid);
@@ -965,7 +987,7 @@ impl FsServer {
         fid: Fid,
         offset: u64,
         count: u32,
-        out: &mut Vec<u8>,
+        out: &mut Replies,
     ) -> Result<Outcome, FsError> {
         let max = ctx.msize.saturating_sub(RREAD_HEADER_LEN as u32);
         let count = count.min(max);
@@ -975,17 +997,28 @@ impl FsServer {
         }
         if let Some(Xattr::Read(value)) = &f.xattr {
             let data = crate::node::slice_at(value, offset, count);
-            encode_into(out, ctx.tag, Msg::Rread(codec::Rread { data }));
+            encode_into(out.buf(), ctx.tag, Msg::Rread(codec::Rread { data }));
             return Ok(Outcome::Replied);
         }
         let (obj, qid, uid) = (f.obj, f.qid, f.uid);
         if qid.ty.contains(QidType::DIR) {
             return match ctx.dialect {
-                Dialect::Base => self.read_dir_stats(ctx, fid, offset, count, out),
+                Dialect::Base => self.read_dir_stats(ctx, fid, offset, count, out.buf()),
                 Dialect::Linux => Err(FsError::IsDir),
             };
         }
         let caller = self.caller(ctx, uid);
+        if count >= SHARE_MIN
+            && let Some(r) = self.fs.read_shared(&caller, obj, offset, count)
+        {
+            let mut data = r?;
+            data.truncate(count as usize);
+            let header = codec::rread_header(ctx.tag, data.len()).map_err(|_| FsError::Io)?;
+            out.buf().extend_from_slice(&header);
+            out.push_shared(data);
+            return Ok(Outcome::Replied);
+        }
+        let out = out.buf();
         let start = out.len();
         out.resize(start + RREAD_HEADER_LEN + count as usize, 0);
         let io = match out.get_mut(start + RREAD_HEADER_LEN..) {

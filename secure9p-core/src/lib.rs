@@ -16,6 +16,7 @@ mod namespace;
 mod node;
 mod nodes;
 mod policy;
+mod replies;
 mod role;
 mod server;
 mod ticket;
@@ -40,9 +41,13 @@ pub use nodes::{
     ZeroFile,
 };
 pub use policy::{AccessPolicy, AllowAll, Op, Ops, Rule, RulePolicy};
+pub use replies::{FileBytes, Replies, SHARE_MIN};
 pub use role::{Principal, Role};
 pub use server::{Completion, Outcome, Server, SessionError, SessionId};
 pub use ticket::{Claims, MAX_CLAIM_LEN, Ticket, TicketAuthority, TicketError, TicketId};
 
+/// The buffer type of shared read payloads ([`Filesystem::read_shared`],
+/// [`Replies`]), re-exported so providers need no second version of it.
+pub use bytes;
 /// The codec this engine speaks, re-exported so users need one dependency.
 pub use secure9p_codec as codec;

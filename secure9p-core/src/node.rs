@@ -118,6 +118,23 @@ pub trait Node: Any + Send {
         out: &mut Vec<u8>,
     ) -> Io<()>;
 
+    /// Reads at most `count` bytes at `offset` as a shared slice of the
+    /// node's own buffer, for a node that keeps its contents in
+    /// [`Bytes`](bytes::Bytes) ([`MemFile`](crate::MemFile) does): the
+    /// engine then sends the slice without copying it into a reply (asked
+    /// only for reads of at least [`SHARE_MIN`](crate::SHARE_MIN) bytes).
+    /// `None`, the default, has the engine call [`read`](Node::read).
+    fn read_shared(
+        &mut self,
+        ctx: &IoCtx<'_>,
+        handle: &mut Handle,
+        offset: u64,
+        count: u32,
+    ) -> Option<Result<bytes::Bytes, FsError>> {
+        let _ = (ctx, handle, offset, count);
+        None
+    }
+
     /// Writes `data` at `offset` (ignored by append-only files); returns the
     /// bytes taken.
     fn write(&mut self, ctx: &IoCtx<'_>, handle: &mut Handle, offset: u64, data: &[u8]) -> Io<u32> {

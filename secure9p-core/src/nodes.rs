@@ -3,10 +3,12 @@
 
 use crate::error::FsError;
 use crate::node::{Handle, Io, IoCtx, Node, NodeAttr, NodeKind, slice_at};
+use crate::replies::FileBytes;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::vec::Vec;
+use bytes::Bytes;
 
 /// A read-only file with fixed contents.
 #[derive(Debug, Clone)]
@@ -305,7 +307,7 @@ impl Node for CtlFile {
 /// A plain in-memory file: reads and writes at offsets, bounded in size.
 #[derive(Debug, Clone, Default)]
 pub struct MemFile {
-    data: Vec<u8>,
+    data: FileBytes,
     max_len: usize,
     version: u32,
     mtime: u64,
@@ -315,10 +317,10 @@ impl MemFile {
     /// A file holding `data` that may grow to `max_len` bytes (writes past it
     /// fail with `EFBIG`).
     pub fn new(data: impl Into<Vec<u8>>, max_len: usize) -> Self {
-        let data = data.into();
+        let data: Vec<u8> = data.into();
         MemFile {
             max_len: max_len.max(data.len()),
-            data,
+            data: FileBytes::from(data),
             version: 0,
             mtime: 0,
         }
@@ -326,7 +328,7 @@ impl MemFile {
 
     /// The contents.
     pub fn data(&self) -> &[u8] {
-        &self.data
+        self.data.as_slice()
     }
 }
 
@@ -339,7 +341,7 @@ impl Node for MemFile {
         if size > self.max_len {
             return Err(FsError::TooBig);
         }
-        self.data.resize(size, 0);
+        self.data.vec_mut().resize(size, 0);
         self.version = self.version.wrapping_add(1);
         self.mtime = now;
         Ok(())
@@ -354,7 +356,7 @@ impl Node for MemFile {
     }
     fn open(&mut self, ctx: &IoCtx<'_>, h: &mut Handle) -> Result<(), FsError> {
         if h.access.truncate {
-            self.data.clear();
+            self.data.vec_mut().clear();
             self.version = self.version.wrapping_add(1);
             self.mtime = ctx.now;
         }
@@ -368,8 +370,17 @@ impl Node for MemFile {
         count: u32,
         out: &mut Vec<u8>,
     ) -> Io<()> {
-        out.extend_from_slice(slice_at(&self.data, offset, count));
+        out.extend_from_slice(slice_at(self.data.as_slice(), offset, count));
         Io::Ready(Ok(()))
+    }
+    fn read_shared(
+        &mut self,
+        _: &IoCtx<'_>,
+        _: &mut Handle,
+        offset: u64,
+        count: u32,
+    ) -> Option<Result<Bytes, FsError>> {
+        Some(Ok(self.data.slice(offset, count)))
     }
     fn write(&mut self, ctx: &IoCtx<'_>, _: &mut Handle, offset: u64, data: &[u8]) -> Io<u32> {
         let Some(end) = usize::try_from(offset)
@@ -381,11 +392,12 @@ impl Node for MemFile {
         if end > self.max_len {
             return Io::Ready(Err(FsError::TooBig));
         }
-        if end > self.data.len() {
-            self.data.resize(end, 0);
+        let buf = self.data.vec_mut();
+        if end > buf.len() {
+            buf.resize(end, 0);
         }
         let start = end - data.len();
-        if let Some(dst) = self.data.get_mut(start..end) {
+        if let Some(dst) = buf.get_mut(start..end) {
             dst.copy_from_slice(data);
         }
         self.version = self.version.wrapping_add(1);

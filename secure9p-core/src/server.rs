@@ -14,6 +14,7 @@ use crate::error::FsError;
 use crate::namespace::{FIRST_CHILD_COOKIE, Namespace, NodeId};
 use crate::node::{Access, Handle, Io, IoCtx, NodeKind, Token};
 use crate::policy::{AccessPolicy, Op};
+use crate::replies::{self, Replies, SHARE_MIN};
 use crate::role::Principal;
 use crate::ticket::{TicketAuthority, TicketId};
 use alloc::boxed::Box;
@@ -402,13 +403,28 @@ impl Server {
     }
 
     /// Handles one request frame of session `sid` at time `now`, appending the
-    /// reply (if any is due now) to `out`.
+    /// reply (if any is due now) to `out`. A payload a node shares
+    /// ([`Node::read_shared`](crate::Node::read_shared)) is copied into
+    /// `out`; the runners use [`handle_replies`](Server::handle_replies) to
+    /// send it without that copy.
     pub fn handle(
         &mut self,
         sid: SessionId,
         frame: &[u8],
         now: u64,
         out: &mut Vec<u8>,
+    ) -> Result<Outcome, SessionError> {
+        replies::into_vec(out, |r| self.handle_replies(sid, frame, now, r))
+    }
+
+    /// [`handle`](Server::handle) into [`Replies`]: a large read a node
+    /// shares leaves its payload as the replies' tail, uncopied.
+    pub fn handle_replies(
+        &mut self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
     ) -> Result<Outcome, SessionError> {
         let state = self
             .sessions
@@ -442,26 +458,26 @@ impl Server {
             && !Server::serves(ty)
             && state != State::AwaitVersion
         {
-            reply_error(out, ctx, FsError::NotSupported);
+            reply_error(out.buf(), ctx, FsError::NotSupported);
             return Ok(Outcome::Replied);
         }
         let decoded = match Frame::decode(frame, DecodeConfig::new(dialect, msize)) {
             Ok(f) => f,
             Err(e) => {
-                reply_error(out, ctx, codec_errno(e));
+                reply_error(out.buf(), ctx, codec_errno(e));
                 return Ok(Outcome::Replied);
             }
         };
         if !decoded.msg.msg_type().is_request() {
-            reply_error(out, ctx, FsError::Protocol);
+            reply_error(out.buf(), ctx, FsError::Protocol);
             return Ok(Outcome::Replied);
         }
         if let Msg::Tversion(v) = decoded.msg {
-            self.version(ctx, v, out);
+            self.version(ctx, v, out.buf());
             return Ok(Outcome::Replied);
         }
         if state == State::AwaitVersion {
-            reply_error(out, ctx, FsError::Protocol);
+            reply_error(out.buf(), ctx, FsError::Protocol);
             return Ok(Outcome::Replied);
         }
         if self
@@ -469,15 +485,19 @@ impl Server {
             .get(&sid)
             .is_some_and(|s| s.pending.contains_key(&ctx.tag))
         {
-            reply_error(out, ctx, FsError::Invalid);
+            reply_error(out.buf(), ctx, FsError::Invalid);
             return Ok(Outcome::Replied);
         }
         let start = out.len();
-        match self.dispatch(ctx, decoded.msg, out) {
+        let result = match decoded.msg {
+            Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
+            msg => self.dispatch(ctx, msg, out.buf()),
+        };
+        match result {
             Ok(outcome) => Ok(outcome),
             Err(e) => {
                 out.truncate(start);
-                reply_error(out, ctx, e);
+                reply_error(out.buf(), ctx, e);
                 Ok(Outcome::Replied)
             }
         }
@@ -600,7 +620,9 @@ impl Server {
                 encode_into(out, ctx.tag, Msg::Ropen(codec::Ropen { qid, iounit: 0 }));
                 replied
             }
-            Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
+            Msg::Tread(m) => {
+                replies::into_vec(out, |r| self.read(ctx, m.fid, m.offset, m.count, r))
+            }
             Msg::Twrite(m) => self.write(ctx, m.fid, m.offset, m.data, out),
             Msg::Treaddir(m) => self.readdir(ctx, m, out).and(replied),
             Msg::Tgetattr(m) => self.getattr(ctx, m, out).and(replied),
@@ -994,7 +1016,7 @@ impl Server {
         fid: Fid,
         offset: u64,
         count: u32,
-        out: &mut Vec<u8>,
+        out: &mut Replies,
     ) -> Result<Outcome, FsError> {
         let max = ctx.msize.saturating_sub(RREAD_HEADER_LEN as u32);
         let count = count.min(max);
@@ -1002,6 +1024,7 @@ impl Server {
         if self.ns.is_dir(node) {
             let r = match ctx.dialect {
                 Dialect::Base => {
+                    let out = out.buf();
                     self.read_dir_stats(node, &path, &principal, &mut h, offset, count, out, ctx)
                 }
                 Dialect::Linux => Err(FsError::IsDir),
@@ -1016,6 +1039,22 @@ impl Server {
             now: ctx.now,
             token,
         };
+        if count >= SHARE_MIN {
+            let shared = match self.ns.node_mut(node) {
+                Some(n) => n.read_shared(&ioctx, &mut h, offset, count),
+                None => Some(Err(FsError::NotFound)),
+            };
+            if let Some(shared) = shared {
+                self.put_handle(ctx, fid, h);
+                let mut data = shared?;
+                data.truncate(count as usize);
+                let header = codec::rread_header(ctx.tag, data.len()).map_err(|_| FsError::Io)?;
+                out.buf().extend_from_slice(&header);
+                out.push_shared(data);
+                return Ok(Outcome::Replied);
+            }
+        }
+        let out = out.buf();
         let start = out.len();
         out.resize(start + RREAD_HEADER_LEN, 0);
         let io = match self.ns.node_mut(node) {

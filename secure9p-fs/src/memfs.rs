@@ -15,6 +15,8 @@
 //! [`FsServer`]: secure9p_core::FsServer
 
 use crate::perm::{R, Users, W, X, allowed};
+use secure9p_core::FileBytes;
+use secure9p_core::bytes::Bytes;
 use secure9p_core::codec::{DirEntry, DirEntryWriter, LOpenFlags, Qid};
 use secure9p_core::{
     AT_REMOVEDIR, Attr, Caller, Filesystem, FsError, FsStat, Io, MAX_NAME_LEN, Obj, SetAttr,
@@ -76,7 +78,7 @@ pub enum LoadError {
 }
 
 enum Body {
-    File(Vec<u8>),
+    File(FileBytes),
     Dir {
         /// name → (inode, cookie)
         entries: BTreeMap<String, (u64, u64)>,
@@ -280,7 +282,9 @@ impl MemFs {
                     if fs.bytes + meta.len() > fs.limits.max_bytes {
                         return Err(tree(FsError::NoSpace));
                     }
-                    Some(Body::File(std::fs::read(&path).map_err(|e| io(&path, e))?))
+                    Some(Body::File(FileBytes::from(
+                        std::fs::read(&path).map_err(|e| io(&path, e))?,
+                    )))
                 } else if ft.is_symlink() {
                     let t = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
                     let Some(t) = t.to_str().map(str::to_owned) else {
@@ -647,18 +651,18 @@ impl MemFs {
         let size_us = usize::try_from(size).map_err(|_| FsError::TooBig)?;
         let (bytes, max) = (self.bytes, self.limits.max_bytes);
         let i = self.inode_mut(ino)?;
-        let Body::File(data) = &mut i.body else {
+        let Body::File(file) = &mut i.body else {
             return Err(if i.is_dir() {
                 FsError::IsDir
             } else {
                 FsError::Invalid
             });
         };
-        let old = data.len() as u64;
+        let old = file.len() as u64;
         if size > old && bytes + (size - old) > max {
             return Err(FsError::NoSpace);
         }
-        data.resize(size_us, 0);
+        file.vec_mut().resize(size_us, 0);
         self.bytes = (bytes + size).saturating_sub(old);
         self.touch(ino, true);
         Ok(())
@@ -865,7 +869,7 @@ impl Filesystem for MemFs {
             file_type::S_IFREG | (mode & 0o7777),
             uid_of(c),
             gid,
-            Body::File(Vec::new()),
+            Body::File(FileBytes::default()),
         )?;
         let obj = self.new_handle(ino, Some((d, name.to_owned())));
         if let Some(h) = self.handles.get_mut(&obj.0) {
@@ -880,7 +884,7 @@ impl Filesystem for MemFs {
             let ino = self.ino_of(obj)?;
             match &self.inode(ino)?.body {
                 Body::File(data) => {
-                    let src = secure9p_core::slice_at(data, offset, buf.len() as u32);
+                    let src = secure9p_core::slice_at(data.as_slice(), offset, buf.len() as u32);
                     let n = src.len().min(buf.len());
                     if let (Some(dst), Some(src)) = (buf.get_mut(..n), src.get(..n)) {
                         dst.copy_from_slice(src);
@@ -894,6 +898,24 @@ impl Filesystem for MemFs {
         Io::Ready(r)
     }
 
+    fn read_shared(
+        &mut self,
+        _: &Caller,
+        obj: Obj,
+        offset: u64,
+        count: u32,
+    ) -> Option<Result<Bytes, FsError>> {
+        let r = (|| {
+            let ino = self.ino_of(obj)?;
+            match &mut self.inode_mut(ino)?.body {
+                Body::File(data) => Ok(data.slice(offset, count)),
+                Body::Dir { .. } => Err(FsError::IsDir),
+                _ => Err(FsError::Invalid),
+            }
+        })();
+        Some(r)
+    }
+
     fn write(&mut self, c: &Caller, obj: Obj, offset: u64, data: &[u8]) -> Io<u32> {
         let r = (|| {
             let h = self.handle(obj)?;
@@ -901,9 +923,10 @@ impl Filesystem for MemFs {
             let append = flags & LOpenFlags::APPEND.bits() != 0;
             let (bytes, max) = (self.bytes, self.limits.max_bytes);
             let i = self.inode_mut(ino)?;
-            let Body::File(buf) = &mut i.body else {
+            let Body::File(file) = &mut i.body else {
                 return Err(FsError::Invalid);
             };
+            let buf = file.vec_mut();
             let at = if append { buf.len() as u64 } else { offset };
             let at = usize::try_from(at).map_err(|_| FsError::TooBig)?;
             let end = at.checked_add(data.len()).ok_or(FsError::TooBig)?;
@@ -1036,7 +1059,7 @@ impl Filesystem for MemFs {
         let d = self.ino_of(dir)?;
         let ty = mode & file_type::S_IFMT;
         let body = match ty {
-            file_type::S_IFREG | 0 => Body::File(Vec::new()),
+            file_type::S_IFREG | 0 => Body::File(FileBytes::default()),
             file_type::S_IFIFO | file_type::S_IFSOCK => Body::Special,
             file_type::S_IFCHR | file_type::S_IFBLK if uid_of(c) == 0 => Body::Special,
             file_type::S_IFCHR | file_type::S_IFBLK => return Err(FsError::NotPermitted),

@@ -469,3 +469,80 @@ fn every_fid_is_given_back_when_the_session_closes() {
     w.server.close_session(w.sid);
     assert!(w.server.locks().is_empty());
 }
+
+/// A large read's payload is a shared slice of the file (the replies'
+/// tail, uncopied), byte for byte what the copying path gives; a write
+/// while that slice is still held changes the file, not the slice.
+#[test]
+fn large_reads_share_the_file_and_a_later_write_copies_on_write() {
+    let mut w = wire();
+    assert_eq!(create(&mut w, &[], 1, "big"), 0);
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for (i, chunk) in data.chunks(8000).enumerate() {
+        assert_eq!(write(&mut w, 1, (i * 8000) as u64, chunk), 0);
+    }
+    let tread = |offset, count| {
+        common::encode(
+            7,
+            Msg::Tread(Tread {
+                fid: Fid(1),
+                offset,
+                count,
+            }),
+        )
+    };
+    let (at, count) = (1000u64, 65_000u32);
+    let mut shared = secure9p_core::Replies::new();
+    w.server
+        .handle_replies(w.sid, &tread(at, count), 1_700_000_000, &mut shared)
+        .expect("session stays up");
+    // The frame's header in the buffer, the whole payload in the tail.
+    assert_eq!(shared.head().len(), 11, "only the Rread header is copied");
+    let tail = shared.tail().expect("a shared payload").clone();
+    assert_eq!(tail.len(), count as usize);
+    assert_eq!(&tail[..], &data[at as usize..at as usize + count as usize]);
+    // The same request through `handle` gives the same bytes, copied.
+    let mut copied = Vec::new();
+    w.server
+        .handle(w.sid, &tread(at, count), 1_700_000_000, &mut copied)
+        .expect("session stays up");
+    let whole = shared.clone().into_vec();
+    assert_eq!(whole, copied);
+    match common::Reply(whole).msg() {
+        Msg::Rread(r) => assert_eq!(r.data.len(), count as usize),
+        m => panic!("read: {m:?}"),
+    }
+    // Overwrite the start of the range while the slice is held.
+    assert_eq!(write(&mut w, 1, at, &[0xEE; 100]), 0);
+    assert_eq!(
+        &tail[..100],
+        &data[at as usize..at as usize + 100],
+        "the slice kept its bytes"
+    );
+    assert_eq!(
+        read(&mut w, 1, at)[..100],
+        [0xEE; 100],
+        "the file took the write"
+    );
+    // A read past the end shares nothing; one across it is cut short.
+    let mut past = secure9p_core::Replies::new();
+    w.server
+        .handle_replies(w.sid, &tread(400_000, count), 1_700_000_000, &mut past)
+        .expect("session stays up");
+    assert!(!past.has_tail());
+    match common::Reply(past.into_vec()).msg() {
+        Msg::Rread(r) => assert!(r.data.is_empty()),
+        m => panic!("read: {m:?}"),
+    }
+    let mut end = secure9p_core::Replies::new();
+    w.server
+        .handle_replies(w.sid, &tread(190_000, count), 1_700_000_000, &mut end)
+        .expect("session stays up");
+    assert_eq!(end.tail().map(|t| t.len()), Some(10_000));
+    // The msize bounds a shared read like a copied one.
+    let mut big = secure9p_core::Replies::new();
+    w.server
+        .handle_replies(w.sid, &tread(0, u32::MAX), 1_700_000_000, &mut big)
+        .expect("session stays up");
+    assert_eq!(big.len(), common::MSIZE as usize);
+}

@@ -15,10 +15,12 @@
 //! wrote to the request of the same tag, for the latency and the error
 //! count. Without an observer none of that runs.
 
-use crate::framing::NinePCodec;
+use crate::framing::{NinePCodec, write_frame_vectored};
 use crate::observe::{self, Observer};
-use bytes::BytesMut;
-use secure9p_core::{Completion, FsServer, Outcome, Server, SessionError, SessionId, Token};
+use bytes::{Bytes, BytesMut};
+use secure9p_core::{
+    Completion, FsServer, Outcome, Replies, Server, SessionError, SessionId, Token,
+};
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,6 +47,19 @@ pub trait Engine: Send + 'static {
         now: u64,
         out: &mut Vec<u8>,
     ) -> Result<Outcome, SessionError>;
+    /// [`handle`](Engine::handle) into [`Replies`], whose tail an engine
+    /// may set to a shared read payload that the runner then writes
+    /// without copying it ([`FsServer`] does). The default appends to the
+    /// replies' buffer.
+    fn handle_replies(
+        &mut self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
+    ) -> Result<Outcome, SessionError> {
+        self.handle(sid, frame, now, out.buf())
+    }
     /// Finishes a deferred request; returns the session its reply is for.
     fn complete(
         &mut self,
@@ -71,6 +86,15 @@ impl Engine for Server {
         out: &mut Vec<u8>,
     ) -> Result<Outcome, SessionError> {
         Server::handle(self, sid, frame, now, out)
+    }
+    fn handle_replies(
+        &mut self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
+    ) -> Result<Outcome, SessionError> {
+        Server::handle_replies(self, sid, frame, now, out)
     }
     fn complete(
         &mut self,
@@ -100,6 +124,15 @@ impl Engine for FsServer {
         out: &mut Vec<u8>,
     ) -> Result<Outcome, SessionError> {
         FsServer::handle(self, sid, frame, now, out)
+    }
+    fn handle_replies(
+        &mut self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
+    ) -> Result<Outcome, SessionError> {
+        FsServer::handle_replies(self, sid, frame, now, out)
     }
     fn complete(
         &mut self,
@@ -146,21 +179,26 @@ const JOIN_BYTES: usize = 16 * 1024;
 /// stays within [`JOIN_BYTES`]; returns the first one that did not fit (a
 /// large reply), to go out in the next write without a copy.
 pub(crate) fn join_queued(rx: &mut mpsc::Receiver<Vec<u8>>, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
-    join_with(rx, buf, |v| v)
+    join_with(rx, buf, &mut None, |v| (v, None)).map(|(v, _)| v)
 }
 
-/// [`join_queued`] over queue items that `open` turns into their bytes.
+/// [`join_queued`] over queue items that `open` turns into their bytes and
+/// shared tail. An item with a tail whose buffer fits is joined and ends
+/// the write: its tail is left in `tail`, to go out after `buf` in the
+/// same vectored write.
 fn join_with<T>(
     rx: &mut mpsc::Receiver<T>,
     buf: &mut Vec<u8>,
-    mut open: impl FnMut(T) -> Vec<u8>,
-) -> Option<Vec<u8>> {
-    while buf.len() < JOIN_BYTES {
-        let more = open(rx.try_recv().ok()?);
+    tail: &mut Option<Bytes>,
+    mut open: impl FnMut(T) -> (Vec<u8>, Option<Bytes>),
+) -> Option<(Vec<u8>, Option<Bytes>)> {
+    while buf.len() < JOIN_BYTES && tail.is_none() {
+        let (more, more_tail) = open(rx.try_recv().ok()?);
         if buf.len() + more.len() > JOIN_BYTES {
-            return Some(more);
+            return Some((more, more_tail));
         }
         buf.extend_from_slice(&more);
+        *tail = more_tail;
     }
     None
 }
@@ -210,6 +248,8 @@ pub struct Shared<E> {
 /// or come later, or, when the engine defers it, even just before).
 struct Queued {
     bytes: Vec<u8>,
+    /// A shared payload that follows `bytes` (the end of an `Rread`).
+    tail: Option<Bytes>,
     started: Vec<Started>,
 }
 
@@ -320,14 +360,14 @@ impl Timing {
     }
 }
 
-/// A queue item's bytes, after noting its requests in `timing`.
-fn open_queued(timing: &mut Option<Timing>, q: Queued) -> Vec<u8> {
+/// A queue item's bytes and tail, after noting its requests in `timing`.
+fn open_queued(timing: &mut Option<Timing>, q: Queued) -> (Vec<u8>, Option<Bytes>) {
     if let Some(t) = timing.as_mut() {
         for s in q.started {
             t.started(s);
         }
     }
-    q.bytes
+    (q.bytes, q.tail)
 }
 
 impl<E> std::fmt::Debug for Shared<E> {
@@ -426,6 +466,7 @@ impl<E: Engine> Shared<E> {
             Some(tx) => tx
                 .try_send(Queued {
                     bytes: out,
+                    tail: None,
                     started: Vec::new(),
                 })
                 .is_ok(),
@@ -629,8 +670,8 @@ const BATCH_FRAMES: usize = 32;
 
 /// What one batch of a connection's frames came to.
 struct Batch {
-    /// The replies due now, whole frames.
-    out: Vec<u8>,
+    /// The replies due now, whole frames (a shared read payload last).
+    out: Replies,
     /// The requests decoded, when observed.
     started: Vec<Started>,
     /// Frames handled.
@@ -651,7 +692,7 @@ fn handle_batch<E: Engine>(
     observer: Option<&Observer>,
 ) -> Batch {
     let mut batch = Batch {
-        out: Vec::new(),
+        out: Replies::new(),
         started: Vec::new(),
         frames: 0,
         more: false,
@@ -660,7 +701,9 @@ fn handle_batch<E: Engine>(
     let now = unix_now();
     let mut engine = lock(&shared.engine);
     loop {
-        if batch.frames == BATCH_FRAMES || batch.out.len() >= JOIN_BYTES {
+        // A shared payload ends the batch: it goes out after the frames
+        // before it, uncopied, in one vectored write.
+        if batch.frames == BATCH_FRAMES || batch.out.len() >= JOIN_BYTES || batch.out.has_tail() {
             batch.more = true;
             break;
         }
@@ -685,7 +728,7 @@ fn handle_batch<E: Engine>(
                 at: std::time::Instant::now(),
             });
         }
-        let result = engine.handle(sid, &frame, now, &mut batch.out);
+        let result = engine.handle_replies(sid, &frame, now, &mut batch.out);
         codec.set_msize(engine.msize(sid));
         if result.is_err() {
             batch.broken = true;
@@ -712,15 +755,21 @@ async fn connection<E: Engine, S>(
     let mut timing = observer.clone().map(Timing::new);
     let writer = tokio::spawn(async move {
         let mut next = rx.recv().await.map(|q| open_queued(&mut timing, q));
-        while let Some(mut buf) = next.take() {
-            next = join_with(&mut rx, &mut buf, |q| open_queued(&mut timing, q));
+        while let Some((mut buf, mut tail)) = next.take() {
+            next = join_with(&mut rx, &mut buf, &mut tail, |q| {
+                open_queued(&mut timing, q)
+            });
             // The flush matters on TLS: a write can return with records
             // still buffered in rustls, which only a flush (or the next
             // write) puts on the wire. On a plain socket it is a no-op.
             // (An observed request deferred by the engine comes with no
             // bytes: nothing to write.)
-            if !buf.is_empty() {
-                if wr.write_all(&buf).await.is_err() || wr.flush().await.is_err() {
+            if !buf.is_empty() || tail.is_some() {
+                let wrote = match &tail {
+                    Some(payload) => write_frame_vectored(&mut wr, &buf, payload).await,
+                    None => wr.write_all(&buf).await,
+                };
+                if wrote.is_err() || wr.flush().await.is_err() {
                     break;
                 }
                 if let Some(t) = timing.as_mut() {
@@ -749,9 +798,13 @@ async fn connection<E: Engine, S>(
             let batch = handle_batch(&shared, sid, &mut codec, &mut buf, observer.as_deref());
             if (!batch.out.is_empty() || !batch.started.is_empty())
                 && tx
-                    .send(Queued {
-                        bytes: batch.out,
-                        started: batch.started,
+                    .send({
+                        let (bytes, tail) = batch.out.into_parts();
+                        Queued {
+                            bytes,
+                            tail,
+                            started: batch.started,
+                        }
                     })
                     .await
                     .is_err()

@@ -126,6 +126,76 @@ async fn many_requests_in_flight_on_one_connection() {
     running.shutdown().await;
 }
 
+/// Large reads go out as a shared slice of the file after their header (one
+/// vectored write); small replies queued around them must keep their own
+/// bytes, and a write landing while large replies are in flight must not
+/// change a reply already made.
+#[tokio::test]
+async fn shared_large_reads_interleave_with_small_replies_and_writes() {
+    let (addr, _shared, running) = start(ServeConfig::default()).await;
+    let conn = connect_tcp(addr, MSIZE).await.expect("connect");
+    let root = conn.attach("guest", "/srv").await.expect("attach");
+    let big = open(&conn, root, "big.bin", LOpenFlags::RDWR).await;
+    let small = open(&conn, root, "hello.txt", LOpenFlags::empty()).await;
+    let want = files()[2].1.clone();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..48u64 {
+        let conn = conn.clone();
+        set.spawn(async move {
+            match i % 3 {
+                0 => (
+                    i,
+                    conn.read(big, i * 5000, 60_000).await.map(|b| b.to_vec()),
+                ),
+                1 => (i, conn.read(small, 0, 4096).await.map(|b| b.to_vec())),
+                _ => (
+                    i,
+                    conn.getattr(big)
+                        .await
+                        .map(|a| a.size().to_le_bytes().to_vec()),
+                ),
+            }
+        });
+    }
+    let results = set.join_all().await;
+    for (i, r) in results {
+        let got = r.expect("reply");
+        match i % 3 {
+            0 => {
+                let at = (i * 5000) as usize;
+                assert_eq!(got.len(), 60_000, "read {i}");
+                assert!(
+                    got == want[at..at + 60_000],
+                    "read {i} has the file's bytes"
+                );
+            }
+            1 => assert_eq!(got, b"hello, world\n", "small read {i}"),
+            _ => assert_eq!(got, (want.len() as u64).to_le_bytes(), "getattr {i}"),
+        }
+    }
+    // Reads in flight while the file changes: each gets either the old or
+    // the new bytes of its range, never a mix torn by the write.
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..16u64 {
+        let conn = conn.clone();
+        set.spawn(async move { (i, conn.read(big, 0, 40_000).await) });
+    }
+    assert_eq!(
+        conn.write(big, 0, &[0xEE; 40_000]).await.expect("write"),
+        40_000
+    );
+    for (i, r) in set.join_all().await {
+        let got = r.expect("read");
+        assert!(
+            got[..] == want[..40_000] || got.iter().all(|b| *b == 0xEE),
+            "read {i} is whole: old or new"
+        );
+    }
+    let after = conn.read(big, 0, 40_000).await.expect("read");
+    assert!(after.iter().all(|b| *b == 0xEE), "the write took");
+    running.shutdown().await;
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn file_verbs_over_unix_socket() {
