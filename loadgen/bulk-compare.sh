@@ -7,8 +7,11 @@
 # ...) so that load from elsewhere falls on both alike. Prints one row per
 # round and the ratio: memfs MB/s over the better iperf3's.
 #
+# BASELINE=path/to/an/older/memfs adds that build as a third peer in each
+# round (its row: "before"), for a before/after in the same run.
+#
 # Usage: loadgen/bulk-compare.sh
-# Environment (all optional): CONNS=4 PIPELINE=16 DURATION=8 ROUNDS=3 PORT_BASE=15760
+# Environment (all optional): CONNS=4 PIPELINE=16 DURATION=8 ROUNDS=3 PORT_BASE=15760 BASELINE=
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -60,15 +63,19 @@ for r in $(seq 1 "$ROUNDS"); do
         echo "{\"round\":$r,\"peer\":\"iperf3-P$streams\",\"mb_per_sec\":${mbs:-0}}" >>"$JSONL"
     done
 
-    "$MEMFS" --listen "127.0.0.1:$((PORT_BASE + 1))" --export /srv --dir "$DIR" >"$OUT/memfs.log" 2>&1 &
-    PID=$!
-    wait_port "$((PORT_BASE + 1))"
-    json=$("$LOAD" --addr "127.0.0.1:$((PORT_BASE + 1))" --aname /srv --large-file large \
-        --connections "$CONNS" --pipeline "$PIPELINE" --duration "$DURATION" --msize "$MSIZE" \
-        --mix large-read=1 --server-pid "$PID" --json 2>>"$OUT/s9p-load.stderr")
-    stop
-    mbs=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["mb_per_sec"])')
-    echo "{\"round\":$r,\"peer\":\"memfs\",\"mb_per_sec\":$mbs}" >>"$JSONL"
+    for peer in memfs ${BASELINE:+before}; do
+        bin=$MEMFS
+        [ "$peer" = before ] && bin=$BASELINE
+        "$bin" --listen "127.0.0.1:$((PORT_BASE + 1))" --export /srv --dir "$DIR" >"$OUT/$peer.log" 2>&1 &
+        PID=$!
+        wait_port "$((PORT_BASE + 1))"
+        json=$("$LOAD" --addr "127.0.0.1:$((PORT_BASE + 1))" --aname /srv --large-file large \
+            --connections "$CONNS" --pipeline "$PIPELINE" --duration "$DURATION" --msize "$MSIZE" \
+            --mix large-read=1 --server-pid "$PID" --json 2>>"$OUT/s9p-load.stderr")
+        stop
+        mbs=$(echo "$json" | python3 -c 'import json,sys; print(json.load(sys.stdin)["mb_per_sec"])')
+        echo "{\"round\":$r,\"peer\":\"$peer\",\"mb_per_sec\":$mbs}" >>"$JSONL"
+    done
 done
 
 echo "$CONNS streams / connections ($PIPELINE x 1 MiB reads in flight each), ${DURATION} s, $ROUNDS rounds; $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
@@ -79,11 +86,16 @@ by = {}
 for x in runs:
     by.setdefault(x["round"], {})[x["peer"]] = x["mb_per_sec"]
 peers = sorted({p for c in by.values() for p in c if p.startswith("iperf3")}, key=lambda p: int(p[8:]))
-print("| round | " + " | ".join(f"iperf3 -P {p[8:]} MB/s" for p in peers) + " | memfs 1 MiB reads MB/s | memfs / best iperf3 |")
-print("|---:|" + "---:|" * (len(peers) + 2))
+before = any("before" in c for c in by.values())
+extra = " before MB/s | before / best iperf3 | memfs / before |" if before else ""
+print("| round | " + " | ".join(f"iperf3 -P {p[8:]} MB/s" for p in peers) + " | memfs 1 MiB reads MB/s | memfs / best iperf3 |" + extra)
+print("|---:|" + "---:|" * (len(peers) + 2 + (3 if before else 0)))
+ratio = lambda a, b: f"{a / b:.2f}" if a and b else "-"
 for r, c in sorted(by.items()):
     best = max((c.get(p, 0) for p in peers), default=0)
-    m = c.get("memfs", 0)
-    ratio = f"{m / best:.2f}" if best and m else "-"
-    print(f"| {r} | " + " | ".join(f"{c.get(p, 0):,.0f}" for p in peers) + f" | {m:,.0f} | {ratio} |")
+    m, b = c.get("memfs", 0), c.get("before", 0)
+    row = f"| {r} | " + " | ".join(f"{c.get(p, 0):,.0f}" for p in peers) + f" | {m:,.0f} | {ratio(m, best)} |"
+    if before:
+        row += f" {b:,.0f} | {ratio(b, best)} | {ratio(m, b)} |"
+    print(row)
 EOF
