@@ -1,7 +1,9 @@
 //! A warm session allocates nothing on the hot paths: `Tread`, `Twrite`,
 //! `Tgetattr` and `Tclunk` through both engines ([`FsServer`] over
 //! [`MemFs`], the `s9p-memfs` server, and [`Server`] over a [`Namespace`],
-//! NineDoor's engine), with the reply buffer reused as a transport reuses it.
+//! NineDoor's engine), with the reply buffer reused as a transport reuses it;
+//! and a large read of an unchanged file, whose payload is a shared slice
+//! of the file (the replies' tail), allocates nothing either.
 //!
 //! A counting global allocator counts the allocations made on this test's
 //! thread while a request is handled; the requests are encoded before the
@@ -16,7 +18,8 @@ use secure9p_core::codec::{
     Tversion, Twalk, Twrite, WalkNames,
 };
 use secure9p_core::{
-    AllowAll, MemFile, Namespace, Principal, Role, Server, ServerConfig, SessionId,
+    AllowAll, MemFile, Namespace, Principal, Replies, Role, SHARE_MIN, Server, ServerConfig,
+    SessionId,
 };
 use secure9p_fs::MemFs;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -86,12 +89,18 @@ fn allocations(f: impl FnOnce()) -> u64 {
 /// One engine under test, seen only through its `handle`.
 trait Engine {
     fn handle(&mut self, frame: &[u8], out: &mut Vec<u8>);
+    fn handle_replies(&mut self, frame: &[u8], out: &mut Replies);
 }
 
 impl Engine for Wire {
     fn handle(&mut self, frame: &[u8], out: &mut Vec<u8>) {
         self.server
             .handle(self.sid, frame, 1_700_000_000, out)
+            .expect("session stays up");
+    }
+    fn handle_replies(&mut self, frame: &[u8], out: &mut Replies) {
+        self.server
+            .handle_replies(self.sid, frame, 1_700_000_000, out)
             .expect("session stays up");
     }
 }
@@ -105,6 +114,11 @@ impl Engine for Ns {
     fn handle(&mut self, frame: &[u8], out: &mut Vec<u8>) {
         self.server
             .handle(self.sid, frame, 1_700_000_000, out)
+            .expect("session stays up");
+    }
+    fn handle_replies(&mut self, frame: &[u8], out: &mut Replies) {
+        self.server
+            .handle_replies(self.sid, frame, 1_700_000_000, out)
             .expect("session stays up");
     }
 }
@@ -187,6 +201,51 @@ fn hot_paths(engine: &mut impl Engine) {
         // clunk is counted.
         setup(engine, &walk);
         no_alloc(engine, "Tclunk", &clunk, &mut out);
+    }
+    shared_reads(engine);
+}
+
+/// Large reads of a file that does not change: after the first (which
+/// turns the file's vector into a shared buffer), each is a header in the
+/// replies' buffer and a slice of the file as their tail, and allocates
+/// nothing.
+fn shared_reads(engine: &mut impl Engine) {
+    let len = 3 * SHARE_MIN as usize;
+    let payload: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+    setup(
+        engine,
+        &encode(
+            20,
+            Msg::Twrite(Twrite {
+                fid: Fid(1),
+                offset: 0,
+                data: &payload,
+            }),
+        ),
+    );
+    let read = encode(
+        21,
+        Msg::Tread(Tread {
+            fid: Fid(1),
+            offset: 0,
+            count: len as u32,
+        }),
+    );
+    let mut out = Replies::new();
+    engine.handle_replies(&read, &mut out);
+    out.clear();
+    engine.handle_replies(&read, &mut out);
+    for round in 0..100 {
+        out.clear();
+        let n = allocations(|| engine.handle_replies(&read, &mut out));
+        assert_eq!(n, 0, "a shared Tread of {len} bytes allocated {n} times");
+        assert_eq!(
+            out.head().len(),
+            11,
+            "round {round}: only the header is in the buffer"
+        );
+        let tail = out.tail().expect("the payload is shared");
+        assert!(tail[..] == payload[..], "round {round}: the file's bytes");
     }
 }
 
