@@ -98,9 +98,7 @@ impl Bridge {
                 "building gpu-bridge-host failed ({status})"
             )));
         }
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace().join("target"));
+        let target = crate::target_dir();
         let mut key = [0u8; 32];
         random(&mut key)?;
         let key_file = stage.join("bridge.key");

@@ -54,7 +54,7 @@ pub fn check(board: Board, built: bool) -> Result<(System, BTreeMap<String, Path
     if !built {
         build()?;
     }
-    let bin_dir = workspace().join("target").join(TARGET).join("release");
+    let bin_dir = crate::target_dir().join(TARGET).join("release");
     let stage = out_dir().join(board.name());
     std::fs::create_dir_all(&stage)
         .map_err(|e| Failure::new(format!("{}: {e}", stage.display())))?;

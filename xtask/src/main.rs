@@ -29,6 +29,14 @@ fn out_dir() -> PathBuf {
     workspace().join("target").join("cohesix-os")
 }
 
+/// Cargo's build directory: `CARGO_TARGET_DIR` when set, else the
+/// workspace's `target`.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
 fn workspace() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)

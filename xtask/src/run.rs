@@ -258,9 +258,7 @@ fn build_cohsh() -> Result<PathBuf, Failure> {
     if !status.success() {
         return Err(Failure::new(format!("building cohsh failed ({status})")));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
+    let target = crate::target_dir();
     Ok(target.join("debug").join("cohsh"))
 }
 
