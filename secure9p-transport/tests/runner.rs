@@ -196,6 +196,47 @@ async fn shared_large_reads_interleave_with_small_replies_and_writes() {
     running.shutdown().await;
 }
 
+/// Replies larger than the writer's piece size (512 KiB) leave in pieces,
+/// with other replies of the connection queued meanwhile: every byte
+/// arrives, in order, at a 1 MiB msize.
+#[tokio::test]
+async fn one_mib_replies_go_out_in_pieces_whole_and_in_order() {
+    let data: Vec<u8> = (0..3_500_000u32).map(|i| (i * 31 % 253) as u8).collect();
+    let server = memfs::server(
+        "/srv",
+        &[("huge.bin", data.clone())],
+        ServerConfig::default(),
+    )
+    .expect("tree");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let running = serve(listener, Shared::new(server), ServeConfig::default());
+    let conn = connect_tcp(addr, 1024 * 1024 + 24).await.expect("connect");
+    let root = conn.attach("guest", "/srv").await.expect("attach");
+    let f = open(&conn, root, "huge.bin", LOpenFlags::empty()).await;
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..8u64 {
+        let conn = conn.clone();
+        set.spawn(async move {
+            let at = i * 300_000;
+            (
+                at,
+                conn.read(f, at, 1024 * 1024).await,
+                conn.getattr(f).await,
+            )
+        });
+    }
+    for (at, read, attr) in set.join_all().await {
+        let got = read.expect("read");
+        let at = at as usize;
+        let end = (at + 1024 * 1024).min(data.len());
+        assert!(got[..] == data[at..end], "the read at {at} is whole");
+        assert_eq!(attr.expect("getattr").size(), data.len() as u64);
+    }
+    assert!(conn.read_to_end(f, 0).await.expect("read all") == data);
+    running.shutdown().await;
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn file_verbs_over_unix_socket() {

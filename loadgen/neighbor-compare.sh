@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Fair service, measured: what a bulk neighbour does to other connections'
+# latency. Against one memfs example server, in each round:
+#
+#   alone     SMALL_CONNS connections x PIPELINE small requests
+#             (small-read=1,getattr=1, msize 65536), DURATION s;
+#   neighbour the same load again while a second s9p-load keeps one
+#             connection x PIPELINE large reads in flight (msize BULK_MSIZE,
+#             1 MiB + 24 by default: reads of 1 MiB).
+#
+# and prints the small load's p50/p99 in both and their ratio (how much the
+# bulk neighbour inflates the others' tail), with the neighbour's MB/s.
+# BASELINE=path/to/an/older/memfs runs the same rounds against that build
+# too, interleaved (before/after in one run). DIOD=1 adds Debian's diod
+# (run as root) as a peer; diod caps msize at 65536, so BULK_MSIZE is then
+# 65536 for every server (the neighbour's reads are 64 KiB). Loopback only;
+# every run is bounded.
+#
+# Usage: loadgen/neighbor-compare.sh
+# Environment (all optional): SMALL_CONNS=3 PIPELINE=16 DURATION=8 ROUNDS=3 PORT=15780
+#   BULK_MSIZE=1048600 BASELINE= DIOD=
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SMALL_CONNS=${SMALL_CONNS:-3}
+PIPELINE=${PIPELINE:-16}
+DURATION=${DURATION:-8}
+ROUNDS=${ROUNDS:-3}
+PORT=${PORT:-15780}
+BULK_MSIZE=${BULK_MSIZE:-1048600}
+DIOD=${DIOD:-}
+if [ -n "$DIOD" ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "neighbor-compare: diod must run as root"; exit 1; }
+    command -v diod >/dev/null || { echo "neighbor-compare: needs diod (apt-get install diod)"; exit 1; }
+    BULK_MSIZE=65536
+fi
+OUT=$ROOT/target/neighbor-compare
+mkdir -p "$OUT"
+JSONL=$OUT/runs.jsonl
+: >"$JSONL"
+
+echo "== building s9p-load and the memfs example, release"
+cargo build --release -q -p s9p-load || exit 1
+cargo build --release -q -p secure9p-transport --example memfs || exit 1
+LOAD=$ROOT/target/release/s9p-load
+MEMFS=$ROOT/target/release/examples/memfs
+
+DIR=$(mktemp -d /tmp/neighbor-compare-files.XXXXXX)
+head -c $((64 * 1024 * 1024)) /dev/urandom >"$DIR/large"
+head -c 4096 /dev/urandom >"$DIR/small"
+PID=""
+BULK=""
+stop() {
+    [ -n "$BULK" ] && kill "$BULK" 2>/dev/null && wait "$BULK" 2>/dev/null
+    BULK=""
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+    PID=""
+}
+trap 'stop; rm -rf "$DIR"' EXIT
+
+wait_port() {  # PORT: until something listens there
+    for _ in $(seq 1 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+small() {  # ANAME: the small load's JSON report
+    "$LOAD" --addr "127.0.0.1:$PORT" --aname "$1" --small-file small \
+        --connections "$SMALL_CONNS" --pipeline "$PIPELINE" --duration "$DURATION" \
+        --msize 65536 --mix small-read=1,getattr=1 --json 2>>"$OUT/s9p-load.stderr"
+}
+
+for r in $(seq 1 "$ROUNDS"); do
+    for peer in memfs ${BASELINE:+before} ${DIOD:+diod}; do
+        echo "== round $r: $peer"
+        aname=/srv
+        case $peer in
+            memfs) "$MEMFS" --listen "127.0.0.1:$PORT" --export /srv --dir "$DIR" >"$OUT/$peer.log" 2>&1 & ;;
+            before) "$BASELINE" --listen "127.0.0.1:$PORT" --export /srv --dir "$DIR" >"$OUT/$peer.log" 2>&1 & ;;
+            diod) aname=$DIR; diod -f -n -l "127.0.0.1:$PORT" -e "$DIR" >"$OUT/$peer.log" 2>&1 & ;;
+        esac
+        PID=$!
+        wait_port "$PORT" || { echo "neighbor-compare: $peer did not listen"; exit 1; }
+        alone=$(small "$aname")
+        # The neighbour runs a little longer than the small load on both
+        # sides, so the small load never runs without it.
+        "$LOAD" --addr "127.0.0.1:$PORT" --aname "$aname" --large-file large \
+            --connections 1 --pipeline "$PIPELINE" --duration $((DURATION + 2)) \
+            --msize "$BULK_MSIZE" --mix large-read=1 --json >"$OUT/bulk.json" 2>>"$OUT/s9p-load.stderr" &
+        BULK=$!
+        sleep 1
+        with=$(small "$aname")
+        wait "$BULK"
+        BULK=""
+        stop
+        python3 - "$r" "$peer" "$alone" "$with" "$OUT/bulk.json" >>"$JSONL" <<'EOF'
+import json, sys
+r, peer, alone, with_, bulk = sys.argv[1:6]
+a, w = json.loads(alone), json.loads(with_)
+b = json.load(open(bulk))
+print(json.dumps({"round": int(r), "peer": peer,
+    "alone": {"rps": a["requests_per_sec"], "p50": a["latency"]["p50_us"], "p99": a["latency"]["p99_us"]},
+    "with": {"rps": w["requests_per_sec"], "p50": w["latency"]["p50_us"], "p99": w["latency"]["p99_us"]},
+    "bulk_mb_per_sec": b["mb_per_sec"]}))
+EOF
+    done
+done
+
+echo "$SMALL_CONNS small connections x $PIPELINE in flight, alone and beside 1 connection x $PIPELINE reads at msize $BULK_MSIZE; ${DURATION} s, $ROUNDS rounds; $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
+python3 - "$JSONL" <<'EOF'
+import json, sys
+print("| round | server | small req/s alone | p50 / p99 alone | small req/s beside bulk | p50 / p99 beside bulk | p99 beside / alone | bulk MB/s |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|")
+us = lambda v: f"{v} µs" if v < 1000 else f"{v / 1000:.2f} ms"
+for l in open(sys.argv[1]):
+    x = json.loads(l)
+    a, w = x["alone"], x["with"]
+    print(f"| {x['round']} | {x['peer']} | {a['rps']:,.0f} | {us(a['p50'])} / {us(a['p99'])} | {w['rps']:,.0f} | "
+          f"{us(w['p50'])} / {us(w['p99'])} | {w['p99'] / a['p99']:.2f} | {x['bulk_mb_per_sec']:,.0f} |")
+EOF
