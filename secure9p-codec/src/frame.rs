@@ -4,7 +4,7 @@
 
 use crate::error::CodecError;
 use crate::layout::HeaderWire;
-use crate::msg::{Msg, MsgType};
+use crate::msg::{Body, Msg, MsgType};
 use crate::types::{Dialect, Fid, Tag};
 use crate::wire::{AppendBuf, AppendSink, Reader, Sink, SliceSink, Writer, data_count};
 use zerocopy::FromBytes;
@@ -161,24 +161,9 @@ impl<'a> Frame<'a> {
     /// `alloc`, a `bytes::BytesMut` with feature `bytes`): room for the
     /// whole frame is made once and each byte is written once, with no
     /// zero-fill first. On an error `out` is left as it was.
+    #[inline]
     pub fn encode_to<B: AppendBuf>(&self, out: &mut B) -> Result<(), CodecError> {
-        let len = self.encoded_len();
-        let start = out.held();
-        out.make_room(len);
-        let written = self
-            .write(len, AppendSink(&mut *out))
-            .map(|sink| sink.0.held() - start);
-        match written {
-            Ok(n) if n == len => Ok(()),
-            Ok(n) => {
-                out.cut(start);
-                Err(CodecError::BufferTooSmall { need: len, have: n })
-            }
-            Err(e) => {
-                out.cut(start);
-                Err(e)
-            }
-        }
+        self.msg.append_frame(self.tag, out)
     }
 
     /// Writes the header and body, `len` bytes in all, into `sink`.
@@ -192,6 +177,39 @@ impl<'a> Frame<'a> {
         Header::write(&mut w, size, self.msg.msg_type(), self.tag);
         self.msg.encode_body(&mut w);
         w.finish()
+    }
+}
+
+/// Appends the frame of one message body `m` (type `ty`, tag `tag`) to
+/// `out`: [`Frame::encode_to`] after its one dispatch on the variant.
+#[inline]
+pub(crate) fn append_body<'a, T: Body<'a>, B: AppendBuf>(
+    m: &T,
+    ty: MsgType,
+    tag: Tag,
+    out: &mut B,
+) -> Result<(), CodecError> {
+    let len = HEADER_LEN + m.body_len();
+    let size = u32::try_from(len).map_err(|_| CodecError::FieldTooLong {
+        field: "frame",
+        len,
+    })?;
+    let start = out.held();
+    out.make_room(len);
+    let mut w = Writer::new(AppendSink(&mut *out));
+    Header::write(&mut w, size, ty, tag);
+    m.encode(&mut w);
+    let written = w.finish().map(|sink| sink.0.held() - start);
+    match written {
+        Ok(n) if n == len => Ok(()),
+        Ok(n) => {
+            out.cut(start);
+            Err(CodecError::BufferTooSmall { need: len, have: n })
+        }
+        Err(e) => {
+            out.cut(start);
+            Err(e)
+        }
     }
 }
 

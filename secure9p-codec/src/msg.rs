@@ -48,6 +48,7 @@ macro_rules! body_impl {
                     $( $field: Field::read(r, concat!(stringify!($name), ".", stringify!($field)))?, )*
                 })
             }
+            #[inline]
             fn body_len(&self) -> usize {
                 0 $( + Field::wire_len(&self.$field) )*
             }
@@ -169,6 +170,20 @@ macro_rules! messages {
             pub(crate) fn encode_body<S: Sink>(&self, w: &mut Writer<S>) {
                 match self {
                     $( Msg::$name(m) => m.encode(w), )*
+                }
+            }
+
+            /// Appends this message as the frame of `tag` to `out`, with one
+            /// dispatch on the variant: its length and its bytes come from
+            /// the variant's own body code, inlined together.
+            #[inline]
+            pub(crate) fn append_frame<B: crate::wire::AppendBuf>(
+                &self,
+                tag: crate::types::Tag,
+                out: &mut B,
+            ) -> Result<(), CodecError> {
+                match self {
+                    $( Msg::$name(m) => crate::frame::append_body(m, MsgType::$name, tag, out), )*
                 }
             }
         }
