@@ -6,7 +6,9 @@
 #             (small-read=1,getattr=1, msize 65536), DURATION s;
 #   neighbour the same load again while a second s9p-load keeps one
 #             connection x PIPELINE large reads in flight (msize BULK_MSIZE,
-#             1 MiB + 24 by default: reads of 1 MiB).
+#             1 MiB + 24 by default: reads of 1 MiB); with NEIGHBOR=burst
+#             instead one connection x BURST_PIPELINE (128) getattrs in
+#             flight (a burst of small requests, msize 65536).
 #
 # and prints the small load's p50/p99 in both and their ratio (how much the
 # bulk neighbour inflates the others' tail), with the neighbour's MB/s.
@@ -18,7 +20,7 @@
 #
 # Usage: loadgen/neighbor-compare.sh
 # Environment (all optional): SMALL_CONNS=3 PIPELINE=16 DURATION=8 ROUNDS=3 PORT=15780
-#   BULK_MSIZE=1048600 BASELINE= DIOD=
+#   BULK_MSIZE=1048600 BASELINE= DIOD= NEIGHBOR=bulk BURST_PIPELINE=128
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,6 +31,9 @@ ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-15780}
 BULK_MSIZE=${BULK_MSIZE:-1048600}
 DIOD=${DIOD:-}
+NEIGHBOR=${NEIGHBOR:-bulk}
+BURST_PIPELINE=${BURST_PIPELINE:-128}
+case $NEIGHBOR in bulk | burst) ;; *) echo "neighbor-compare: NEIGHBOR is bulk or burst"; exit 1 ;; esac
 if [ -n "$DIOD" ]; then
     [ "$(id -u)" -eq 0 ] || { echo "neighbor-compare: diod must run as root"; exit 1; }
     command -v diod >/dev/null || { echo "neighbor-compare: needs diod (apt-get install diod)"; exit 1; }
@@ -86,9 +91,13 @@ for r in $(seq 1 "$ROUNDS"); do
         alone=$(small "$aname")
         # The neighbour runs a little longer than the small load on both
         # sides, so the small load never runs without it.
-        "$LOAD" --addr "127.0.0.1:$PORT" --aname "$aname" --large-file large \
-            --connections 1 --pipeline "$PIPELINE" --duration $((DURATION + 2)) \
-            --msize "$BULK_MSIZE" --mix large-read=1 --json >"$OUT/bulk.json" 2>>"$OUT/s9p-load.stderr" &
+        if [ "$NEIGHBOR" = bulk ]; then
+            neighbour=(--large-file large --pipeline "$PIPELINE" --msize "$BULK_MSIZE" --mix large-read=1)
+        else
+            neighbour=(--small-file small --pipeline "$BURST_PIPELINE" --msize 65536 --mix getattr=1)
+        fi
+        "$LOAD" --addr "127.0.0.1:$PORT" --aname "$aname" "${neighbour[@]}" \
+            --connections 1 --duration $((DURATION + 2)) --json >"$OUT/bulk.json" 2>>"$OUT/s9p-load.stderr" &
         BULK=$!
         sleep 1
         with=$(small "$aname")
@@ -103,20 +112,21 @@ b = json.load(open(bulk))
 print(json.dumps({"round": int(r), "peer": peer,
     "alone": {"rps": a["requests_per_sec"], "p50": a["latency"]["p50_us"], "p99": a["latency"]["p99_us"]},
     "with": {"rps": w["requests_per_sec"], "p50": w["latency"]["p50_us"], "p99": w["latency"]["p99_us"]},
-    "bulk_mb_per_sec": b["mb_per_sec"]}))
+    "bulk_mb_per_sec": b["mb_per_sec"], "bulk_rps": b["requests_per_sec"]}))
 EOF
     done
 done
 
-echo "$SMALL_CONNS small connections x $PIPELINE in flight, alone and beside 1 connection x $PIPELINE reads at msize $BULK_MSIZE; ${DURATION} s, $ROUNDS rounds; $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
+if [ "$NEIGHBOR" = bulk ]; then what="$PIPELINE reads at msize $BULK_MSIZE"; else what="$BURST_PIPELINE getattrs"; fi
+echo "$SMALL_CONNS small connections x $PIPELINE in flight, alone and beside 1 connection x $what; ${DURATION} s, $ROUNDS rounds; $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
 python3 - "$JSONL" <<'EOF'
 import json, sys
-print("| round | server | small req/s alone | p50 / p99 alone | small req/s beside bulk | p50 / p99 beside bulk | p99 beside / alone | bulk MB/s |")
-print("|---:|---|---:|---:|---:|---:|---:|---:|")
+print("| round | server | small req/s alone | p50 / p99 alone | small req/s beside neighbour | p50 / p99 beside neighbour | p99 beside / alone | neighbour MB/s | neighbour req/s |")
+print("|---:|---|---:|---:|---:|---:|---:|---:|---:|")
 us = lambda v: f"{v} µs" if v < 1000 else f"{v / 1000:.2f} ms"
 for l in open(sys.argv[1]):
     x = json.loads(l)
     a, w = x["alone"], x["with"]
     print(f"| {x['round']} | {x['peer']} | {a['rps']:,.0f} | {us(a['p50'])} / {us(a['p99'])} | {w['rps']:,.0f} | "
-          f"{us(w['p50'])} / {us(w['p99'])} | {w['p99'] / a['p99']:.2f} | {x['bulk_mb_per_sec']:,.0f} |")
+          f"{us(w['p50'])} / {us(w['p99'])} | {w['p99'] / a['p99']:.2f} | {x['bulk_mb_per_sec']:,.0f} | {x['bulk_rps']:,.0f} |")
 EOF
