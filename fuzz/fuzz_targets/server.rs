@@ -2,7 +2,9 @@
 //! Cohesix-shaped namespace (role policy, tickets, append rings, a control
 //! file, a deferring node). The engine must answer every frame with replies
 //! or a framing error, never panic, keep its tables within their limits,
-//! and keep serving a well-formed session afterwards.
+//! and keep serving a well-formed session afterwards. Half of the frames
+//! go through `handle_replies`, where a read of 16 KiB or more of
+//! `/queen/big` (a writable `MemFile`) is a shared slice of the file.
 //!
 //! Input layout: a sequence of records `len[2] op[1] bytes[len]`. `op`
 //! picks what to do with the bytes: feed them as a frame to session A or B,
@@ -15,13 +17,15 @@
 use libfuzzer_sys::fuzz_target;
 use secure9p_codec::{Dialect, Fid, Frame, Msg, Tag, Tattach, Tversion};
 use secure9p_core::{
-    AppendLog, Claims, Completion, CtlFile, FsError, Handle, Io, IoCtx, Namespace, Node, NodeAttr,
-    NodeKind, Ops, Outcome, Role, RulePolicy, Server, ServerConfig, StaticFile, TicketAuthority,
-    Token,
+    AppendLog, Claims, Completion, CtlFile, FsError, Handle, Io, IoCtx, MemFile, Namespace, Node,
+    NodeAttr, NodeKind, Ops, Outcome, Replies, Role, RulePolicy, Server, ServerConfig, StaticFile,
+    TicketAuthority, Token,
 };
 
 const NOW: u64 = 1_000;
 const KEY: [u8; 32] = [7; 32];
+/// Large enough for a shared read (`SHARE_MIN`, 16 KiB) of `/queen/big`.
+const MSIZE: u32 = 32 * 1024;
 
 /// Reads are answered later by the fuzz input.
 struct Deferring;
@@ -61,6 +65,8 @@ fn server(tickets: TicketAuthority) -> Server {
     })))
     .expect("add");
     ns.add_file(queen, "slow", Box::new(Deferring)).expect("add");
+    let big: Vec<u8> = (0..24 * 1024u32).map(|i| i as u8).collect();
+    ns.add_file(queen, "big", Box::new(MemFile::new(big, 64 * 1024))).expect("add");
     let log = ns.mkdir_all("/log", 0o755).expect("mkdir");
     ns.add_file(log, "queen.log", Box::new(AppendLog::new(512, 128))).expect("add");
     for w in ["w1", "w2"] {
@@ -73,7 +79,7 @@ fn server(tickets: TicketAuthority) -> Server {
     let config = ServerConfig {
         max_fids: 32,
         max_inflight: 4,
-        max_msize: 8192,
+        max_msize: MSIZE,
         ..ServerConfig::default()
     };
     Server::new(ns, policy, config).with_tickets(tickets)
@@ -89,7 +95,7 @@ fn frame(tag: u16, msg: Msg<'_>) -> Vec<u8> {
 fn setup(s: &mut Server, aname: &str) -> secure9p_core::SessionId {
     let sid = s.open_session();
     let mut out = Vec::new();
-    let v = frame(0xffff, Msg::Tversion(Tversion { msize: 8192, version: Dialect::Linux.version() }));
+    let v = frame(0xffff, Msg::Tversion(Tversion { msize: MSIZE, version: Dialect::Linux.version() }));
     let _ = s.handle(sid, &v, NOW, &mut out);
     let a = frame(1, Msg::Tattach(Tattach { fid: Fid(0), afid: Fid::NOFID, uname: "f", aname, n_uname: Some(0) }));
     let _ = s.handle(sid, &a, NOW, &mut out);
@@ -114,7 +120,15 @@ fuzz_target!(|data: &[u8]| {
         match head[2] % 8 {
             0..=3 => {
                 let sid = sessions[usize::from(head[2] % 2)];
-                match s.handle(sid, bytes, now, &mut out) {
+                let handled = if head[2] % 8 >= 2 {
+                    let mut replies = Replies::from(std::mem::take(&mut out));
+                    let h = s.handle_replies(sid, bytes, now, &mut replies);
+                    out = replies.into_vec();
+                    h
+                } else {
+                    s.handle(sid, bytes, now, &mut out)
+                };
+                match handled {
                     Ok(Outcome::Deferred { token, .. }) => deferred.push(token),
                     Ok(Outcome::Replied) => assert!(!out.is_empty(), "a reply is due"),
                     Err(_) => {}
@@ -150,7 +164,7 @@ fuzz_target!(|data: &[u8]| {
     // A fresh, well-formed session still works at the end.
     let sid = s.open_session();
     out.clear();
-    let v = frame(0xffff, Msg::Tversion(Tversion { msize: 8192, version: "9P2000.L" }));
+    let v = frame(0xffff, Msg::Tversion(Tversion { msize: MSIZE, version: "9P2000.L" }));
     let _ = s.handle(sid, &v, NOW, &mut out);
     assert!(!out.is_empty());
 });
