@@ -1,0 +1,305 @@
+//! The engines without sockets: requests per second through
+//! `Server::handle` (NineDoor's namespace engine, a `MemFile`) and
+//! `FsServer::handle` (the file server engine over `MemFs`), per message
+//! kind, on a warm session with the reply buffer reused as the runners
+//! reuse it. Large reads run twice: through `handle` (the payload copied
+//! into the reply) and through `handle_replies` (the payload a shared slice
+//! of the file, as the runners send it).
+//!
+//! Every request's reply is checked once before it is timed (a success of
+//! the right type, the read's bytes), so the bench cannot time an error
+//! path by mistake.
+//!
+//! Run: `cargo bench -p secure9p-benches --bench engine`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use secure9p_codec::{
+    DecodeConfig, Dialect, Fid, Frame, GetattrMask, LOpenFlags, Msg, Tag, Tattach, Tclunk,
+    Tgetattr, Tlcreate, Tlopen, Tread, Tversion, Twalk, Twrite, WalkNames,
+};
+use secure9p_core::{
+    AllowAll, FsServer, MemFile, Namespace, Outcome, Principal, Replies, Role, Server,
+    ServerConfig, SessionError, SessionId,
+};
+use secure9p_fs::MemFs;
+use std::hint::black_box;
+
+const MSIZE: u32 = 1024 * 1024 + 24;
+const NOW: u64 = 1_700_000_000;
+/// The file both engines serve: 1 MiB, so every read below is whole.
+const FILE_LEN: usize = 1 << 20;
+
+fn frame(tag: u16, msg: Msg<'_>) -> Vec<u8> {
+    let f = Frame { tag: Tag(tag), msg };
+    let mut out = vec![0u8; f.encoded_len()];
+    let n = f.encode(&mut out).expect("encode");
+    out.truncate(n);
+    out
+}
+
+/// Either engine, seen through the two entry points the bench times.
+trait Engine {
+    fn handle(
+        &mut self,
+        sid: SessionId,
+        frame: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, SessionError>;
+    fn handle_replies(
+        &mut self,
+        sid: SessionId,
+        frame: &[u8],
+        out: &mut Replies,
+    ) -> Result<Outcome, SessionError>;
+}
+
+impl Engine for Server {
+    fn handle(
+        &mut self,
+        sid: SessionId,
+        f: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, SessionError> {
+        Server::handle(self, sid, f, NOW, out)
+    }
+    fn handle_replies(
+        &mut self,
+        sid: SessionId,
+        f: &[u8],
+        out: &mut Replies,
+    ) -> Result<Outcome, SessionError> {
+        Server::handle_replies(self, sid, f, NOW, out)
+    }
+}
+
+impl Engine for FsServer {
+    fn handle(
+        &mut self,
+        sid: SessionId,
+        f: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, SessionError> {
+        FsServer::handle(self, sid, f, NOW, out)
+    }
+    fn handle_replies(
+        &mut self,
+        sid: SessionId,
+        f: &[u8],
+        out: &mut Replies,
+    ) -> Result<Outcome, SessionError> {
+        FsServer::handle_replies(self, sid, f, NOW, out)
+    }
+}
+
+/// Sends `frame` and returns the one reply, which must not be an error.
+fn ok(e: &mut impl Engine, sid: SessionId, f: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let outcome = e.handle(sid, f, &mut out).expect("session stays up");
+    assert_eq!(outcome, Outcome::Replied);
+    let reply = Frame::decode(&out, DecodeConfig::new(Dialect::Linux, MSIZE)).expect("reply");
+    assert!(
+        !matches!(reply.msg, Msg::Rlerror(_)),
+        "request failed: {:?}",
+        reply.msg
+    );
+    out
+}
+
+fn contents() -> Vec<u8> {
+    (0..FILE_LEN).map(|i| (i % 251) as u8).collect()
+}
+
+/// A namespace server with `/f` (a 1 MiB `MemFile`); fid 1 is `/f`, open
+/// read-write.
+fn namespace_server() -> (Server, SessionId) {
+    let mut ns = Namespace::new();
+    let root = ns.root();
+    ns.add_file(root, "f", Box::new(MemFile::new(contents(), 2 * FILE_LEN)))
+        .expect("add f");
+    let config = ServerConfig {
+        anonymous: Some(Principal::anonymous(Role::Anonymous, "guest")),
+        ..ServerConfig::default()
+    };
+    let mut s = Server::new(ns, AllowAll, config);
+    let sid = s.open_session();
+    start(&mut s, sid);
+    ok(&mut s, sid, &frame(3, Msg::Twalk(walk(0, 1, &["f"]))));
+    ok(
+        &mut s,
+        sid,
+        &frame(
+            4,
+            Msg::Tlopen(Tlopen {
+                fid: Fid(1),
+                flags: LOpenFlags::RDWR,
+            }),
+        ),
+    );
+    (s, sid)
+}
+
+/// A file server over `MemFs` with `/f` written to 1 MiB; fid 1 is `/f`,
+/// open read-write.
+fn fs_server() -> (FsServer, SessionId) {
+    let mut s = FsServer::new(MemFs::default(), ServerConfig::default());
+    let sid = s.open_session();
+    start(&mut s, sid);
+    ok(&mut s, sid, &frame(3, Msg::Twalk(walk(0, 1, &[]))));
+    let create = Tlcreate {
+        fid: Fid(1),
+        name: "f",
+        flags: LOpenFlags::RDWR,
+        mode: 0o644,
+        gid: 0,
+    };
+    ok(&mut s, sid, &frame(4, Msg::Tlcreate(create)));
+    let data = contents();
+    for (i, chunk) in data.chunks(64 * 1024).enumerate() {
+        let w = Twrite {
+            fid: Fid(1),
+            offset: (i * 64 * 1024) as u64,
+            data: chunk,
+        };
+        ok(&mut s, sid, &frame(5, Msg::Twrite(w)));
+    }
+    (s, sid)
+}
+
+fn walk<'a>(fid: u32, newfid: u32, names: &'a [&'a str]) -> Twalk<'a> {
+    Twalk {
+        fid: Fid(fid),
+        newfid: Fid(newfid),
+        wnames: WalkNames::new(names).expect("a short walk"),
+    }
+}
+
+/// Version and attach (fid 0 is the root).
+fn start(e: &mut impl Engine, sid: SessionId) {
+    let version = Tversion {
+        msize: MSIZE,
+        version: Dialect::Linux.version(),
+    };
+    ok(e, sid, &frame(0xffff, Msg::Tversion(version)));
+    let attach = Tattach {
+        fid: Fid(0),
+        afid: Fid::NOFID,
+        uname: "bench",
+        aname: "",
+        n_uname: Some(0),
+    };
+    ok(e, sid, &frame(1, Msg::Tattach(attach)));
+}
+
+fn read(tag: u16, count: u32) -> Vec<u8> {
+    frame(
+        tag,
+        Msg::Tread(Tread {
+            fid: Fid(1),
+            offset: 0,
+            count,
+        }),
+    )
+}
+
+/// One engine's group: each message kind on its warm session.
+fn engine_group(c: &mut Criterion, name: &str, e: &mut impl Engine, sid: SessionId) {
+    let mut g = c.benchmark_group(format!("engine/{name}"));
+    g.throughput(Throughput::Elements(1));
+    let payload = vec![0x5au8; 4096];
+    let getattr = frame(
+        10,
+        Msg::Tgetattr(Tgetattr {
+            fid: Fid(1),
+            request_mask: GetattrMask::BASIC,
+        }),
+    );
+    let write = frame(
+        11,
+        Msg::Twrite(Twrite {
+            fid: Fid(1),
+            offset: 0,
+            data: &payload,
+        }),
+    );
+    let walk_names = ["f"];
+    let walk_root = [];
+    let twalk = frame(
+        12,
+        Msg::Twalk(walk(
+            0,
+            2,
+            if name == "namespace" {
+                &walk_names
+            } else {
+                &walk_root
+            },
+        )),
+    );
+    let clunk = frame(13, Msg::Tclunk(Tclunk { fid: Fid(2) }));
+    // The write puts 4 KiB of 0x5a at offset 0: the reads below see it.
+    ok(e, sid, &write);
+    let want = {
+        let mut w = contents();
+        w[..4096].fill(0x5a);
+        w
+    };
+    let mut out = Vec::with_capacity(MSIZE as usize);
+    for (what, f) in [("Tgetattr", &getattr), ("Twrite-4KiB", &write)] {
+        ok(e, sid, f);
+        g.bench_function(BenchmarkId::new(what, "handle"), |b| {
+            b.iter(|| {
+                out.clear();
+                black_box(e.handle(sid, black_box(f), &mut out)).ok()
+            })
+        });
+    }
+    ok(e, sid, &twalk);
+    ok(e, sid, &clunk);
+    g.bench_function(BenchmarkId::new("Twalk+Tclunk", "handle"), |b| {
+        b.iter(|| {
+            out.clear();
+            let _ = e.handle(sid, black_box(&twalk), &mut out);
+            out.clear();
+            black_box(e.handle(sid, black_box(&clunk), &mut out)).ok()
+        })
+    });
+    for (size, label) in [(4096u32, "4KiB"), (64 * 1024, "64KiB"), (1 << 20, "1MiB")] {
+        let f = read(20, size);
+        let data = ok(e, sid, &f);
+        assert!(
+            data[11..] == want[..size as usize],
+            "the read returns the file"
+        );
+        let what = format!("Tread-{label}");
+        g.bench_function(BenchmarkId::new(&what, "handle"), |b| {
+            b.iter(|| {
+                out.clear();
+                black_box(e.handle(sid, black_box(&f), &mut out)).ok()
+            })
+        });
+        let mut replies = Replies::new();
+        e.handle_replies(sid, &f, &mut replies)
+            .expect("session stays up");
+        assert!(
+            replies.clone().into_vec() == data,
+            "both paths give one frame"
+        );
+        g.bench_function(BenchmarkId::new(&what, "handle_replies"), |b| {
+            b.iter(|| {
+                replies.clear();
+                black_box(e.handle_replies(sid, black_box(&f), &mut replies)).ok()
+            })
+        });
+    }
+    g.finish();
+}
+
+fn engines(c: &mut Criterion) {
+    let (mut s, sid) = namespace_server();
+    engine_group(c, "namespace", &mut s, sid);
+    let (mut s, sid) = fs_server();
+    engine_group(c, "fs", &mut s, sid);
+}
+
+criterion_group!(benches, engines);
+criterion_main!(benches);
