@@ -278,8 +278,10 @@ pub struct Shared<E> {
 /// or come later, or, when the engine defers it, even just before).
 struct Queued {
     bytes: Vec<u8>,
-    /// A shared payload that follows `bytes` (the end of an `Rread`).
-    tail: Option<Bytes>,
+    /// A shared payload that follows `bytes` (the end of an `Rread`),
+    /// boxed: items sit in the channel's blocks of 32, allocated with the
+    /// channel, so every byte here costs each connection 32, idle or not.
+    tail: Option<Box<Bytes>>,
     started: Vec<Started>,
 }
 
@@ -397,7 +399,7 @@ fn open_queued(timing: &mut Option<Timing>, q: Queued) -> (Vec<u8>, Option<Bytes
             t.started(s);
         }
     }
-    (q.bytes, q.tail)
+    (q.bytes, q.tail.map(|t| *t))
 }
 
 impl<E> std::fmt::Debug for Shared<E> {
@@ -796,7 +798,9 @@ async fn connection<E: Engine, S>(
             // bytes: nothing to write.)
             if !buf.is_empty() || tail.is_some() {
                 let wrote = match &tail {
-                    Some(payload) => write_shared(&mut wr, &buf, payload).await,
+                    // Boxed: its state would otherwise sit in every
+                    // connection's writer task, idle or not.
+                    Some(payload) => Box::pin(write_shared(&mut wr, &buf, payload)).await,
                     None => wr.write_all(&buf).await,
                 };
                 if wrote.is_err() || wr.flush().await.is_err() {
@@ -832,7 +836,7 @@ async fn connection<E: Engine, S>(
                         let (bytes, tail) = batch.out.into_parts();
                         Queued {
                             bytes,
-                            tail,
+                            tail: tail.map(Box::new),
                             started: batch.started,
                         }
                     })
