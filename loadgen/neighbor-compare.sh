@@ -44,15 +44,10 @@ mkdir -p "$OUT"
 JSONL=$OUT/runs.jsonl
 : >"$JSONL"
 
-echo "== building s9p-load and the memfs example, release"
-cargo build --release -q -p s9p-load || exit 1
-cargo build --release -q -p secure9p-transport --example memfs || exit 1
-LOAD=$ROOT/target/release/s9p-load
-MEMFS=$ROOT/target/release/examples/memfs
-
-DIR=$(mktemp -d /tmp/neighbor-compare-files.XXXXXX)
-head -c $((64 * 1024 * 1024)) /dev/urandom >"$DIR/large"
-head -c 4096 /dev/urandom >"$DIR/small"
+# shellcheck source=loadgen/lib.sh
+. "$ROOT/loadgen/lib.sh"
+build_load_and_memfs
+DIR=$(make_files neighbor-compare) || exit 1
 PID=""
 BULK=""
 stop() {
@@ -62,14 +57,6 @@ stop() {
     PID=""
 }
 trap 'stop; rm -rf "$DIR"' EXIT
-
-wait_port() {  # PORT: until something listens there
-    for _ in $(seq 1 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    return 1
-}
 
 small() {  # ANAME: the small load's JSON report
     "$LOAD" --addr "127.0.0.1:$PORT" --aname "$1" --small-file small \

@@ -19,9 +19,11 @@ use secure9p_codec::{
 };
 use secure9p_core::{
     AllowAll, FsServer, MemFile, Namespace, Outcome, Principal, Replies, Role, Server,
-    ServerConfig, SessionError, SessionId,
+    ServerConfig, SessionId,
 };
 use secure9p_fs::MemFs;
+// The runners' view of an engine: both entry points, for either engine.
+use secure9p_transport::server::Engine;
 use std::hint::black_box;
 
 const MSIZE: u32 = 1024 * 1024 + 24;
@@ -37,64 +39,10 @@ fn frame(tag: u16, msg: Msg<'_>) -> Vec<u8> {
     out
 }
 
-/// Either engine, seen through the two entry points the bench times.
-trait Engine {
-    fn handle(
-        &mut self,
-        sid: SessionId,
-        frame: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<Outcome, SessionError>;
-    fn handle_replies(
-        &mut self,
-        sid: SessionId,
-        frame: &[u8],
-        out: &mut Replies,
-    ) -> Result<Outcome, SessionError>;
-}
-
-impl Engine for Server {
-    fn handle(
-        &mut self,
-        sid: SessionId,
-        f: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<Outcome, SessionError> {
-        Server::handle(self, sid, f, NOW, out)
-    }
-    fn handle_replies(
-        &mut self,
-        sid: SessionId,
-        f: &[u8],
-        out: &mut Replies,
-    ) -> Result<Outcome, SessionError> {
-        Server::handle_replies(self, sid, f, NOW, out)
-    }
-}
-
-impl Engine for FsServer {
-    fn handle(
-        &mut self,
-        sid: SessionId,
-        f: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<Outcome, SessionError> {
-        FsServer::handle(self, sid, f, NOW, out)
-    }
-    fn handle_replies(
-        &mut self,
-        sid: SessionId,
-        f: &[u8],
-        out: &mut Replies,
-    ) -> Result<Outcome, SessionError> {
-        FsServer::handle_replies(self, sid, f, NOW, out)
-    }
-}
-
 /// Sends `frame` and returns the one reply, which must not be an error.
 fn ok(e: &mut impl Engine, sid: SessionId, f: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let outcome = e.handle(sid, f, &mut out).expect("session stays up");
+    let outcome = e.handle(sid, f, NOW, &mut out).expect("session stays up");
     assert_eq!(outcome, Outcome::Replied);
     let reply = Frame::decode(&out, DecodeConfig::new(Dialect::Linux, MSIZE)).expect("reply");
     assert!(
@@ -249,7 +197,7 @@ fn engine_group(c: &mut Criterion, name: &str, e: &mut impl Engine, sid: Session
         g.bench_function(BenchmarkId::new(what, "handle"), |b| {
             b.iter(|| {
                 out.clear();
-                black_box(e.handle(sid, black_box(f), &mut out)).ok()
+                black_box(e.handle(sid, black_box(f), NOW, &mut out)).ok()
             })
         });
     }
@@ -258,9 +206,9 @@ fn engine_group(c: &mut Criterion, name: &str, e: &mut impl Engine, sid: Session
     g.bench_function(BenchmarkId::new("Twalk+Tclunk", "handle"), |b| {
         b.iter(|| {
             out.clear();
-            let _ = e.handle(sid, black_box(&twalk), &mut out);
+            let _ = e.handle(sid, black_box(&twalk), NOW, &mut out);
             out.clear();
-            black_box(e.handle(sid, black_box(&clunk), &mut out)).ok()
+            black_box(e.handle(sid, black_box(&clunk), NOW, &mut out)).ok()
         })
     });
     for (size, label) in [(4096u32, "4KiB"), (64 * 1024, "64KiB"), (1 << 20, "1MiB")] {
@@ -274,11 +222,11 @@ fn engine_group(c: &mut Criterion, name: &str, e: &mut impl Engine, sid: Session
         g.bench_function(BenchmarkId::new(&what, "handle"), |b| {
             b.iter(|| {
                 out.clear();
-                black_box(e.handle(sid, black_box(&f), &mut out)).ok()
+                black_box(e.handle(sid, black_box(&f), NOW, &mut out)).ok()
             })
         });
         let mut replies = Replies::new();
-        e.handle_replies(sid, &f, &mut replies)
+        e.handle_replies(sid, &f, NOW, &mut replies)
             .expect("session stays up");
         assert!(
             replies.clone().into_vec() == data,
@@ -287,7 +235,7 @@ fn engine_group(c: &mut Criterion, name: &str, e: &mut impl Engine, sid: Session
         g.bench_function(BenchmarkId::new(&what, "handle_replies"), |b| {
             b.iter(|| {
                 replies.clear();
-                black_box(e.handle_replies(sid, black_box(&f), &mut replies)).ok()
+                black_box(e.handle_replies(sid, black_box(&f), NOW, &mut replies)).ok()
             })
         });
     }

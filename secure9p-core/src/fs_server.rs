@@ -346,6 +346,8 @@ impl FsServer {
             return Ok(Outcome::Replied);
         }
         let start = out.len();
+        // A read gets the replies themselves (its payload may be their
+        // tail); `dispatch` answers every other request into the buffer.
         let result = match msg {
             Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
             msg => self.dispatch(ctx, msg, out.buf()),
@@ -519,9 +521,6 @@ impl FsServer {
                 let qid = self.create9(ctx, m)?;
                 reply(out, Msg::Rcreate(codec::Rcreate { qid, iounit: 0 }));
                 done
-            }
-            Msg::Tread(m) => {
-                replies::into_vec(out, |r| self.read(ctx, m.fid, m.offset, m.count, r))
             }
             Msg::Twrite(m) => self.write(ctx, m.fid, m.offset, m.data, out),
             Msg::Tclunk(m) => {
@@ -1011,11 +1010,7 @@ impl FsServer {
         if count >= SHARE_MIN
             && let Some(r) = self.fs.read_shared(&caller, obj, offset, count)
         {
-            let mut data = r?;
-            data.truncate(count as usize);
-            let header = codec::rread_header(ctx.tag, data.len()).map_err(|_| FsError::Io)?;
-            out.buf().extend_from_slice(&header);
-            out.push_shared(data);
+            out.push_rread(ctx.tag, r?, count)?;
             return Ok(Outcome::Replied);
         }
         let out = out.buf();

@@ -15,8 +15,10 @@
 //! [`FileBytes`] is the file side: contents that are written in place and
 //! handed out as shared slices.
 
+use crate::error::FsError;
 use alloc::vec::Vec;
 use bytes::Bytes;
+use secure9p_codec::{Tag, rread_header};
 
 /// Reads of at least this many bytes ask the file system or node for a
 /// shared payload first ([`Filesystem::read_shared`](crate::Filesystem::read_shared),
@@ -45,18 +47,21 @@ impl Replies {
     /// The frame buffer to append whole frames to. A tail set before is
     /// first copied into it, so what is appended follows it.
     pub fn buf(&mut self) -> &mut Vec<u8> {
+        self.settle();
+        &mut self.buf
+    }
+
+    /// Copies a tail into the buffer, so that the next bytes follow it.
+    fn settle(&mut self) {
         if let Some(tail) = self.tail.take() {
             self.buf.extend_from_slice(&tail);
         }
-        &mut self.buf
     }
 
     /// Ends the bytes with `payload`, shared rather than copied (the
     /// payload of the frame whose header the buffer ends with).
     pub fn push_shared(&mut self, payload: Bytes) {
-        if let Some(tail) = self.tail.take() {
-            self.buf.extend_from_slice(&tail);
-        }
+        self.settle();
         if !payload.is_empty() {
             self.tail = Some(payload);
         }
@@ -110,8 +115,24 @@ impl Replies {
 
     /// Every byte in one vector (the tail copied in).
     pub fn into_vec(mut self) -> Vec<u8> {
-        self.buf();
+        self.settle();
         self.buf
+    }
+
+    /// Appends the `Rread` of `tag` whose data is `data` (cut to `count`,
+    /// what the request may get), the data shared as the tail: both
+    /// engines' answer to a read their file system or node shares.
+    pub(crate) fn push_rread(
+        &mut self,
+        tag: Tag,
+        mut data: Bytes,
+        count: u32,
+    ) -> Result<(), FsError> {
+        data.truncate(count as usize);
+        let header = rread_header(tag, data.len()).map_err(|_| FsError::Io)?;
+        self.buf().extend_from_slice(&header);
+        self.push_shared(data);
+        Ok(())
     }
 }
 

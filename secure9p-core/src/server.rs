@@ -489,6 +489,8 @@ impl Server {
             return Ok(Outcome::Replied);
         }
         let start = out.len();
+        // A read gets the replies themselves (its payload may be their
+        // tail); `dispatch` answers every other request into the buffer.
         let result = match decoded.msg {
             Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
             msg => self.dispatch(ctx, msg, out.buf()),
@@ -619,9 +621,6 @@ impl Server {
                 let qid = self.open(ctx, m.fid, access_of_open(m.mode), false)?;
                 encode_into(out, ctx.tag, Msg::Ropen(codec::Ropen { qid, iounit: 0 }));
                 replied
-            }
-            Msg::Tread(m) => {
-                replies::into_vec(out, |r| self.read(ctx, m.fid, m.offset, m.count, r))
             }
             Msg::Twrite(m) => self.write(ctx, m.fid, m.offset, m.data, out),
             Msg::Treaddir(m) => self.readdir(ctx, m, out).and(replied),
@@ -1046,11 +1045,7 @@ impl Server {
             };
             if let Some(shared) = shared {
                 self.put_handle(ctx, fid, h);
-                let mut data = shared?;
-                data.truncate(count as usize);
-                let header = codec::rread_header(ctx.tag, data.len()).map_err(|_| FsError::Io)?;
-                out.buf().extend_from_slice(&header);
-                out.push_shared(data);
+                out.push_rread(ctx.tag, shared?, count)?;
                 return Ok(Outcome::Replied);
             }
         }
