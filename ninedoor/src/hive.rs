@@ -601,7 +601,7 @@ impl Hive {
     /// hive that is not given one (the seL4 image) has no such file.
     pub fn install_transport_file(
         &mut self,
-        mut render: impl FnMut() -> Vec<u8> + Send + 'static,
+        mut render: impl FnMut() -> Vec<u8> + Send + Sync + 'static,
     ) -> Result<(), HiveError> {
         let ns = self.server.namespace_mut();
         let proc_dir = ns.resolve("/proc").ok_or(FsError::NotFound)?;

@@ -6,12 +6,12 @@
 /// host, from a seeded DRBG in a protection domain). Repeats are detected
 /// and refused, but a predictable source makes ticket ids guessable, which
 /// matters only for log correlation: a ticket's secret is its MAC.
-pub trait IdSource: Send {
+pub trait IdSource: Send + Sync {
     /// 32 fresh random bytes.
     fn ticket_id(&mut self) -> [u8; 32];
 }
 
-impl<F: FnMut() -> [u8; 32] + Send> IdSource for F {
+impl<F: FnMut() -> [u8; 32] + Send + Sync> IdSource for F {
     fn ticket_id(&mut self) -> [u8; 32] {
         self()
     }

@@ -57,7 +57,7 @@ pub struct AuditEvent<'a> {
 }
 
 /// Receives audit records. It must not block: the engine calls it inline.
-pub trait Audit: Send {
+pub trait Audit: Send + Sync {
     /// Records one event.
     fn record(&mut self, event: &AuditEvent<'_>);
 }

@@ -204,7 +204,7 @@ pub fn check_name(name: &str) -> Result<(), FsError> {
 /// safe; every method gets the [`Caller`]. Errors are the errno the client
 /// sees. The engine has checked names, fid states and open modes before a
 /// call; the provider checks permissions (it knows the owners and modes).
-pub trait Filesystem: Send {
+pub trait Filesystem: Send + Sync {
     /// The root of the tree exported under `aname` for `caller`
     /// (`ENOENT` for an unknown export).
     fn attach(&mut self, caller: &Caller, aname: &str) -> Result<(Obj, Qid), FsError>;

@@ -95,7 +95,12 @@ pub enum Io<T> {
 
 /// A file. Implementations must be cheap and must not block: a slow answer
 /// is deferred.
-pub trait Node: Any + Send {
+///
+/// Nodes are `Sync` because reads may run on many threads at once: a node
+/// that implements [`try_read`](Node::try_read) is read through `&self`
+/// while the engine serves other sessions in parallel
+/// ([`Server::handle_concurrent`](crate::Server::handle_concurrent)).
+pub trait Node: Any + Send + Sync {
     /// The kind of file.
     fn kind(&self) -> NodeKind;
 
@@ -128,6 +133,41 @@ pub trait Node: Any + Send {
         &mut self,
         ctx: &IoCtx<'_>,
         handle: &mut Handle,
+        offset: u64,
+        count: u32,
+    ) -> Option<Result<bytes::Bytes, FsError>> {
+        let _ = (ctx, handle, offset, count);
+        None
+    }
+
+    /// Reads like [`read`](Node::read), but through `&self`, for a node
+    /// whose reads change nothing (not even the handle): the engine then
+    /// serves the read beside other sessions' requests instead of taking
+    /// the whole server for it. `None`, the default, means "not without
+    /// exclusive access": nothing may have been appended to `out`, and the
+    /// engine calls [`read`](Node::read) (or
+    /// [`read_shared`](Node::read_shared)) instead. A read that would defer
+    /// must answer `None`.
+    fn try_read(
+        &self,
+        ctx: &IoCtx<'_>,
+        handle: &Handle,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
+        let _ = (ctx, handle, offset, count, out);
+        None
+    }
+
+    /// [`read_shared`](Node::read_shared) through `&self` (see
+    /// [`try_read`](Node::try_read)); asked first for reads of at least
+    /// [`SHARE_MIN`](crate::SHARE_MIN) bytes. `None`, the default, goes on
+    /// to [`try_read`](Node::try_read).
+    fn try_read_shared(
+        &self,
+        ctx: &IoCtx<'_>,
+        handle: &Handle,
         offset: u64,
         count: u32,
     ) -> Option<Result<bytes::Bytes, FsError>> {

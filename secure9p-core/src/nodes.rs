@@ -45,10 +45,21 @@ impl Node for StaticFile {
         out.extend_from_slice(slice_at(&self.data, offset, count));
         Io::Ready(Ok(()))
     }
+    fn try_read(
+        &self,
+        _: &IoCtx<'_>,
+        _: &Handle,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
+        out.extend_from_slice(slice_at(&self.data, offset, count));
+        Some(Ok(()))
+    }
 }
 
 /// The generator of a [`GeneratedFile`].
-pub type Generator = Box<dyn FnMut(&IoCtx<'_>) -> Vec<u8> + Send>;
+pub type Generator = Box<dyn FnMut(&IoCtx<'_>) -> Vec<u8> + Send + Sync>;
 
 /// A read-only file whose contents are generated when it is opened; each
 /// open reads one consistent snapshot.
@@ -58,7 +69,7 @@ pub struct GeneratedFile {
 
 impl GeneratedFile {
     /// A file whose contents `generate` produces at each open.
-    pub fn new(generate: impl FnMut(&IoCtx<'_>) -> Vec<u8> + Send + 'static) -> Self {
+    pub fn new(generate: impl FnMut(&IoCtx<'_>) -> Vec<u8> + Send + Sync + 'static) -> Self {
         GeneratedFile {
             generate: Box::new(generate),
         }
@@ -95,6 +106,19 @@ impl Node for GeneratedFile {
     ) -> Io<()> {
         out.extend_from_slice(slice_at(&h.data, offset, count));
         Io::Ready(Ok(()))
+    }
+    // The snapshot an open made lives in the handle: reading it changes
+    // nothing.
+    fn try_read(
+        &self,
+        _: &IoCtx<'_>,
+        h: &Handle,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
+        out.extend_from_slice(slice_at(&h.data, offset, count));
+        Some(Ok(()))
     }
 }
 
@@ -238,7 +262,7 @@ impl Node for AppendLog {
 
 /// The command handler of a [`CtlFile`]: gets the context and the bytes of
 /// one write, returns the reply text or the errno that fails the write.
-pub type CtlHandler = Box<dyn FnMut(&IoCtx<'_>, &[u8]) -> Result<Vec<u8>, FsError> + Send>;
+pub type CtlHandler = Box<dyn FnMut(&IoCtx<'_>, &[u8]) -> Result<Vec<u8>, FsError> + Send + Sync>;
 
 /// A control file: each write is one command for `handler`. A refused
 /// command fails the write with the handler's error; an accepted one's reply
@@ -252,7 +276,7 @@ impl CtlFile {
     /// A control file taking writes of at most `max_write` bytes.
     pub fn new(
         max_write: usize,
-        handler: impl FnMut(&IoCtx<'_>, &[u8]) -> Result<Vec<u8>, FsError> + Send + 'static,
+        handler: impl FnMut(&IoCtx<'_>, &[u8]) -> Result<Vec<u8>, FsError> + Send + Sync + 'static,
     ) -> Self {
         CtlFile {
             handler: Box::new(handler),
@@ -382,6 +406,32 @@ impl Node for MemFile {
     ) -> Option<Result<Bytes, FsError>> {
         Some(Ok(self.data.slice(offset, count)))
     }
+    fn try_read(
+        &self,
+        _: &IoCtx<'_>,
+        _: &Handle,
+        offset: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
+        // A large read of contents not yet shared goes to `read_shared`,
+        // which shares them once (it needs `&mut self`): copied here, they
+        // would be copied on every read.
+        if count >= crate::SHARE_MIN && !self.data.is_shared() {
+            return None;
+        }
+        out.extend_from_slice(slice_at(self.data.as_slice(), offset, count));
+        Some(Ok(()))
+    }
+    fn try_read_shared(
+        &self,
+        _: &IoCtx<'_>,
+        _: &Handle,
+        offset: u64,
+        count: u32,
+    ) -> Option<Result<Bytes, FsError>> {
+        self.data.try_slice(offset, count).map(Ok)
+    }
     fn write(&mut self, ctx: &IoCtx<'_>, _: &mut Handle, offset: u64, data: &[u8]) -> Io<u32> {
         let Some(end) = usize::try_from(offset)
             .ok()
@@ -431,6 +481,17 @@ impl Node for ZeroFile {
         out.resize(out.len() + count as usize, 0);
         Io::Ready(Ok(()))
     }
+    fn try_read(
+        &self,
+        _: &IoCtx<'_>,
+        _: &Handle,
+        _: u64,
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
+        out.resize(out.len() + count as usize, 0);
+        Some(Ok(()))
+    }
 }
 
 /// Reads as empty; takes and discards every write (diod's `ctl/null`).
@@ -449,6 +510,16 @@ impl Node for NullFile {
     }
     fn read(&mut self, _: &IoCtx<'_>, _: &mut Handle, _: u64, _: u32, _: &mut Vec<u8>) -> Io<()> {
         Io::Ready(Ok(()))
+    }
+    fn try_read(
+        &self,
+        _: &IoCtx<'_>,
+        _: &Handle,
+        _: u64,
+        _: u32,
+        _: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
+        Some(Ok(()))
     }
     fn write(&mut self, _: &IoCtx<'_>, _: &mut Handle, _: u64, data: &[u8]) -> Io<u32> {
         Io::Ready(u32::try_from(data.len()).map_err(|_| FsError::TooBig))

@@ -74,7 +74,7 @@ impl Op {
 }
 
 /// Decides whether a principal may do an operation on a path.
-pub trait AccessPolicy: Send {
+pub trait AccessPolicy: Send + Sync {
     /// `Ok(())` to allow; `Err(FsError::AccessDenied)` (or `NotPermitted`) to refuse.
     fn check(&self, who: &Principal, op: Op, path: &str) -> Result<(), FsError>;
 }

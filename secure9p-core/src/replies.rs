@@ -185,12 +185,25 @@ impl FileBytes {
     /// Up to `count` bytes at `offset` (fewer at the end, none past it),
     /// shared with the file rather than copied.
     pub fn slice(&mut self, offset: u64, count: u32) -> Bytes {
-        let all = self
-            .shared
-            .get_or_insert_with(|| Bytes::from(core::mem::take(&mut self.vec)));
+        if self.shared.is_none() {
+            self.shared = Some(Bytes::from(core::mem::take(&mut self.vec)));
+        }
+        self.try_slice(offset, count).unwrap_or_default()
+    }
+
+    /// A shared slice like [`slice`](FileBytes::slice), through `&self`:
+    /// `None` while the contents are a vector (only `slice` turns them
+    /// into a shared buffer).
+    pub fn try_slice(&self, offset: u64, count: u32) -> Option<Bytes> {
+        let all = self.shared.as_ref()?;
         let start = usize::try_from(offset).map_or(all.len(), |o| o.min(all.len()));
         let end = start.saturating_add(count as usize).min(all.len());
-        all.slice(start..end)
+        Some(all.slice(start..end))
+    }
+
+    /// Whether the contents are a shared buffer now.
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
     }
 
     /// The contents.

@@ -116,6 +116,96 @@ impl Session {
             pending: BTreeMap::new(),
         }
     }
+
+    fn fid(&self, ctx: Ctx, fid: Fid) -> Result<&FidEntry, FsError> {
+        let f = self.fids.get(&fid).ok_or(FsError::BadFid)?;
+        if f.principal.expires.is_some_and(|exp| ctx.now >= exp) {
+            return Err(FsError::TicketExpired);
+        }
+        Ok(f)
+    }
+
+    fn fid_mut(&mut self, ctx: Ctx, fid: Fid) -> Result<&mut FidEntry, FsError> {
+        self.fid(ctx, fid)?;
+        self.fids.get_mut(&fid).ok_or(FsError::BadFid)
+    }
+
+    /// Checks that `fid` may be bound to a new fid now.
+    fn check_new_fid(&self, config: &ServerConfig, fid: Fid) -> Result<(), FsError> {
+        // NOFID means "no fid" (Tattach.afid): binding it would make a fid
+        // the protocol cannot name, and in strict mode would raise the
+        // high-water mark to u32::MAX, refusing every later fid.
+        if fid == Fid::NOFID || self.fids.contains_key(&fid) {
+            return Err(FsError::BadFid);
+        }
+        if config.strict_fids && self.fid_high_water.is_some_and(|hw| fid.0 <= hw) {
+            return Err(FsError::BadFid);
+        }
+        if self.fids.len() >= config.max_fids {
+            return Err(FsError::TooManyFids);
+        }
+        Ok(())
+    }
+
+    fn bind_fid(&mut self, fid: Fid, entry: FidEntry) {
+        self.fid_high_water = Some(self.fid_high_water.map_or(fid.0, |hw| hw.max(fid.0)));
+        self.fids.insert(fid, entry);
+    }
+
+    /// `fid` and its open handle, if it was opened for reading (`write`:
+    /// for writing).
+    fn open_handle(
+        &self,
+        ctx: Ctx,
+        fid: Fid,
+        write: bool,
+    ) -> Result<(&FidEntry, &Handle), FsError> {
+        let f = self.fid(ctx, fid)?;
+        match &f.open {
+            Some(h) if (write && h.access.write) || (!write && h.access.read) => Ok((f, h)),
+            _ => Err(FsError::BadFid),
+        }
+    }
+
+    /// Takes the handle out of an open fid so the node can use it while the
+    /// engine is borrowed; `put_handle` returns it.
+    fn take_handle(
+        &mut self,
+        ctx: Ctx,
+        fid: Fid,
+        write: bool,
+    ) -> Result<(NodeId, Arc<str>, Arc<Principal>, Handle), FsError> {
+        self.open_handle(ctx, fid, write)?;
+        let f = self.fids.get_mut(&fid).ok_or(FsError::BadFid)?;
+        let h = f.open.take().ok_or(FsError::BadFid)?;
+        Ok((f.node, f.path.clone(), f.principal.clone(), h))
+    }
+
+    fn put_handle(&mut self, fid: Fid, h: Handle) {
+        if let Some(f) = self.fids.get_mut(&fid) {
+            f.open = Some(h);
+        }
+    }
+}
+
+/// The parts of a server that requests served without exclusive access
+/// read ([`Server::handle_concurrent`]): the tree and the policy. The
+/// exclusive path answers these requests through the same functions, so
+/// both answer alike.
+#[derive(Clone, Copy)]
+struct View<'a> {
+    ns: &'a Namespace,
+    policy: &'a dyn AccessPolicy,
+}
+
+/// A policy refusal met where the server was only viewed, for the audit
+/// (which needs the server exclusively: a concurrent request that meets
+/// one is handled again on the exclusive path, which records it).
+struct Denial {
+    who: Arc<Principal>,
+    op: Op,
+    path: String,
+    error: FsError,
 }
 
 /// A sans-IO 9P2000.L / 9P2000 server over a [`Namespace`].
@@ -125,7 +215,10 @@ pub struct Server {
     audit: Box<dyn Audit>,
     tickets: Option<TicketAuthority>,
     config: ServerConfig,
-    sessions: BTreeMap<SessionId, Session>,
+    /// Each session behind its own lock, taken only by
+    /// [`handle_concurrent`](Server::handle_concurrent) (`&self`); the
+    /// `&mut self` paths reach a session without locking.
+    sessions: BTreeMap<SessionId, spin::Mutex<Session>>,
     tokens: BTreeMap<Token, (SessionId, Tag)>,
     next_session: u64,
     next_token: u64,
@@ -224,6 +317,96 @@ pub(crate) fn negotiate(v: &codec::Tversion<'_>, max_msize: u32) -> (Option<Dial
     (dialect, v.msize.min(max_msize))
 }
 
+/// Ends an `Rread` whose data (at most `count` bytes of it kept) follows
+/// the room left for its header at `start` of `out`.
+fn finish_rread(out: &mut Vec<u8>, start: usize, tag: Tag, count: u32) -> Result<(), FsError> {
+    out.truncate(start + RREAD_HEADER_LEN + count as usize);
+    let len = out.len() - start - RREAD_HEADER_LEN;
+    let header = codec::rread_header(tag, len).map_err(|_| FsError::Io)?;
+    if let Some(dst) = out.get_mut(start..start + RREAD_HEADER_LEN) {
+        dst.copy_from_slice(&header);
+    }
+    Ok(())
+}
+
+/// A request frame once its header and body are checked.
+enum Request<'f> {
+    /// Answered already: an error reply is in `out`.
+    Answered,
+    /// A `Tversion`, which resets the session.
+    Version(Ctx, codec::Tversion<'f>),
+    /// Any other request, to be dispatched.
+    Msg(Ctx, Msg<'f>),
+}
+
+/// Checks a frame of session `s` the way every request is checked: framing,
+/// a type this engine serves, a body the session's dialect decodes, a
+/// request after `version`, a tag not in flight. What fails is answered in
+/// `out` (or ends the session, for framing).
+fn prepare<'f>(
+    s: &Session,
+    config: &ServerConfig,
+    sid: SessionId,
+    frame: &'f [u8],
+    now: u64,
+    out: &mut Vec<u8>,
+) -> Result<Request<'f>, SessionError> {
+    let state = s.state;
+    let (dialect, msize) = match state {
+        State::AwaitVersion => (Dialect::Linux, config.max_msize),
+        State::Ready { dialect, msize } => (dialect, msize),
+    };
+    let header = Header::peek(frame).map_err(SessionError::Framing)?;
+    if header.size as usize != frame.len() {
+        return Err(SessionError::Framing(CodecError::SizeMismatch {
+            declared: header.size,
+            actual: frame.len(),
+        }));
+    }
+    let ctx = Ctx {
+        sid,
+        tag: header.tag,
+        dialect,
+        msize,
+        now,
+    };
+    // A request this engine does not serve is EOPNOTSUPP whatever its
+    // body: decoding it first would answer a body this dialect cannot
+    // parse (the Linux client's `Twstat` fallback of `rename(2)`) with
+    // EBADMSG, which `mv` reports as "Bad message".
+    if let Some(ty) = MsgType::from_u8(header.ty)
+        && ty.is_request()
+        && !Server::serves(ty)
+        && state != State::AwaitVersion
+    {
+        reply_error(out, ctx, FsError::NotSupported);
+        return Ok(Request::Answered);
+    }
+    let decoded = match Frame::decode(frame, DecodeConfig::new(dialect, msize)) {
+        Ok(f) => f,
+        Err(e) => {
+            reply_error(out, ctx, codec_errno(e));
+            return Ok(Request::Answered);
+        }
+    };
+    if !decoded.msg.msg_type().is_request() {
+        reply_error(out, ctx, FsError::Protocol);
+        return Ok(Request::Answered);
+    }
+    if let Msg::Tversion(v) = decoded.msg {
+        return Ok(Request::Version(ctx, v));
+    }
+    if state == State::AwaitVersion {
+        reply_error(out, ctx, FsError::Protocol);
+        return Ok(Request::Answered);
+    }
+    if s.pending.contains_key(&ctx.tag) {
+        reply_error(out, ctx, FsError::Invalid);
+        return Ok(Request::Answered);
+    }
+    Ok(Request::Msg(ctx, decoded.msg))
+}
+
 /// `S_IFDIR` and `S_IFREG` of `stat(2)`.
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
@@ -291,13 +474,13 @@ impl Server {
     pub fn open_session(&mut self) -> SessionId {
         let sid = SessionId(self.next_session);
         self.next_session += 1;
-        self.sessions.insert(sid, Session::new());
+        self.sessions.insert(sid, spin::Mutex::new(Session::new()));
         sid
     }
 
     /// The msize negotiated by a session (the server's cap before `version`).
     pub fn msize(&self, sid: SessionId) -> Option<u32> {
-        match self.sessions.get(&sid)?.state {
+        match self.sessions.get(&sid)?.lock().state {
             State::AwaitVersion => Some(self.config.max_msize),
             State::Ready { msize, .. } => Some(msize),
         }
@@ -305,7 +488,7 @@ impl Server {
 
     /// The dialect a session negotiated.
     pub fn dialect(&self, sid: SessionId) -> Option<Dialect> {
-        match self.sessions.get(&sid)?.state {
+        match self.sessions.get(&sid)?.lock().state {
             State::AwaitVersion => None,
             State::Ready { dialect, .. } => Some(dialect),
         }
@@ -313,22 +496,24 @@ impl Server {
 
     /// Fids a session holds.
     pub fn fid_count(&self, sid: SessionId) -> usize {
-        self.sessions.get(&sid).map_or(0, |s| s.fids.len())
+        self.sessions.get(&sid).map_or(0, |s| s.lock().fids.len())
     }
 
     /// Deferred requests a session has in flight.
     pub fn pending_count(&self, sid: SessionId) -> usize {
-        self.sessions.get(&sid).map_or(0, |s| s.pending.len())
+        self.sessions
+            .get(&sid)
+            .map_or(0, |s| s.lock().pending.len())
     }
 
     /// Closes a session: cancels its pending work (each node hears
     /// [`Node::cancel`](crate::Node::cancel)) and clunks its fids. Returns the
     /// cancelled tokens.
     pub fn close_session(&mut self, sid: SessionId) -> Vec<Token> {
-        let Some(mut session) = self.sessions.remove(&sid) else {
+        let Some(session) = self.sessions.remove(&sid) else {
             return Vec::new();
         };
-        self.drop_session_state(&mut session)
+        self.drop_session_state(&mut session.into_inner())
     }
 
     fn drop_session_state(&mut self, session: &mut Session) -> Vec<Token> {
@@ -361,6 +546,7 @@ impl Server {
         let mut closed = Vec::new();
         let mut cancelled = Vec::new();
         for session in self.sessions.values_mut() {
+            let session = session.get_mut();
             // Deferred requests made under the ticket are dropped too: no
             // reply goes out for them after the revocation.
             session.pending.retain(|_, p| {
@@ -426,74 +612,39 @@ impl Server {
         now: u64,
         out: &mut Replies,
     ) -> Result<Outcome, SessionError> {
-        let state = self
-            .sessions
-            .get(&sid)
+        let Server {
+            sessions,
+            config,
+            ns,
+            policy,
+            ..
+        } = self;
+        let s = sessions
+            .get_mut(&sid)
             .ok_or(SessionError::UnknownSession)?
-            .state;
-        let (dialect, msize) = match state {
-            State::AwaitVersion => (Dialect::Linux, self.config.max_msize),
-            State::Ready { dialect, msize } => (dialect, msize),
-        };
-        let header = Header::peek(frame).map_err(SessionError::Framing)?;
-        if header.size as usize != frame.len() {
-            return Err(SessionError::Framing(CodecError::SizeMismatch {
-                declared: header.size,
-                actual: frame.len(),
-            }));
-        }
-        let ctx = Ctx {
-            sid,
-            tag: header.tag,
-            dialect,
-            msize,
-            now,
-        };
-        // A request this engine does not serve is EOPNOTSUPP whatever its
-        // body: decoding it first would answer a body this dialect cannot
-        // parse (the Linux client's `Twstat` fallback of `rename(2)`) with
-        // EBADMSG, which `mv` reports as "Bad message".
-        if let Some(ty) = MsgType::from_u8(header.ty)
-            && ty.is_request()
-            && !Server::serves(ty)
-            && state != State::AwaitVersion
-        {
-            reply_error(out.buf(), ctx, FsError::NotSupported);
-            return Ok(Outcome::Replied);
-        }
-        let decoded = match Frame::decode(frame, DecodeConfig::new(dialect, msize)) {
-            Ok(f) => f,
-            Err(e) => {
-                reply_error(out.buf(), ctx, codec_errno(e));
+            .get_mut();
+        let (ctx, msg) = match prepare(s, config, sid, frame, now, out.buf())? {
+            Request::Answered => return Ok(Outcome::Replied),
+            Request::Version(ctx, v) => {
+                self.version(ctx, v, out.buf());
                 return Ok(Outcome::Replied);
             }
+            Request::Msg(ctx, msg) => (ctx, msg),
         };
-        if !decoded.msg.msg_type().is_request() {
-            reply_error(out.buf(), ctx, FsError::Protocol);
-            return Ok(Outcome::Replied);
-        }
-        if let Msg::Tversion(v) = decoded.msg {
-            self.version(ctx, v, out.buf());
-            return Ok(Outcome::Replied);
-        }
-        if state == State::AwaitVersion {
-            reply_error(out.buf(), ctx, FsError::Protocol);
-            return Ok(Outcome::Replied);
-        }
-        if self
-            .sessions
-            .get(&sid)
-            .is_some_and(|s| s.pending.contains_key(&ctx.tag))
-        {
-            reply_error(out.buf(), ctx, FsError::Invalid);
-            return Ok(Outcome::Replied);
-        }
         let start = out.len();
-        // A read gets the replies themselves (its payload may be their
-        // tail); `dispatch` answers every other request into the buffer.
-        let result = match decoded.msg {
-            Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
-            msg => self.dispatch(ctx, msg, out.buf()),
+        let view = View {
+            ns,
+            policy: &**policy,
+        };
+        // What needs only a view of the server is answered as
+        // `handle_concurrent` answers it; the rest needs all of it. A read
+        // gets the replies themselves (its payload may be their tail).
+        let result = match view.dispatch_now(s, config, ctx, msg, out) {
+            Some(r) => r.map(|()| Outcome::Replied),
+            None => match msg {
+                Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
+                msg => self.dispatch(ctx, msg, out.buf()),
+            },
         };
         match result {
             Ok(outcome) => Ok(outcome),
@@ -505,10 +656,56 @@ impl Server {
         }
     }
 
+    /// Handles one request of session `sid` through `&self`, beside other
+    /// sessions' requests on other threads, if it needs no more than a view
+    /// of the server: `Tgetattr`, `Tstat`, `Tstatfs`, `Tfsync`, `Twalk`,
+    /// `Treaddir`, `Tclunk` of a fid that is not open, `Tflush` of a tag
+    /// with nothing pending, and `Tread` of a node that reads through
+    /// [`Node::try_read`](crate::Node::try_read). The answer is the one
+    /// [`handle_replies`](Server::handle_replies) would give.
+    ///
+    /// `None` means the request needs [`handle_replies`](Server::handle_replies)
+    /// (`&mut self`): nothing was changed or appended to `out`. So does a
+    /// walk that meets a policy refusal (its audit record needs the whole
+    /// server), and a session another thread is handling now.
+    pub fn handle_concurrent(
+        &self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
+    ) -> Option<Result<Outcome, SessionError>> {
+        let ty = MsgType::from_u8(*frame.get(4)?)?;
+        if !View::serves_now(ty) {
+            return None;
+        }
+        let Some(session) = self.sessions.get(&sid) else {
+            return Some(Err(SessionError::UnknownSession));
+        };
+        let mut s = session.try_lock()?;
+        let start = out.len();
+        let (ctx, msg) = match prepare(&s, &self.config, sid, frame, now, out.buf()) {
+            Err(e) => return Some(Err(e)),
+            Ok(Request::Answered) => return Some(Ok(Outcome::Replied)),
+            Ok(Request::Version(..)) => return None,
+            Ok(Request::Msg(ctx, msg)) => (ctx, msg),
+        };
+        let view = View {
+            ns: &self.ns,
+            policy: &*self.policy,
+        };
+        let r = view.dispatch_now(&mut s, &self.config, ctx, msg, out)?;
+        if let Err(e) = r {
+            out.truncate(start);
+            reply_error(out.buf(), ctx, e);
+        }
+        Some(Ok(Outcome::Replied))
+    }
+
     fn version(&mut self, ctx: Ctx, v: codec::Tversion<'_>, out: &mut Vec<u8>) {
         // A new version aborts everything the session had.
-        if let Some(mut s) = self.sessions.remove(&ctx.sid) {
-            self.drop_session_state(&mut s);
+        if let Some(s) = self.sessions.remove(&ctx.sid) {
+            self.drop_session_state(&mut s.into_inner());
         }
         let mut session = Session::new();
         let (dialect, msize) = negotiate(&v, self.config.max_msize);
@@ -525,59 +722,66 @@ impl Server {
                 version: "unknown",
             },
         };
-        self.sessions.insert(ctx.sid, session);
+        self.sessions.insert(ctx.sid, spin::Mutex::new(session));
         encode_into(out, ctx.tag, Msg::Rversion(reply));
     }
 
     fn session(&mut self, sid: SessionId) -> Result<&mut Session, FsError> {
-        self.sessions.get_mut(&sid).ok_or(FsError::Protocol)
+        self.sessions
+            .get_mut(&sid)
+            .map(spin::Mutex::get_mut)
+            .ok_or(FsError::Protocol)
     }
 
-    fn fid(&self, ctx: Ctx, fid: Fid) -> Result<&FidEntry, FsError> {
-        let s = self.sessions.get(&ctx.sid).ok_or(FsError::Protocol)?;
-        let f = s.fids.get(&fid).ok_or(FsError::BadFid)?;
-        if f.principal.expires.is_some_and(|exp| ctx.now >= exp) {
-            return Err(FsError::TicketExpired);
-        }
-        Ok(f)
+    /// The view, the configuration and session `sid`, borrowed at once.
+    fn split(
+        &mut self,
+        sid: SessionId,
+    ) -> Result<(View<'_>, &ServerConfig, &mut Session), FsError> {
+        let s = self
+            .sessions
+            .get_mut(&sid)
+            .map(spin::Mutex::get_mut)
+            .ok_or(FsError::Protocol)?;
+        let view = View {
+            ns: &self.ns,
+            policy: &*self.policy,
+        };
+        Ok((view, &self.config, s))
+    }
+
+    fn fid(&mut self, ctx: Ctx, fid: Fid) -> Result<&FidEntry, FsError> {
+        self.session(ctx.sid)?.fid(ctx, fid)
     }
 
     fn fid_mut(&mut self, ctx: Ctx, fid: Fid) -> Result<&mut FidEntry, FsError> {
-        self.fid(ctx, fid)?;
-        self.session(ctx.sid)?
-            .fids
-            .get_mut(&fid)
-            .ok_or(FsError::BadFid)
+        self.session(ctx.sid)?.fid_mut(ctx, fid)
     }
 
     /// Checks that `fid` may be bound to a new fid now.
     fn check_new_fid(&mut self, ctx: Ctx, fid: Fid) -> Result<(), FsError> {
-        let max = self.config.max_fids;
-        let strict = self.config.strict_fids;
-        // NOFID means "no fid" (Tattach.afid): binding it would make a fid
-        // the protocol cannot name, and in strict mode would raise the
-        // high-water mark to u32::MAX, refusing every later fid.
-        if fid == Fid::NOFID {
-            return Err(FsError::BadFid);
-        }
-        let s = self.session(ctx.sid)?;
-        if s.fids.contains_key(&fid) {
-            return Err(FsError::BadFid);
-        }
-        if strict && s.fid_high_water.is_some_and(|hw| fid.0 <= hw) {
-            return Err(FsError::BadFid);
-        }
-        if s.fids.len() >= max {
-            return Err(FsError::TooManyFids);
-        }
-        Ok(())
+        let (_, config, s) = self.split(ctx.sid)?;
+        s.check_new_fid(config, fid)
     }
 
     fn bind_fid(&mut self, ctx: Ctx, fid: Fid, entry: FidEntry) -> Result<(), FsError> {
-        let s = self.session(ctx.sid)?;
-        s.fid_high_water = Some(s.fid_high_water.map_or(fid.0, |hw| hw.max(fid.0)));
-        s.fids.insert(fid, entry);
+        self.session(ctx.sid)?.bind_fid(fid, entry);
         Ok(())
+    }
+
+    /// Records a refusal met where the server was only viewed.
+    fn audit_denial(&mut self, ctx: Ctx, d: &Denial) {
+        self.audit.record(&AuditEvent {
+            at: ctx.now,
+            role: Some(d.who.role),
+            subject: &d.who.subject,
+            ticket: d.who.ticket,
+            kind: AuditKind::Denied {
+                op: d.op,
+                path: &d.path,
+                error: d.error,
+            },
+        });
     }
 
     fn check(&mut self, ctx: Ctx, who: &Principal, op: Op, path: &str) -> Result<(), FsError> {
@@ -623,14 +827,6 @@ impl Server {
                 replied
             }
             Msg::Twrite(m) => self.write(ctx, m.fid, m.offset, m.data, out),
-            Msg::Treaddir(m) => self.readdir(ctx, m, out).and(replied),
-            Msg::Tgetattr(m) => self.getattr(ctx, m, out).and(replied),
-            Msg::Tstat(m) => self.stat(ctx, m.fid, out).and(replied),
-            Msg::Tstatfs(m) => {
-                self.fid(ctx, m.fid)?;
-                encode_into(out, ctx.tag, Msg::Rstatfs(&STATFS));
-                replied
-            }
             Msg::Tclunk(m) => {
                 let entry = self
                     .session(ctx.sid)?
@@ -643,11 +839,6 @@ impl Server {
             }
             Msg::Tremove(m) => self.remove(ctx, m.fid, out).and(replied),
             Msg::Tsetattr(m) => self.setattr(ctx, m, out).and(replied),
-            Msg::Tfsync(m) => {
-                self.fid(ctx, m.fid)?;
-                encode_into(out, ctx.tag, Msg::Rfsync(codec::Rfsync {}));
-                replied
-            }
             _ => Err(FsError::NotSupported),
         }
     }
@@ -783,7 +974,7 @@ impl Server {
         let Some(p) = self
             .sessions
             .get_mut(&ctx.sid)
-            .and_then(|s| s.pending.remove(&oldtag))
+            .and_then(|s| s.get_mut().pending.remove(&oldtag))
         else {
             return;
         };
@@ -794,87 +985,13 @@ impl Server {
     }
 
     fn walk(&mut self, ctx: Ctx, m: codec::Twalk<'_>, out: &mut Vec<u8>) -> Result<(), FsError> {
-        let (start, root, start_path, principal) = {
-            let f = self.fid(ctx, m.fid)?;
-            // walk(5) says an opened fid may not be walked, but diod and
-            // QEMU allow it to a new fid, and diod's own tools rely on that
-            // (`diodls -l` walks each name from the directory it reads).
-            // The new fid starts unopened and the open one keeps its handle,
-            // so nothing is shared. Walking an open fid onto itself would
-            // drop its handle, so that stays refused.
-            if f.auth.is_some() || (f.open.is_some() && m.newfid == m.fid) {
-                return Err(FsError::BadFid);
-            }
-            (f.node, f.root, f.path.clone(), f.principal.clone())
-        };
-        if m.newfid != m.fid {
-            self.check_new_fid(ctx, m.newfid)?;
+        let mut denied = None;
+        let (view, config, s) = self.split(ctx.sid)?;
+        let r = view.walk(s, config, ctx, m, out, &mut denied);
+        if let Some(d) = denied {
+            self.audit_denial(ctx, &d);
         }
-        let mut node = start;
-        let mut path = start_path;
-        // The codec caps a walk at 16 names, so the qids fit this array.
-        let mut qids = [Qid::default(); codec::MAX_WALK_ELEMENTS];
-        let mut walked = 0usize;
-        for (i, name) in m.wnames.iter().enumerate() {
-            let step = if !self.ns.is_dir(node) {
-                Err(FsError::NotDir)
-            } else if name.contains('/') || name.is_empty() {
-                Err(FsError::Invalid)
-            } else if name == "." {
-                // Readdir lists ".", so a client that walks each listed name
-                // (`diodls -l`) must find it: it names the directory itself,
-                // as on diod and any POSIX-backed server.
-                Ok((node, path.clone()))
-            } else if name == ".." {
-                if node == root {
-                    Ok((node, path.clone()))
-                } else {
-                    let parent = self.ns.parent(node).ok_or(FsError::NotFound)?;
-                    Ok((parent, Arc::from(parent_path(&path))))
-                }
-            } else {
-                // The policy is asked before the lookup, so a principal
-                // cannot tell a name it may not see from one that is absent.
-                let next_path = join(&path, name);
-                self.check(ctx, &principal, Op::Walk, &next_path)
-                    .and_then(|()| self.ns.lookup(node, name).ok_or(FsError::NotFound))
-                    .map(|next| (next, Arc::from(next_path)))
-            };
-            match step {
-                Ok((next, next_path)) => {
-                    node = next;
-                    path = next_path;
-                    let slot = qids.get_mut(walked).ok_or(FsError::Invalid)?;
-                    *slot = self.ns.qid(node).ok_or(FsError::NotFound)?;
-                    walked += 1;
-                }
-                Err(e) if i == 0 => return Err(e),
-                Err(_) => {
-                    let wqids = WalkQids::new(qids.get(..walked).unwrap_or(&[]))
-                        .map_err(|_| FsError::Invalid)?;
-                    encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids }));
-                    return Ok(());
-                }
-            }
-        }
-        let entry = FidEntry {
-            node,
-            root,
-            path,
-            principal,
-            open: None,
-            auth: None,
-        };
-        if m.newfid == m.fid {
-            let s = self.session(ctx.sid)?;
-            s.fids.insert(m.fid, entry);
-        } else {
-            self.bind_fid(ctx, m.newfid, entry)?;
-        }
-        let wqids =
-            WalkQids::new(qids.get(..walked).unwrap_or(&[])).map_err(|_| FsError::Invalid)?;
-        encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids }));
-        Ok(())
+        r
     }
 
     fn open(&mut self, ctx: Ctx, fid: Fid, access: Access, want_dir: bool) -> Result<Qid, FsError> {
@@ -973,39 +1090,9 @@ impl Server {
         Ok(Outcome::Deferred { token, node })
     }
 
-    /// Takes the handle out of an open fid so the node can use it while the
-    /// engine is borrowed; `put_handle` returns it.
-    fn take_handle(
-        &mut self,
-        ctx: Ctx,
-        fid: Fid,
-        write: bool,
-    ) -> Result<(NodeId, Arc<str>, Arc<Principal>, Handle), FsError> {
-        let f = self.fid_mut(ctx, fid)?;
-        let ok = match &f.open {
-            Some(h) => {
-                if write {
-                    h.access.write
-                } else {
-                    h.access.read
-                }
-            }
-            None => false,
-        };
-        if !ok {
-            return Err(FsError::BadFid);
-        }
-        let h = f.open.take().ok_or(FsError::BadFid)?;
-        Ok((f.node, f.path.clone(), f.principal.clone(), h))
-    }
-
     fn put_handle(&mut self, ctx: Ctx, fid: Fid, h: Handle) {
-        if let Some(f) = self
-            .sessions
-            .get_mut(&ctx.sid)
-            .and_then(|s| s.fids.get_mut(&fid))
-        {
-            f.open = Some(h);
+        if let Ok(s) = self.session(ctx.sid) {
+            s.put_handle(fid, h);
         }
     }
 
@@ -1017,20 +1104,11 @@ impl Server {
         count: u32,
         out: &mut Replies,
     ) -> Result<Outcome, FsError> {
+        // `View::read_now` found that the node needs itself for this read
+        // (it may defer, or share its contents first).
         let max = ctx.msize.saturating_sub(RREAD_HEADER_LEN as u32);
         let count = count.min(max);
-        let (node, path, principal, mut h) = self.take_handle(ctx, fid, false)?;
-        if self.ns.is_dir(node) {
-            let r = match ctx.dialect {
-                Dialect::Base => {
-                    let out = out.buf();
-                    self.read_dir_stats(node, &path, &principal, &mut h, offset, count, out, ctx)
-                }
-                Dialect::Linux => Err(FsError::IsDir),
-            };
-            self.put_handle(ctx, fid, h);
-            return r.map(|()| Outcome::Replied);
-        }
+        let (node, path, principal, mut h) = self.session(ctx.sid)?.take_handle(ctx, fid, false)?;
         let token = Token(self.next_token);
         let ioctx = IoCtx {
             principal: &principal,
@@ -1059,13 +1137,7 @@ impl Server {
         self.put_handle(ctx, fid, h);
         match io {
             Io::Ready(Ok(())) => {
-                out.truncate(start + RREAD_HEADER_LEN + count as usize);
-                let len = out.len() - start - RREAD_HEADER_LEN;
-                let header = codec::rread_header(ctx.tag, len).map_err(|_| FsError::Io)?;
-                if let Some(dst) = out.get_mut(start..start + RREAD_HEADER_LEN) {
-                    dst.copy_from_slice(&header);
-                }
-                Ok(Outcome::Replied)
+                finish_rread(out, start, ctx.tag, count).map(|()| Outcome::Replied)
             }
             Io::Ready(Err(e)) => {
                 out.truncate(start);
@@ -1084,9 +1156,420 @@ impl Server {
         }
     }
 
+    fn write(
+        &mut self,
+        ctx: Ctx,
+        fid: Fid,
+        offset: u64,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Outcome, FsError> {
+        if let Some(buf) = self.fid_mut(ctx, fid)?.auth.as_mut() {
+            // An auth fid collects the ticket text the attach will verify.
+            if buf.len() + data.len() > MAX_AUTH_WRITE {
+                return Err(FsError::TooBig);
+            }
+            buf.extend_from_slice(data);
+            let count = u32::try_from(data.len()).map_err(|_| FsError::TooBig)?;
+            encode_into(out, ctx.tag, Msg::Rwrite(codec::Rwrite { count }));
+            return Ok(Outcome::Replied);
+        }
+        let (node, path, principal, mut h) = self.session(ctx.sid)?.take_handle(ctx, fid, true)?;
+        let token = Token(self.next_token);
+        let ioctx = IoCtx {
+            principal: &principal,
+            path: &path,
+            now: ctx.now,
+            token,
+        };
+        let (io, kind) = match self.ns.node_mut(node) {
+            Some(n) => (n.write(&ioctx, &mut h, offset, data), Some(n.kind())),
+            None => (Io::Ready(Err(FsError::NotFound)), None),
+        };
+        self.put_handle(ctx, fid, h);
+        if kind == Some(NodeKind::Control) {
+            let result = match &io {
+                Io::Ready(r) => r.map(|_| ()),
+                Io::Defer => Ok(()),
+            };
+            self.audit.record(&AuditEvent {
+                at: ctx.now,
+                role: Some(principal.role),
+                subject: &principal.subject,
+                ticket: principal.ticket,
+                kind: AuditKind::ControlWrite {
+                    path: &path,
+                    result,
+                },
+            });
+        }
+        match io {
+            Io::Ready(Ok(count)) => {
+                encode_into(out, ctx.tag, Msg::Rwrite(codec::Rwrite { count }));
+                Ok(Outcome::Replied)
+            }
+            Io::Ready(Err(e)) => Err(e),
+            Io::Defer => self.defer(ctx, node, token, PendingKind::Write, principal.ticket),
+        }
+    }
+
+    /// Only sizes and times can be set. Times are accepted and ignored (the
+    /// nodes keep their own); a size goes to the node's `set_size` after the
+    /// policy's write check. Truncating an append-only or control file (what
+    /// `echo >` asks) is a no-op.
+    fn setattr(&mut self, ctx: Ctx, m: &codec::Tsetattr, out: &mut Vec<u8>) -> Result<(), FsError> {
+        let (node, path, principal) = {
+            let f = self.fid(ctx, m.fid())?;
+            (f.node, f.path.clone(), f.principal.clone())
+        };
+        let settable = codec::SetattrValid::SIZE
+            | codec::SetattrValid::ATIME
+            | codec::SetattrValid::MTIME
+            | codec::SetattrValid::CTIME
+            | codec::SetattrValid::ATIME_SET
+            | codec::SetattrValid::MTIME_SET;
+        if !settable.contains(m.valid()) || self.ns.is_dir(node) {
+            return Err(FsError::NotPermitted);
+        }
+        if m.valid().contains(codec::SetattrValid::SIZE) {
+            self.check(ctx, &principal, Op::Write, &path)?;
+            let n = self.ns.node_mut(node).ok_or(FsError::NotFound)?;
+            match n.kind() {
+                NodeKind::Append | NodeKind::Control => {}
+                NodeKind::ReadOnly => return Err(FsError::AccessDenied),
+                NodeKind::File => n.set_size(m.size(), ctx.now)?,
+            }
+        }
+        encode_into(out, ctx.tag, Msg::Rsetattr(codec::Rsetattr {}));
+        Ok(())
+    }
+
+    fn remove(&mut self, ctx: Ctx, fid: Fid, out: &mut Vec<u8>) -> Result<(), FsError> {
+        // Remove clunks the fid whatever the outcome.
+        let entry = self
+            .session(ctx.sid)?
+            .fids
+            .remove(&fid)
+            .ok_or(FsError::BadFid)?;
+        let (node, path, principal) = (entry.node, entry.path.clone(), entry.principal.clone());
+        self.release_fid(entry);
+        if principal.expires.is_some_and(|e| ctx.now >= e) {
+            return Err(FsError::TicketExpired);
+        }
+        self.check(ctx, &principal, Op::Remove, &path)?;
+        // `Namespace::remove` takes a whole subtree (the host side uses it
+        // to retire a worker); a client's remove is rmdir(2), which must
+        // refuse a directory that still has entries. (The tree's root is
+        // left to `Namespace::remove`, which refuses it with EPERM.)
+        if node != self.ns.root() && self.ns.is_dir(node) && !self.ns.list(node, 0)?.is_empty() {
+            return Err(FsError::NotEmpty);
+        }
+        self.ns.remove(node)?;
+        encode_into(out, ctx.tag, Msg::Rremove(codec::Rremove {}));
+        Ok(())
+    }
+
+    /// Finishes a deferred request: appends its reply to `out` and returns
+    /// the session it belongs to (`None` if the request was flushed, its
+    /// session closed, or the token is unknown: the result is then dropped).
+    pub fn complete(
+        &mut self,
+        token: Token,
+        result: Completion,
+        out: &mut Vec<u8>,
+    ) -> Option<SessionId> {
+        let (sid, tag) = self.tokens.remove(&token)?;
+        let session = self.sessions.get_mut(&sid)?.get_mut();
+        let pending = session.pending.remove(&tag)?;
+        let dialect = match session.state {
+            State::Ready { dialect, .. } => dialect,
+            State::AwaitVersion => Dialect::Linux,
+        };
+        let msg = match (pending.kind, result) {
+            (PendingKind::Read { count }, Completion::Read(Ok(data))) => {
+                let len = data.len().min(count as usize);
+                let data = data.get(..len).unwrap_or(&[]);
+                let start = out.len();
+                encode_into(out, tag, Msg::Rread(codec::Rread { data }));
+                if out.len() == start {
+                    encode_into(out, tag, error_msg(dialect, FsError::Io));
+                }
+                return Some(sid);
+            }
+            (PendingKind::Write, Completion::Write(Ok(count))) => {
+                Msg::Rwrite(codec::Rwrite { count })
+            }
+            (_, Completion::Read(Err(e)) | Completion::Write(Err(e))) => error_msg(dialect, e),
+            _ => error_msg(dialect, FsError::Io),
+        };
+        encode_into(out, tag, msg);
+        Some(sid)
+    }
+
+    /// The session and tag a pending token answers.
+    pub fn pending(&self, token: Token) -> Option<(SessionId, Tag)> {
+        self.tokens.get(&token).copied()
+    }
+
+    /// Whether a frame type is one this engine serves (else `EOPNOTSUPP`).
+    pub fn serves(ty: MsgType) -> bool {
+        matches!(
+            ty,
+            MsgType::Tversion
+                | MsgType::Tauth
+                | MsgType::Tattach
+                | MsgType::Tflush
+                | MsgType::Twalk
+                | MsgType::Tlopen
+                | MsgType::Topen
+                | MsgType::Tread
+                | MsgType::Twrite
+                | MsgType::Treaddir
+                | MsgType::Tgetattr
+                | MsgType::Tsetattr
+                | MsgType::Tstat
+                | MsgType::Tstatfs
+                | MsgType::Tclunk
+                | MsgType::Tremove
+                | MsgType::Tfsync
+        )
+    }
+}
+
+impl View<'_> {
+    /// Whether a request of this type may be served by
+    /// [`dispatch_now`](View::dispatch_now).
+    fn serves_now(ty: MsgType) -> bool {
+        matches!(
+            ty,
+            MsgType::Tgetattr
+                | MsgType::Tstat
+                | MsgType::Tstatfs
+                | MsgType::Tfsync
+                | MsgType::Twalk
+                | MsgType::Treaddir
+                | MsgType::Tclunk
+                | MsgType::Tflush
+                | MsgType::Tread
+        )
+    }
+
+    /// Answers what a view of the server and the session suffice for;
+    /// `None` (nothing changed, nothing appended) for the rest.
+    fn dispatch_now(
+        self,
+        s: &mut Session,
+        config: &ServerConfig,
+        ctx: Ctx,
+        msg: Msg<'_>,
+        out: &mut Replies,
+    ) -> Option<Result<(), FsError>> {
+        Some(match msg {
+            Msg::Tread(m) => return self.read_now(s, ctx, m.fid, m.offset, m.count, out),
+            Msg::Tgetattr(m) => self.getattr(s, ctx, m, out.buf()),
+            Msg::Tstat(m) => self.stat(s, ctx, m.fid, out.buf()),
+            Msg::Treaddir(m) => self.readdir(s, ctx, m, out.buf()),
+            Msg::Tstatfs(m) => s.fid(ctx, m.fid).map(|_| {
+                encode_into(out.buf(), ctx.tag, Msg::Rstatfs(&STATFS));
+            }),
+            Msg::Tfsync(m) => s.fid(ctx, m.fid).map(|_| {
+                encode_into(out.buf(), ctx.tag, Msg::Rfsync(codec::Rfsync {}));
+            }),
+            Msg::Twalk(m) => {
+                let start = out.len();
+                let mut denied = None;
+                let r = self.walk(s, config, ctx, m, out.buf(), &mut denied);
+                if denied.is_some() {
+                    // The refusal is audited on the exclusive path.
+                    out.truncate(start);
+                    return None;
+                }
+                r
+            }
+            // An open fid's node hears the clunk (`&mut`); a pending
+            // request's node hears the flush.
+            Msg::Tclunk(m) => match s.fids.get(&m.fid) {
+                Some(f) if f.open.is_some() => return None,
+                Some(_) => {
+                    s.fids.remove(&m.fid);
+                    encode_into(out.buf(), ctx.tag, Msg::Rclunk(codec::Rclunk {}));
+                    Ok(())
+                }
+                None => Err(FsError::BadFid),
+            },
+            Msg::Tflush(m) if !s.pending.contains_key(&m.oldtag) => {
+                encode_into(out.buf(), ctx.tag, Msg::Rflush(codec::Rflush {}));
+                Ok(())
+            }
+            _ => return None,
+        })
+    }
+
+    /// A read served through `&self`: the node's [`try_read`](crate::Node::try_read)
+    /// (or its shared form), a directory's stats. `None` when the node
+    /// needs itself for it: nothing was changed or appended then.
+    fn read_now(
+        self,
+        s: &mut Session,
+        ctx: Ctx,
+        fid: Fid,
+        offset: u64,
+        count: u32,
+        out: &mut Replies,
+    ) -> Option<Result<(), FsError>> {
+        let max = ctx.msize.saturating_sub(RREAD_HEADER_LEN as u32);
+        let count = count.min(max);
+        let (f, h) = match s.open_handle(ctx, fid, false) {
+            Ok(found) => found,
+            Err(e) => return Some(Err(e)),
+        };
+        if self.ns.is_dir(f.node) {
+            if ctx.dialect == Dialect::Linux {
+                return Some(Err(FsError::IsDir));
+            }
+            // `open_handle` found the fid open: its handle is there.
+            let f = s.fids.get_mut(&fid)?;
+            let h = f.open.as_mut()?;
+            let (node, path, principal) = (f.node, &f.path, &f.principal);
+            let out = out.buf();
+            return Some(self.read_dir_stats(node, path, principal, h, offset, count, out, ctx));
+        }
+        let Some(node) = self.ns.node(f.node) else {
+            return Some(Err(FsError::NotFound));
+        };
+        let ioctx = IoCtx {
+            principal: &f.principal,
+            path: &f.path,
+            now: ctx.now,
+            token: Token(0),
+        };
+        if count >= SHARE_MIN
+            && let Some(shared) = node.try_read_shared(&ioctx, h, offset, count)
+        {
+            return Some(shared.and_then(|data| out.push_rread(ctx.tag, data, count)));
+        }
+        let out = out.buf();
+        let start = out.len();
+        out.resize(start + RREAD_HEADER_LEN, 0);
+        let r = node.try_read(&ioctx, h, offset, count, out);
+        match r {
+            Some(Ok(())) => Some(finish_rread(out, start, ctx.tag, count)),
+            _ => {
+                out.truncate(start);
+                r
+            }
+        }
+    }
+
+    /// Walks `m.fid`; a policy refusal on the way is left in `denied` for
+    /// the audit.
+    fn walk(
+        self,
+        s: &mut Session,
+        config: &ServerConfig,
+        ctx: Ctx,
+        m: codec::Twalk<'_>,
+        out: &mut Vec<u8>,
+        denied: &mut Option<Denial>,
+    ) -> Result<(), FsError> {
+        let (start, root, start_path, principal) = {
+            let f = s.fid(ctx, m.fid)?;
+            // walk(5) says an opened fid may not be walked, but diod and
+            // QEMU allow it to a new fid, and diod's own tools rely on that
+            // (`diodls -l` walks each name from the directory it reads).
+            // The new fid starts unopened and the open one keeps its handle,
+            // so nothing is shared. Walking an open fid onto itself would
+            // drop its handle, so that stays refused.
+            if f.auth.is_some() || (f.open.is_some() && m.newfid == m.fid) {
+                return Err(FsError::BadFid);
+            }
+            (f.node, f.root, f.path.clone(), f.principal.clone())
+        };
+        if m.newfid != m.fid {
+            s.check_new_fid(config, m.newfid)?;
+        }
+        let mut node = start;
+        let mut path = start_path;
+        // The codec caps a walk at 16 names, so the qids fit this array.
+        let mut qids = [Qid::default(); codec::MAX_WALK_ELEMENTS];
+        let mut walked = 0usize;
+        for (i, name) in m.wnames.iter().enumerate() {
+            let step = if !self.ns.is_dir(node) {
+                Err(FsError::NotDir)
+            } else if name.contains('/') || name.is_empty() {
+                Err(FsError::Invalid)
+            } else if name == "." {
+                // Readdir lists ".", so a client that walks each listed name
+                // (`diodls -l`) must find it: it names the directory itself,
+                // as on diod and any POSIX-backed server.
+                Ok((node, path.clone()))
+            } else if name == ".." {
+                if node == root {
+                    Ok((node, path.clone()))
+                } else {
+                    let parent = self.ns.parent(node).ok_or(FsError::NotFound)?;
+                    Ok((parent, Arc::from(parent_path(&path))))
+                }
+            } else {
+                // The policy is asked before the lookup, so a principal
+                // cannot tell a name it may not see from one that is absent.
+                let next_path = join(&path, name);
+                match self.policy.check(&principal, Op::Walk, &next_path) {
+                    Ok(()) => self
+                        .ns
+                        .lookup(node, name)
+                        .ok_or(FsError::NotFound)
+                        .map(|next| (next, Arc::from(next_path))),
+                    Err(error) => {
+                        *denied = Some(Denial {
+                            who: principal.clone(),
+                            op: Op::Walk,
+                            path: next_path,
+                            error,
+                        });
+                        Err(error)
+                    }
+                }
+            };
+            match step {
+                Ok((next, next_path)) => {
+                    node = next;
+                    path = next_path;
+                    let slot = qids.get_mut(walked).ok_or(FsError::Invalid)?;
+                    *slot = self.ns.qid(node).ok_or(FsError::NotFound)?;
+                    walked += 1;
+                }
+                Err(e) if i == 0 => return Err(e),
+                Err(_) => {
+                    let wqids = WalkQids::new(qids.get(..walked).unwrap_or(&[]))
+                        .map_err(|_| FsError::Invalid)?;
+                    encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids }));
+                    return Ok(());
+                }
+            }
+        }
+        let entry = FidEntry {
+            node,
+            root,
+            path,
+            principal,
+            open: None,
+            auth: None,
+        };
+        if m.newfid == m.fid {
+            s.fids.insert(m.fid, entry);
+        } else {
+            s.bind_fid(m.newfid, entry);
+        }
+        let wqids =
+            WalkQids::new(qids.get(..walked).unwrap_or(&[])).map_err(|_| FsError::Invalid)?;
+        encode_into(out, ctx.tag, Msg::Rwalk(codec::Rwalk { wqids }));
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn read_dir_stats(
-        &mut self,
+        self,
         node: NodeId,
         path: &str,
         principal: &Principal,
@@ -1131,66 +1614,15 @@ impl Server {
         Ok(())
     }
 
-    fn write(
-        &mut self,
+    fn readdir(
+        self,
+        s: &Session,
         ctx: Ctx,
-        fid: Fid,
-        offset: u64,
-        data: &[u8],
+        m: codec::Treaddir,
         out: &mut Vec<u8>,
-    ) -> Result<Outcome, FsError> {
-        if let Some(buf) = self.fid_mut(ctx, fid)?.auth.as_mut() {
-            // An auth fid collects the ticket text the attach will verify.
-            if buf.len() + data.len() > MAX_AUTH_WRITE {
-                return Err(FsError::TooBig);
-            }
-            buf.extend_from_slice(data);
-            let count = u32::try_from(data.len()).map_err(|_| FsError::TooBig)?;
-            encode_into(out, ctx.tag, Msg::Rwrite(codec::Rwrite { count }));
-            return Ok(Outcome::Replied);
-        }
-        let (node, path, principal, mut h) = self.take_handle(ctx, fid, true)?;
-        let token = Token(self.next_token);
-        let ioctx = IoCtx {
-            principal: &principal,
-            path: &path,
-            now: ctx.now,
-            token,
-        };
-        let (io, kind) = match self.ns.node_mut(node) {
-            Some(n) => (n.write(&ioctx, &mut h, offset, data), Some(n.kind())),
-            None => (Io::Ready(Err(FsError::NotFound)), None),
-        };
-        self.put_handle(ctx, fid, h);
-        if kind == Some(NodeKind::Control) {
-            let result = match &io {
-                Io::Ready(r) => r.map(|_| ()),
-                Io::Defer => Ok(()),
-            };
-            self.audit.record(&AuditEvent {
-                at: ctx.now,
-                role: Some(principal.role),
-                subject: &principal.subject,
-                ticket: principal.ticket,
-                kind: AuditKind::ControlWrite {
-                    path: &path,
-                    result,
-                },
-            });
-        }
-        match io {
-            Io::Ready(Ok(count)) => {
-                encode_into(out, ctx.tag, Msg::Rwrite(codec::Rwrite { count }));
-                Ok(Outcome::Replied)
-            }
-            Io::Ready(Err(e)) => Err(e),
-            Io::Defer => self.defer(ctx, node, token, PendingKind::Write, principal.ticket),
-        }
-    }
-
-    fn readdir(&mut self, ctx: Ctx, m: codec::Treaddir, out: &mut Vec<u8>) -> Result<(), FsError> {
+    ) -> Result<(), FsError> {
         let (node, root, path, principal) = {
-            let f = self.fid(ctx, m.fid)?;
+            let f = s.fid(ctx, m.fid)?;
             if !f.open.as_ref().is_some_and(|h| h.access.read) {
                 return Err(FsError::BadFid);
             }
@@ -1258,38 +1690,7 @@ impl Server {
         Ok(())
     }
 
-    /// Only sizes and times can be set. Times are accepted and ignored (the
-    /// nodes keep their own); a size goes to the node's `set_size` after the
-    /// policy's write check. Truncating an append-only or control file (what
-    /// `echo >` asks) is a no-op.
-    fn setattr(&mut self, ctx: Ctx, m: &codec::Tsetattr, out: &mut Vec<u8>) -> Result<(), FsError> {
-        let (node, path, principal) = {
-            let f = self.fid(ctx, m.fid())?;
-            (f.node, f.path.clone(), f.principal.clone())
-        };
-        let settable = codec::SetattrValid::SIZE
-            | codec::SetattrValid::ATIME
-            | codec::SetattrValid::MTIME
-            | codec::SetattrValid::CTIME
-            | codec::SetattrValid::ATIME_SET
-            | codec::SetattrValid::MTIME_SET;
-        if !settable.contains(m.valid()) || self.ns.is_dir(node) {
-            return Err(FsError::NotPermitted);
-        }
-        if m.valid().contains(codec::SetattrValid::SIZE) {
-            self.check(ctx, &principal, Op::Write, &path)?;
-            let n = self.ns.node_mut(node).ok_or(FsError::NotFound)?;
-            match n.kind() {
-                NodeKind::Append | NodeKind::Control => {}
-                NodeKind::ReadOnly => return Err(FsError::AccessDenied),
-                NodeKind::File => n.set_size(m.size(), ctx.now)?,
-            }
-        }
-        encode_into(out, ctx.tag, Msg::Rsetattr(codec::Rsetattr {}));
-        Ok(())
-    }
-
-    fn attr_of(&self, node: NodeId) -> Result<(Qid, u32, u64, u64), FsError> {
+    fn attr_of(self, node: NodeId) -> Result<(Qid, u32, u64, u64), FsError> {
         let qid = self.ns.qid(node).ok_or(FsError::NotFound)?;
         if let Some(mode) = self.ns.dir_mode(node) {
             return Ok((qid, S_IFDIR | mode, 0, 0));
@@ -1298,8 +1699,14 @@ impl Server {
         Ok((qid, S_IFREG | (attr.mode & 0o777), attr.size, attr.mtime))
     }
 
-    fn getattr(&mut self, ctx: Ctx, m: codec::Tgetattr, out: &mut Vec<u8>) -> Result<(), FsError> {
-        let node = self.fid(ctx, m.fid)?.node;
+    fn getattr(
+        self,
+        s: &Session,
+        ctx: Ctx,
+        m: codec::Tgetattr,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FsError> {
+        let node = s.fid(ctx, m.fid)?.node;
         let (qid, mode, size, mtime) = self.attr_of(node)?;
         let nlink = if mode & S_IFDIR != 0 { 2 } else { 1 };
         encode_into(
@@ -1323,7 +1730,7 @@ impl Server {
         Ok(())
     }
 
-    fn stat_of<'n>(&self, node: NodeId, name: &'n str) -> Result<Stat<'n>, FsError> {
+    fn stat_of<'n>(self, node: NodeId, name: &'n str) -> Result<Stat<'n>, FsError> {
         let (qid, mode, size, mtime) = self.attr_of(node)?;
         let dir = mode & S_IFDIR != 0;
         let mut perm = mode & 0o777;
@@ -1349,8 +1756,8 @@ impl Server {
         })
     }
 
-    fn stat(&mut self, ctx: Ctx, fid: Fid, out: &mut Vec<u8>) -> Result<(), FsError> {
-        let node = self.fid(ctx, fid)?.node;
+    fn stat(self, s: &Session, ctx: Ctx, fid: Fid, out: &mut Vec<u8>) -> Result<(), FsError> {
+        let node = s.fid(ctx, fid)?.node;
         let name = String::from(self.ns.name(node).unwrap_or(""));
         let stat = self.stat_of(node, &name)?;
         encode_into(
@@ -1361,96 +1768,5 @@ impl Server {
             }),
         );
         Ok(())
-    }
-
-    fn remove(&mut self, ctx: Ctx, fid: Fid, out: &mut Vec<u8>) -> Result<(), FsError> {
-        // Remove clunks the fid whatever the outcome.
-        let entry = self
-            .session(ctx.sid)?
-            .fids
-            .remove(&fid)
-            .ok_or(FsError::BadFid)?;
-        let (node, path, principal) = (entry.node, entry.path.clone(), entry.principal.clone());
-        self.release_fid(entry);
-        if principal.expires.is_some_and(|e| ctx.now >= e) {
-            return Err(FsError::TicketExpired);
-        }
-        self.check(ctx, &principal, Op::Remove, &path)?;
-        // `Namespace::remove` takes a whole subtree (the host side uses it
-        // to retire a worker); a client's remove is rmdir(2), which must
-        // refuse a directory that still has entries. (The tree's root is
-        // left to `Namespace::remove`, which refuses it with EPERM.)
-        if node != self.ns.root() && self.ns.is_dir(node) && !self.ns.list(node, 0)?.is_empty() {
-            return Err(FsError::NotEmpty);
-        }
-        self.ns.remove(node)?;
-        encode_into(out, ctx.tag, Msg::Rremove(codec::Rremove {}));
-        Ok(())
-    }
-
-    /// Finishes a deferred request: appends its reply to `out` and returns
-    /// the session it belongs to (`None` if the request was flushed, its
-    /// session closed, or the token is unknown: the result is then dropped).
-    pub fn complete(
-        &mut self,
-        token: Token,
-        result: Completion,
-        out: &mut Vec<u8>,
-    ) -> Option<SessionId> {
-        let (sid, tag) = self.tokens.remove(&token)?;
-        let session = self.sessions.get_mut(&sid)?;
-        let pending = session.pending.remove(&tag)?;
-        let dialect = match session.state {
-            State::Ready { dialect, .. } => dialect,
-            State::AwaitVersion => Dialect::Linux,
-        };
-        let msg = match (pending.kind, result) {
-            (PendingKind::Read { count }, Completion::Read(Ok(data))) => {
-                let len = data.len().min(count as usize);
-                let data = data.get(..len).unwrap_or(&[]);
-                let start = out.len();
-                encode_into(out, tag, Msg::Rread(codec::Rread { data }));
-                if out.len() == start {
-                    encode_into(out, tag, error_msg(dialect, FsError::Io));
-                }
-                return Some(sid);
-            }
-            (PendingKind::Write, Completion::Write(Ok(count))) => {
-                Msg::Rwrite(codec::Rwrite { count })
-            }
-            (_, Completion::Read(Err(e)) | Completion::Write(Err(e))) => error_msg(dialect, e),
-            _ => error_msg(dialect, FsError::Io),
-        };
-        encode_into(out, tag, msg);
-        Some(sid)
-    }
-
-    /// The session and tag a pending token answers.
-    pub fn pending(&self, token: Token) -> Option<(SessionId, Tag)> {
-        self.tokens.get(&token).copied()
-    }
-
-    /// Whether a frame type is one this engine serves (else `EOPNOTSUPP`).
-    pub fn serves(ty: MsgType) -> bool {
-        matches!(
-            ty,
-            MsgType::Tversion
-                | MsgType::Tauth
-                | MsgType::Tattach
-                | MsgType::Tflush
-                | MsgType::Twalk
-                | MsgType::Tlopen
-                | MsgType::Topen
-                | MsgType::Tread
-                | MsgType::Twrite
-                | MsgType::Treaddir
-                | MsgType::Tgetattr
-                | MsgType::Tsetattr
-                | MsgType::Tstat
-                | MsgType::Tstatfs
-                | MsgType::Tclunk
-                | MsgType::Tremove
-                | MsgType::Tfsync
-        )
     }
 }

@@ -3,7 +3,11 @@
 //! [`MemFs`], the `s9p-memfs` server, and [`Server`] over a [`Namespace`],
 //! NineDoor's engine), with the reply buffer reused as a transport reuses it;
 //! and a large read of an unchanged file, whose payload is a shared slice
-//! of the file (the replies' tail), allocates nothing either.
+//! of the file (the replies' tail), allocates nothing either. The
+//! [`Server`] is checked twice: through `handle`, and as the runners
+//! drive it, through `handle_concurrent` first (the reads, the getattr and
+//! the clunk of an unopened fid are answered there) and `handle_replies`
+//! for what that leaves.
 //!
 //! A counting global allocator counts the allocations made on this test's
 //! thread while a request is handled; the requests are encoded before the
@@ -108,6 +112,31 @@ impl Engine for Wire {
 struct Ns {
     server: Server,
     sid: SessionId,
+}
+
+/// [`Ns`] driven as the runners drive it: `handle_concurrent` first,
+/// `handle_replies` when it declines; counts what it answered.
+struct Concurrent {
+    ns: Ns,
+    answered: u64,
+}
+
+impl Engine for Concurrent {
+    fn handle(&mut self, frame: &[u8], out: &mut Vec<u8>) {
+        let mut replies = Replies::from(std::mem::take(out));
+        self.handle_replies(frame, &mut replies);
+        *out = replies.into_vec();
+    }
+    fn handle_replies(&mut self, frame: &[u8], out: &mut Replies) {
+        let Ns { server, sid } = &mut self.ns;
+        match server.handle_concurrent(*sid, frame, 1_700_000_000, out) {
+            Some(r) => {
+                r.expect("session stays up");
+                self.answered += 1;
+            }
+            None => self.ns.handle_replies(frame, out),
+        }
+    }
 }
 
 impl Engine for Ns {
@@ -267,6 +296,29 @@ fn fs_server_over_memfs_allocates_nothing_on_a_warm_session() {
 
 #[test]
 fn namespace_server_allocates_nothing_on_a_warm_session() {
+    let mut e = warm_namespace_server();
+    hot_paths(&mut e);
+}
+
+#[test]
+fn namespace_server_allocates_nothing_when_served_concurrently() {
+    let mut e = Concurrent {
+        ns: warm_namespace_server(),
+        answered: 0,
+    };
+    hot_paths(&mut e);
+    // 100 counted rounds of a read, a getattr and a clunk, and 100 shared
+    // reads, besides the warm-up: all of them answered through `&self`.
+    assert!(
+        e.answered >= 400,
+        "only {} requests were answered concurrently",
+        e.answered
+    );
+}
+
+/// A namespace server with one file `f`, its session attached (fid 0, the
+/// root) and `f` open read-write as fid 1.
+fn warm_namespace_server() -> Ns {
     let mut ns = Namespace::new();
     let root = ns.root();
     ns.add_file(root, "f", Box::new(MemFile::new(Vec::new(), 1 << 20)))
@@ -322,5 +374,5 @@ fn namespace_server_allocates_nothing_on_a_warm_session() {
             }),
         ),
     );
-    hot_paths(&mut e);
+    e
 }

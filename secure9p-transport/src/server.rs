@@ -2,6 +2,11 @@
 //!
 //! One task per connection reads frames, hands each to the engine under a
 //! short lock and queues the replies for that connection's writer task.
+//! The lock is a reader-writer lock: what an engine can answer through
+//! `&self` ([`Engine::handle_concurrent`]: for [`Server`], reads, getattr,
+//! walks and the like) is answered under the shared side, so connections
+//! proceed in parallel; the rest takes the engine exclusively, one request
+//! at a time.
 //! Deferred requests are answered later through [`Shared::complete`], from
 //! any task, so the replies of one connection can go out of order. Every
 //! limit is configuration with a safe default ([`ServeConfig`]): connection
@@ -24,7 +29,7 @@ use secure9p_core::{
 use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -33,8 +38,10 @@ use tokio::time::Instant;
 use tokio_util::codec::Decoder;
 
 /// A 9P engine the runners can serve: [`Server`] itself, or a wrapper
-/// around it (NineDoor's hive) that adds its own handling.
-pub trait Engine: Send + 'static {
+/// around it (NineDoor's hive) that adds its own handling. It is `Sync`
+/// because connections on different threads may read it at once
+/// ([`handle_concurrent`](Engine::handle_concurrent)).
+pub trait Engine: Send + Sync + 'static {
     /// Opens a session for a new connection.
     fn open_session(&mut self) -> SessionId;
     /// Closes a session: its pending work is cancelled, its fids clunked.
@@ -59,6 +66,21 @@ pub trait Engine: Send + 'static {
         out: &mut Replies,
     ) -> Result<Outcome, SessionError> {
         self.handle(sid, frame, now, out.buf())
+    }
+    /// Handles one request through `&self` if it needs no more than that,
+    /// under the shared side of the runners' lock, beside other
+    /// connections' requests; `None` (the default) sends it to
+    /// [`handle_replies`](Engine::handle_replies) under the exclusive side,
+    /// and must mean that nothing was changed or appended to `out`.
+    fn handle_concurrent(
+        &self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
+    ) -> Option<Result<Outcome, SessionError>> {
+        let _ = (sid, frame, now, out);
+        None
     }
     /// Finishes a deferred request; returns the session its reply is for.
     fn complete(
@@ -95,6 +117,15 @@ impl Engine for Server {
         out: &mut Replies,
     ) -> Result<Outcome, SessionError> {
         Server::handle_replies(self, sid, frame, now, out)
+    }
+    fn handle_concurrent(
+        &self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
+    ) -> Option<Result<Outcome, SessionError>> {
+        Server::handle_concurrent(self, sid, frame, now, out)
     }
     fn complete(
         &mut self,
@@ -268,7 +299,7 @@ pub struct Stats {
 
 /// An engine shared by every connection of one or more runners.
 pub struct Shared<E> {
-    engine: Mutex<E>,
+    engine: RwLock<E>,
     routes: Mutex<HashMap<SessionId, mpsc::Sender<Queued>>>,
     observer: Option<Arc<Observer>>,
 }
@@ -415,6 +446,17 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The engine for requests it answers through `&self`.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    // Poisoning is ignored as in `lock`.
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The engine to itself.
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -425,7 +467,7 @@ impl<E: Engine> Shared<E> {
     /// Shares `engine`.
     pub fn new(engine: E) -> Arc<Self> {
         Arc::new(Shared {
-            engine: Mutex::new(engine),
+            engine: RwLock::new(engine),
             routes: Mutex::new(HashMap::new()),
             observer: None,
         })
@@ -435,7 +477,7 @@ impl<E: Engine> Shared<E> {
     /// serves it (give several the same observer to add them up).
     pub fn observed(engine: E, observer: Arc<Observer>) -> Arc<Self> {
         Arc::new(Shared {
-            engine: Mutex::new(engine),
+            engine: RwLock::new(engine),
             routes: Mutex::new(HashMap::new()),
             observer: Some(observer),
         })
@@ -449,14 +491,14 @@ impl<E: Engine> Shared<E> {
     /// Runs `f` with the engine locked (to add nodes, revoke tickets, ...).
     /// Keep it short: every connection waits for the lock.
     pub fn with_engine<R>(&self, f: impl FnOnce(&mut E) -> R) -> R {
-        f(&mut lock(&self.engine))
+        f(&mut write(&self.engine))
     }
 
     /// Finishes a deferred request and sends its reply to its connection.
     /// Returns false if the request was flushed or its connection closed.
     pub fn complete(&self, token: Token, result: Completion) -> bool {
         let mut out = Vec::new();
-        let Some(sid) = lock(&self.engine).complete(token, result, &mut out) else {
+        let Some(sid) = write(&self.engine).complete(token, result, &mut out) else {
             return false;
         };
         self.send(sid, out)
@@ -469,7 +511,7 @@ impl<E: Engine> Shared<E> {
     pub fn complete_all(&self, results: impl IntoIterator<Item = (Token, Completion)>) -> usize {
         let mut replies: HashMap<SessionId, Vec<u8>> = HashMap::new();
         {
-            let mut engine = lock(&self.engine);
+            let mut engine = write(&self.engine);
             // Which connection a reply goes to is known only once it is
             // made: each is made here, then moved to its connection's.
             let mut out = Vec::new();
@@ -715,7 +757,8 @@ struct Batch {
 }
 
 /// Handles the whole frames at the front of `buf`, up to a batch, under one
-/// lock of the engine.
+/// lock of the engine: its shared side, left for the exclusive side only
+/// for a request that needs it (and taken again after it).
 fn handle_batch<E: Engine>(
     shared: &Shared<E>,
     sid: SessionId,
@@ -731,7 +774,7 @@ fn handle_batch<E: Engine>(
         broken: false,
     };
     let now = unix_now();
-    let mut engine = lock(&shared.engine);
+    let mut engine = read(&shared.engine);
     loop {
         // A shared payload ends the batch: it goes out after the frames
         // before it, uncopied, in one vectored write.
@@ -760,8 +803,20 @@ fn handle_batch<E: Engine>(
                 at: std::time::Instant::now(),
             });
         }
-        let result = engine.handle_replies(sid, &frame, now, &mut batch.out);
-        codec.set_msize(engine.msize(sid));
+        let result = match engine.handle_concurrent(sid, &frame, now, &mut batch.out) {
+            Some(r) => r,
+            None => {
+                // Released first: a reader waiting to write would wait on itself.
+                drop(engine);
+                let mut exclusive = write(&shared.engine);
+                let r = exclusive.handle_replies(sid, &frame, now, &mut batch.out);
+                // Only a request handled exclusively (`Tversion`) changes it.
+                codec.set_msize(exclusive.msize(sid));
+                drop(exclusive);
+                engine = read(&shared.engine);
+                r
+            }
+        };
         if result.is_err() {
             batch.broken = true;
             break;

@@ -22,7 +22,7 @@ const RLERROR: u8 = 7;
 /// send) and return `None`, then finish it with
 /// [`Shared::complete`](secure9p_transport::server::Shared::complete) when
 /// the bridge answers; or return `Some` to answer at once.
-pub trait GpuForward: Send + 'static {
+pub trait GpuForward: Send + Sync + 'static {
     /// Takes one forwarded request.
     fn forward(&mut self, request: GpuRequest) -> Option<Completion>;
 
