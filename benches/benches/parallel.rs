@@ -1,0 +1,214 @@
+//! Sessions on several threads through one engine, without sockets: what
+//! the runners' lock lets through. Each thread drives its own warm session
+//! of one [`Server`] (a `MemFile` of 1 MiB, open), in bursts of 16 requests
+//! per lock as a connection's batch goes, two ways:
+//!
+//! - `mutex`: the engine behind one `Mutex`, every request through
+//!   `handle_replies` (the runners before sessions were served in
+//!   parallel);
+//! - `rwlock`: the engine behind one `RwLock`, every request through
+//!   `handle_concurrent` under its shared side (the runners now; these
+//!   requests never need the exclusive side).
+//!
+//! with 1 and 2 threads (`threads/1`, `threads/2`), for `Tgetattr` and for
+//! `Tread` of 4 KiB. The throughput is requests per second over all
+//! threads; the ratio of 2 threads to 1 is what parallel sessions buy (at
+//! most 2 on two cores). Every reply is checked before timing.
+//!
+//! Run: `cargo bench -p secure9p-benches --bench parallel`.
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use secure9p_codec::{
+    DecodeConfig, Dialect, Fid, Frame, GetattrMask, LOpenFlags, Msg, Tag, Tattach, Tgetattr,
+    Tlopen, Tread, Tversion, Twalk, WalkNames,
+};
+use secure9p_core::{
+    AllowAll, MemFile, Namespace, Outcome, Principal, Replies, Role, Server, ServerConfig,
+    SessionId,
+};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+const MSIZE: u32 = 65_536;
+const NOW: u64 = 1_700_000_000;
+/// Requests handled under one lock: a connection's burst of 16 in flight.
+const BURST: u64 = 16;
+
+fn frame(tag: u16, msg: Msg<'_>) -> Vec<u8> {
+    let f = Frame { tag: Tag(tag), msg };
+    let mut out = vec![0u8; f.encoded_len()];
+    let n = f.encode(&mut out).expect("encode");
+    out.truncate(n);
+    out
+}
+
+/// A session of `server` with `/f` open for reading as fid 1.
+fn session(server: &mut Server) -> SessionId {
+    let sid = server.open_session();
+    let requests = [
+        frame(
+            0xffff,
+            Msg::Tversion(Tversion {
+                msize: MSIZE,
+                version: Dialect::Linux.version(),
+            }),
+        ),
+        frame(
+            1,
+            Msg::Tattach(Tattach {
+                fid: Fid(0),
+                afid: Fid::NOFID,
+                uname: "guest",
+                aname: "",
+                n_uname: Some(0),
+            }),
+        ),
+        frame(
+            2,
+            Msg::Twalk(Twalk {
+                fid: Fid(0),
+                newfid: Fid(1),
+                wnames: WalkNames::new(&["f"]).expect("one name"),
+            }),
+        ),
+        frame(
+            3,
+            Msg::Tlopen(Tlopen {
+                fid: Fid(1),
+                flags: LOpenFlags::empty(),
+            }),
+        ),
+    ];
+    for f in &requests {
+        let mut out = Replies::new();
+        server.handle_replies(sid, f, NOW, &mut out).expect("up");
+        check(&out.into_vec());
+    }
+    sid
+}
+
+/// The reply must be one frame and a success.
+fn check(reply: &[u8]) {
+    let f = Frame::decode(reply, DecodeConfig::new(Dialect::Linux, MSIZE)).expect("a reply");
+    assert!(
+        !matches!(f.msg, Msg::Rlerror(_)),
+        "request failed: {:?}",
+        f.msg
+    );
+}
+
+fn server(sessions: usize) -> (Server, Vec<SessionId>) {
+    let mut ns = Namespace::new();
+    let root = ns.root();
+    let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    ns.add_file(root, "f", Box::new(MemFile::new(data, 1 << 20)))
+        .expect("add f");
+    let config = ServerConfig {
+        anonymous: Some(Principal::anonymous(Role::Anonymous, "guest")),
+        ..ServerConfig::default()
+    };
+    let mut server = Server::new(ns, AllowAll, config);
+    let sids = (0..sessions).map(|_| session(&mut server)).collect();
+    (server, sids)
+}
+
+/// How a thread reaches the engine.
+#[derive(Clone, Copy)]
+enum Locking {
+    Mutex,
+    RwLock,
+}
+
+/// Runs `per_thread` requests on each session's own thread; the time of
+/// the slowest.
+fn run(
+    locking: Locking,
+    server: &Mutex<Server>,
+    shared: &RwLock<Server>,
+    sids: &[SessionId],
+    request: &[u8],
+    per_thread: u64,
+) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for &sid in sids {
+            scope.spawn(move || {
+                let mut out = Replies::new();
+                let mut done = 0;
+                while done < per_thread {
+                    let burst = BURST.min(per_thread - done);
+                    match locking {
+                        Locking::Mutex => {
+                            let mut e = server.lock().expect("not poisoned");
+                            for _ in 0..burst {
+                                out.clear();
+                                e.handle_replies(sid, request, NOW, &mut out).expect("up");
+                            }
+                        }
+                        Locking::RwLock => {
+                            let e = shared.read().expect("not poisoned");
+                            for _ in 0..burst {
+                                out.clear();
+                                let r = e.handle_concurrent(sid, request, NOW, &mut out);
+                                assert_eq!(r, Some(Ok(Outcome::Replied)));
+                            }
+                        }
+                    }
+                    done += burst;
+                }
+            });
+        }
+    });
+    start.elapsed()
+}
+
+fn parallel(c: &mut Criterion) {
+    let getattr = frame(
+        10,
+        Msg::Tgetattr(Tgetattr {
+            fid: Fid(1),
+            request_mask: GetattrMask::BASIC,
+        }),
+    );
+    let read = frame(
+        11,
+        Msg::Tread(Tread {
+            fid: Fid(1),
+            offset: 0,
+            count: 4096,
+        }),
+    );
+    for (what, request) in [("Tgetattr", &getattr), ("Tread 4 KiB", &read)] {
+        let mut g = c.benchmark_group(format!("parallel/{what}"));
+        g.throughput(Throughput::Elements(1));
+        for threads in [1usize, 2] {
+            let (mut s, sids) = server(threads);
+            // Each reply checked once, both ways.
+            for &sid in &sids {
+                let mut out = Replies::new();
+                s.handle_replies(sid, request, NOW, &mut out).expect("up");
+                check(&out.into_vec());
+                let mut out = Replies::new();
+                let r = s.handle_concurrent(sid, request, NOW, &mut out);
+                assert_eq!(r, Some(Ok(Outcome::Replied)));
+                check(&out.into_vec());
+            }
+            let mutex = Mutex::new(s);
+            let (s, sids2) = server(threads);
+            let rwlock = RwLock::new(s);
+            assert_eq!(sids, sids2);
+            for (name, locking) in [("mutex", Locking::Mutex), ("rwlock", Locking::RwLock)] {
+                g.bench_function(BenchmarkId::new(name, format!("threads/{threads}")), |b| {
+                    b.iter_custom(|iters| {
+                        let per_thread = iters.div_ceil(threads as u64);
+                        run(locking, &mutex, &rwlock, &sids, request, per_thread)
+                    })
+                });
+            }
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, parallel);
+criterion_main!(benches);
