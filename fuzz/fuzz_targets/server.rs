@@ -4,7 +4,9 @@
 //! or a framing error, never panic, keep its tables within their limits,
 //! and keep serving a well-formed session afterwards. Half of the frames
 //! go through `handle_replies`, where a read of 16 KiB or more of
-//! `/queen/big` (a writable `MemFile`) is a shared slice of the file.
+//! `/queen/big` (a writable `MemFile`) is a shared slice of the file; half
+//! of those through `handle_concurrent` first, as the runners serve them
+//! (a request it declines must have left nothing behind).
 //!
 //! Input layout: a sequence of records `len[2] op[1] bytes[len]`. `op`
 //! picks what to do with the bytes: feed them as a frame to session A or B,
@@ -122,7 +124,16 @@ fuzz_target!(|data: &[u8]| {
                 let sid = sessions[usize::from(head[2] % 2)];
                 let handled = if head[2] % 8 >= 2 {
                     let mut replies = Replies::from(std::mem::take(&mut out));
-                    let h = s.handle_replies(sid, bytes, now, &mut replies);
+                    // op 3: as the runners serve it, `&self` first.
+                    let concurrent = if head[2] % 8 == 3 {
+                        s.handle_concurrent(sid, bytes, now, &mut replies)
+                    } else {
+                        None
+                    };
+                    let h = concurrent.unwrap_or_else(|| {
+                        assert!(replies.is_empty(), "a declined request appended nothing");
+                        s.handle_replies(sid, bytes, now, &mut replies)
+                    });
                     out = replies.into_vec();
                     h
                 } else {
