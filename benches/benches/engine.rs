@@ -12,14 +12,15 @@
 //!
 //! Run: `cargo bench -p secure9p-benches --bench engine`.
 
+mod common;
+
+use common::{NOW, frame, walk};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use secure9p_codec::{
-    DecodeConfig, Dialect, Fid, Frame, GetattrMask, LOpenFlags, Msg, Tag, Tattach, Tclunk,
-    Tgetattr, Tlcreate, Tlopen, Tread, Tversion, Twalk, Twrite, WalkNames,
+    Fid, GetattrMask, LOpenFlags, Msg, Tclunk, Tgetattr, Tlcreate, Tread, Twrite,
 };
 use secure9p_core::{
-    AllowAll, FsServer, MemFile, Namespace, Outcome, Principal, Replies, Role, Server,
-    ServerConfig, SessionId,
+    AllowAll, FsServer, MemFile, Namespace, Replies, Server, ServerConfig, SessionId,
 };
 use secure9p_fs::MemFs;
 // The runners' view of an engine: both entry points, for either engine.
@@ -27,30 +28,12 @@ use secure9p_transport::server::Engine;
 use std::hint::black_box;
 
 const MSIZE: u32 = 1024 * 1024 + 24;
-const NOW: u64 = 1_700_000_000;
 /// The file both engines serve: 1 MiB, so every read below is whole.
 const FILE_LEN: usize = 1 << 20;
 
-fn frame(tag: u16, msg: Msg<'_>) -> Vec<u8> {
-    let f = Frame { tag: Tag(tag), msg };
-    let mut out = vec![0u8; f.encoded_len()];
-    let n = f.encode(&mut out).expect("encode");
-    out.truncate(n);
-    out
-}
-
 /// Sends `frame` and returns the one reply, which must not be an error.
 fn ok(e: &mut impl Engine, sid: SessionId, f: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    let outcome = e.handle(sid, f, NOW, &mut out).expect("session stays up");
-    assert_eq!(outcome, Outcome::Replied);
-    let reply = Frame::decode(&out, DecodeConfig::new(Dialect::Linux, MSIZE)).expect("reply");
-    assert!(
-        !matches!(reply.msg, Msg::Rlerror(_)),
-        "request failed: {:?}",
-        reply.msg
-    );
-    out
+    common::ok(e, sid, f, MSIZE)
 }
 
 fn contents() -> Vec<u8> {
@@ -64,25 +47,8 @@ fn namespace_server() -> (Server, SessionId) {
     let root = ns.root();
     ns.add_file(root, "f", Box::new(MemFile::new(contents(), 2 * FILE_LEN)))
         .expect("add f");
-    let config = ServerConfig {
-        anonymous: Some(Principal::anonymous(Role::Anonymous, "guest")),
-        ..ServerConfig::default()
-    };
-    let mut s = Server::new(ns, AllowAll, config);
-    let sid = s.open_session();
-    start(&mut s, sid);
-    ok(&mut s, sid, &frame(3, Msg::Twalk(walk(0, 1, &["f"]))));
-    ok(
-        &mut s,
-        sid,
-        &frame(
-            4,
-            Msg::Tlopen(Tlopen {
-                fid: Fid(1),
-                flags: LOpenFlags::RDWR,
-            }),
-        ),
-    );
+    let mut s = Server::new(ns, AllowAll, common::anonymous());
+    let sid = common::open_f(&mut s, MSIZE, LOpenFlags::RDWR);
     (s, sid)
 }
 
@@ -91,7 +57,7 @@ fn namespace_server() -> (Server, SessionId) {
 fn fs_server() -> (FsServer, SessionId) {
     let mut s = FsServer::new(MemFs::default(), ServerConfig::default());
     let sid = s.open_session();
-    start(&mut s, sid);
+    common::start(&mut s, sid, MSIZE);
     ok(&mut s, sid, &frame(3, Msg::Twalk(walk(0, 1, &[]))));
     let create = Tlcreate {
         fid: Fid(1),
@@ -111,31 +77,6 @@ fn fs_server() -> (FsServer, SessionId) {
         ok(&mut s, sid, &frame(5, Msg::Twrite(w)));
     }
     (s, sid)
-}
-
-fn walk<'a>(fid: u32, newfid: u32, names: &'a [&'a str]) -> Twalk<'a> {
-    Twalk {
-        fid: Fid(fid),
-        newfid: Fid(newfid),
-        wnames: WalkNames::new(names).expect("a short walk"),
-    }
-}
-
-/// Version and attach (fid 0 is the root).
-fn start(e: &mut impl Engine, sid: SessionId) {
-    let version = Tversion {
-        msize: MSIZE,
-        version: Dialect::Linux.version(),
-    };
-    ok(e, sid, &frame(0xffff, Msg::Tversion(version)));
-    let attach = Tattach {
-        fid: Fid(0),
-        afid: Fid::NOFID,
-        uname: "bench",
-        aname: "",
-        n_uname: Some(0),
-    };
-    ok(e, sid, &frame(1, Msg::Tattach(attach)));
 }
 
 fn read(tag: u16, count: u32) -> Vec<u8> {

@@ -17,85 +17,18 @@
 //!
 //! Run: `cargo bench -p secure9p-benches --bench parallel`.
 
+mod common;
+
+use common::{NOW, check, frame};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use secure9p_codec::{
-    DecodeConfig, Dialect, Fid, Frame, GetattrMask, LOpenFlags, Msg, Tag, Tattach, Tgetattr,
-    Tlopen, Tread, Tversion, Twalk, WalkNames,
-};
-use secure9p_core::{
-    AllowAll, MemFile, Namespace, Outcome, Principal, Replies, Role, Server, ServerConfig,
-    SessionId,
-};
+use secure9p_codec::{Fid, GetattrMask, LOpenFlags, Msg, Tgetattr, Tread};
+use secure9p_core::{AllowAll, MemFile, Namespace, Outcome, Replies, Server, SessionId};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 const MSIZE: u32 = 65_536;
-const NOW: u64 = 1_700_000_000;
 /// Requests handled under one lock: a connection's burst of 16 in flight.
 const BURST: u64 = 16;
-
-fn frame(tag: u16, msg: Msg<'_>) -> Vec<u8> {
-    let f = Frame { tag: Tag(tag), msg };
-    let mut out = vec![0u8; f.encoded_len()];
-    let n = f.encode(&mut out).expect("encode");
-    out.truncate(n);
-    out
-}
-
-/// A session of `server` with `/f` open for reading as fid 1.
-fn session(server: &mut Server) -> SessionId {
-    let sid = server.open_session();
-    let requests = [
-        frame(
-            0xffff,
-            Msg::Tversion(Tversion {
-                msize: MSIZE,
-                version: Dialect::Linux.version(),
-            }),
-        ),
-        frame(
-            1,
-            Msg::Tattach(Tattach {
-                fid: Fid(0),
-                afid: Fid::NOFID,
-                uname: "guest",
-                aname: "",
-                n_uname: Some(0),
-            }),
-        ),
-        frame(
-            2,
-            Msg::Twalk(Twalk {
-                fid: Fid(0),
-                newfid: Fid(1),
-                wnames: WalkNames::new(&["f"]).expect("one name"),
-            }),
-        ),
-        frame(
-            3,
-            Msg::Tlopen(Tlopen {
-                fid: Fid(1),
-                flags: LOpenFlags::empty(),
-            }),
-        ),
-    ];
-    for f in &requests {
-        let mut out = Replies::new();
-        server.handle_replies(sid, f, NOW, &mut out).expect("up");
-        check(&out.into_vec());
-    }
-    sid
-}
-
-/// The reply must be one frame and a success.
-fn check(reply: &[u8]) {
-    let f = Frame::decode(reply, DecodeConfig::new(Dialect::Linux, MSIZE)).expect("a reply");
-    assert!(
-        !matches!(f.msg, Msg::Rlerror(_)),
-        "request failed: {:?}",
-        f.msg
-    );
-}
 
 fn server(sessions: usize) -> (Server, Vec<SessionId>) {
     let mut ns = Namespace::new();
@@ -103,12 +36,10 @@ fn server(sessions: usize) -> (Server, Vec<SessionId>) {
     let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
     ns.add_file(root, "f", Box::new(MemFile::new(data, 1 << 20)))
         .expect("add f");
-    let config = ServerConfig {
-        anonymous: Some(Principal::anonymous(Role::Anonymous, "guest")),
-        ..ServerConfig::default()
-    };
-    let mut server = Server::new(ns, AllowAll, config);
-    let sids = (0..sessions).map(|_| session(&mut server)).collect();
+    let mut server = Server::new(ns, AllowAll, common::anonymous());
+    let sids = (0..sessions)
+        .map(|_| common::open_f(&mut server, MSIZE, LOpenFlags::empty()))
+        .collect();
     (server, sids)
 }
 
@@ -187,11 +118,11 @@ fn parallel(c: &mut Criterion) {
             for &sid in &sids {
                 let mut out = Replies::new();
                 s.handle_replies(sid, request, NOW, &mut out).expect("up");
-                check(&out.into_vec());
+                check(&out.into_vec(), MSIZE);
                 let mut out = Replies::new();
                 let r = s.handle_concurrent(sid, request, NOW, &mut out);
                 assert_eq!(r, Some(Ok(Outcome::Replied)));
-                check(&out.into_vec());
+                check(&out.into_vec(), MSIZE);
             }
             let mutex = Mutex::new(s);
             let (s, sids2) = server(threads);

@@ -612,17 +612,7 @@ impl Server {
         now: u64,
         out: &mut Replies,
     ) -> Result<Outcome, SessionError> {
-        let Server {
-            sessions,
-            config,
-            ns,
-            policy,
-            ..
-        } = self;
-        let s = sessions
-            .get_mut(&sid)
-            .ok_or(SessionError::UnknownSession)?
-            .get_mut();
+        let (_, config, s) = self.split(sid).map_err(|_| SessionError::UnknownSession)?;
         let (ctx, msg) = match prepare(s, config, sid, frame, now, out.buf())? {
             Request::Answered => return Ok(Outcome::Replied),
             Request::Version(ctx, v) => {
@@ -632,19 +622,11 @@ impl Server {
             Request::Msg(ctx, msg) => (ctx, msg),
         };
         let start = out.len();
-        let view = View {
-            ns,
-            policy: &**policy,
-        };
-        // What needs only a view of the server is answered as
-        // `handle_concurrent` answers it; the rest needs all of it. A read
-        // gets the replies themselves (its payload may be their tail).
-        let result = match view.dispatch_now(s, config, ctx, msg, out) {
-            Some(r) => r.map(|()| Outcome::Replied),
-            None => match msg {
-                Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
-                msg => self.dispatch(ctx, msg, out.buf()),
-            },
+        // A read gets the replies themselves (its payload may be their
+        // tail); `dispatch` answers every other request into the buffer.
+        let result = match msg {
+            Msg::Tread(m) => self.read(ctx, m.fid, m.offset, m.count, out),
+            msg => self.dispatch(ctx, msg, out.buf()),
         };
         match result {
             Ok(outcome) => Ok(outcome),
@@ -690,11 +672,9 @@ impl Server {
             Ok(Request::Version(..)) => return None,
             Ok(Request::Msg(ctx, msg)) => (ctx, msg),
         };
-        let view = View {
-            ns: &self.ns,
-            policy: &*self.policy,
-        };
-        let r = view.dispatch_now(&mut s, &self.config, ctx, msg, out)?;
+        let r = self
+            .view()
+            .dispatch_now(&mut s, &self.config, ctx, msg, out)?;
         if let Err(e) = r {
             out.truncate(start);
             reply_error(out.buf(), ctx, e);
@@ -733,6 +713,13 @@ impl Server {
             .ok_or(FsError::Protocol)
     }
 
+    fn view(&self) -> View<'_> {
+        View {
+            ns: &self.ns,
+            policy: &*self.policy,
+        }
+    }
+
     /// The view, the configuration and session `sid`, borrowed at once.
     fn split(
         &mut self,
@@ -769,35 +756,22 @@ impl Server {
         Ok(())
     }
 
-    /// Records a refusal met where the server was only viewed.
-    fn audit_denial(&mut self, ctx: Ctx, d: &Denial) {
+    /// Records that `who` was refused `op` on `path`; returns the error.
+    fn deny(&mut self, ctx: Ctx, who: &Principal, op: Op, path: &str, error: FsError) -> FsError {
         self.audit.record(&AuditEvent {
             at: ctx.now,
-            role: Some(d.who.role),
-            subject: &d.who.subject,
-            ticket: d.who.ticket,
-            kind: AuditKind::Denied {
-                op: d.op,
-                path: &d.path,
-                error: d.error,
-            },
+            role: Some(who.role),
+            subject: &who.subject,
+            ticket: who.ticket,
+            kind: AuditKind::Denied { op, path, error },
         });
+        error
     }
 
     fn check(&mut self, ctx: Ctx, who: &Principal, op: Op, path: &str) -> Result<(), FsError> {
-        match self.policy.check(who, op, path) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.audit.record(&AuditEvent {
-                    at: ctx.now,
-                    role: Some(who.role),
-                    subject: &who.subject,
-                    ticket: who.ticket,
-                    kind: AuditKind::Denied { op, path, error },
-                });
-                Err(error)
-            }
-        }
+        self.policy
+            .check(who, op, path)
+            .map_err(|error| self.deny(ctx, who, op, path, error))
     }
 
     fn dispatch(&mut self, ctx: Ctx, msg: Msg<'_>, out: &mut Vec<u8>) -> Result<Outcome, FsError> {
@@ -827,6 +801,28 @@ impl Server {
                 replied
             }
             Msg::Twrite(m) => self.write(ctx, m.fid, m.offset, m.data, out),
+            Msg::Treaddir(m) => {
+                let (view, _, s) = self.split(ctx.sid)?;
+                view.readdir(s, ctx, m, out).and(replied)
+            }
+            Msg::Tgetattr(m) => {
+                let (view, _, s) = self.split(ctx.sid)?;
+                view.getattr(s, ctx, m, out).and(replied)
+            }
+            Msg::Tstat(m) => {
+                let (view, _, s) = self.split(ctx.sid)?;
+                view.stat(s, ctx, m.fid, out).and(replied)
+            }
+            Msg::Tstatfs(m) => {
+                self.fid(ctx, m.fid)?;
+                encode_into(out, ctx.tag, Msg::Rstatfs(&STATFS));
+                replied
+            }
+            Msg::Tfsync(m) => {
+                self.fid(ctx, m.fid)?;
+                encode_into(out, ctx.tag, Msg::Rfsync(codec::Rfsync {}));
+                replied
+            }
             Msg::Tclunk(m) => {
                 let entry = self
                     .session(ctx.sid)?
@@ -989,7 +985,7 @@ impl Server {
         let (view, config, s) = self.split(ctx.sid)?;
         let r = view.walk(s, config, ctx, m, out, &mut denied);
         if let Some(d) = denied {
-            self.audit_denial(ctx, &d);
+            self.deny(ctx, &d.who, d.op, &d.path, d.error);
         }
         r
     }
@@ -1022,19 +1018,7 @@ impl Server {
                 .map(|n| n.kind())
                 .ok_or(FsError::NotFound)?;
             if kind == NodeKind::ReadOnly && (access.write || access.truncate) {
-                let error = FsError::AccessDenied;
-                self.audit.record(&AuditEvent {
-                    at: ctx.now,
-                    role: Some(principal.role),
-                    subject: &principal.subject,
-                    ticket: principal.ticket,
-                    kind: AuditKind::Denied {
-                        op: Op::Write,
-                        path: &path,
-                        error,
-                    },
-                });
-                return Err(error);
+                return Err(self.deny(ctx, &principal, Op::Write, &path, FsError::AccessDenied));
             }
             if access.read {
                 self.check(ctx, &principal, Op::Read, &path)?;
@@ -1104,8 +1088,12 @@ impl Server {
         count: u32,
         out: &mut Replies,
     ) -> Result<Outcome, FsError> {
-        // `View::read_now` found that the node needs itself for this read
-        // (it may defer, or share its contents first).
+        let (view, _, s) = self.split(ctx.sid)?;
+        if let Some(r) = view.read_now(s, ctx, fid, offset, count, out) {
+            return r.map(|()| Outcome::Replied);
+        }
+        // The node needs itself for this read (it may defer, or share its
+        // contents first).
         let max = ctx.msize.saturating_sub(RREAD_HEADER_LEN as u32);
         let count = count.min(max);
         let (node, path, principal, mut h) = self.session(ctx.sid)?.take_handle(ctx, fid, false)?;
