@@ -18,6 +18,13 @@
 //!
 //! `read` and `write` may defer ([`Io::Defer`]) like a [`Node`](crate::Node)'s;
 //! the other calls answer at once and must not block for long.
+//!
+//! Every method takes `&mut self` and is called with the server to itself,
+//! except the `try_` ones (`try_getattr`, `try_read`, `try_read_shared`),
+//! which take `&self` and may run on several threads at once for different
+//! sessions ([`FsServer::handle_concurrent`](crate::FsServer::handle_concurrent)).
+//! Their default declines, so a provider that does not write them is served
+//! exactly as before.
 
 use crate::error::FsError;
 use crate::node::{Io, Token};
@@ -264,6 +271,47 @@ pub trait Filesystem: Send + Sync {
     /// read that would wait.
     fn read_shared(
         &mut self,
+        caller: &Caller,
+        obj: Obj,
+        offset: u64,
+        count: u32,
+    ) -> Option<Result<bytes::Bytes, FsError>> {
+        let _ = (caller, obj, offset, count);
+        None
+    }
+
+    /// [`getattr`](Filesystem::getattr) through `&self`, for
+    /// [`FsServer::handle_concurrent`](crate::FsServer::handle_concurrent):
+    /// requests of other sessions may be answered at the same time on other
+    /// threads. `Some` must be what `getattr` would answer; `None`, the
+    /// default, has the engine call `getattr` with the server to itself.
+    fn try_getattr(&self, caller: &Caller, obj: Obj) -> Option<Result<Attr, FsError>> {
+        let _ = (caller, obj);
+        None
+    }
+
+    /// [`read`](Filesystem::read) through `&self` (see
+    /// [`try_getattr`](Filesystem::try_getattr)), for a read that needs
+    /// neither a change to the provider nor a wait: `Some` with what `read`
+    /// would answer, or `None` (the default) to have the engine call `read`.
+    fn try_read(
+        &self,
+        caller: &Caller,
+        obj: Obj,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, FsError>> {
+        let _ = (caller, obj, offset, buf);
+        None
+    }
+
+    /// [`read_shared`](Filesystem::read_shared) through `&self` (see
+    /// [`try_getattr`](Filesystem::try_getattr)). `None`, the default, has
+    /// the engine try [`try_read`](Filesystem::try_read) next: a provider
+    /// that wants a large read to reach `read_shared` (to share a buffer it
+    /// has not shared yet) declines it in `try_read` too.
+    fn try_read_shared(
+        &self,
         caller: &Caller,
         obj: Obj,
         offset: u64,

@@ -19,16 +19,17 @@ use crate::namespace::NodeId;
 use crate::node::{Io, Token};
 use crate::replies::{self, Replies, SHARE_MIN};
 use crate::server::{
-    Completion, Outcome, SessionError, SessionId, encode_into, error_msg, negotiate,
+    Completion, Ctx, Outcome, Request, Rules, SessionError, SessionId, SessionState, State,
+    encode_into, error_msg, finish_rread, negotiate, prepare,
 };
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use secure9p_codec::{
-    self as codec, CodecError, DecodeConfig, Dialect, DirEntryWriter, Fid, Frame, GetattrMask,
-    Header, LOpenFlags, LockStatus, LockType, Msg, OpenMode, Qid, QidType, RREAD_HEADER_LEN,
-    SetattrValid, Stat, StatRef, Tag, WalkQids,
+    self as codec, CodecError, Dialect, DirEntryWriter, Fid, GetattrMask, LOpenFlags, LockStatus,
+    LockType, Msg, MsgType, OpenMode, Qid, QidType, RREAD_HEADER_LEN, SetattrValid, Stat, StatRef,
+    Tag, WalkQids,
 };
 
 /// Largest extended attribute value a client may set or read (Linux's
@@ -39,12 +40,6 @@ pub const MAX_XATTR_SIZE: u64 = 64 * 1024;
 const E2BIG: FsError = FsError::Errno(7);
 /// The magic `statfs(2)` reports for a 9P mount.
 const V9FS_MAGIC: u32 = 0x0102_1997;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    AwaitVersion,
-    Ready { dialect: Dialect, msize: u32 },
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Open {
@@ -98,11 +93,25 @@ struct Session {
     pending: BTreeMap<Tag, Pending>,
 }
 
+impl Session {
+    fn new(state: State) -> Self {
+        Session {
+            state,
+            fids: BTreeMap::new(),
+            pending: BTreeMap::new(),
+        }
+    }
+}
+
 /// A sans-IO 9P2000.L / 9P2000 server over a [`Filesystem`].
 pub struct FsServer {
     fs: Box<dyn Filesystem>,
     config: ServerConfig,
-    sessions: BTreeMap<SessionId, Session>,
+    /// Each session behind its own lock, so that requests of different
+    /// sessions can be answered at once through
+    /// [`handle_concurrent`](FsServer::handle_concurrent); the `&mut self`
+    /// paths reach it with `get_mut`.
+    sessions: BTreeMap<SessionId, spin::Mutex<Session>>,
     tokens: BTreeMap<Token, (SessionId, Tag)>,
     locks: LockTable,
     next_session: u64,
@@ -118,15 +127,6 @@ impl core::fmt::Debug for FsServer {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-#[derive(Clone, Copy)]
-struct Ctx {
-    sid: SessionId,
-    tag: Tag,
-    dialect: Dialect,
-    msize: u32,
-    now: u64,
 }
 
 /// The engine's errno for a frame that does not decode; a name with NUL
@@ -188,6 +188,63 @@ fn open_of(flags: u32) -> Open {
     }
 }
 
+impl SessionState for Session {
+    fn state(&self) -> State {
+        self.state
+    }
+    fn in_flight(&self, tag: Tag) -> bool {
+        self.pending.contains_key(&tag)
+    }
+}
+
+/// The file server's request checks: it serves every request type (what
+/// it does not support is `EOPNOTSUPP` from `dispatch`).
+const RULES: Rules = Rules {
+    serves: |_| true,
+    errno: codec_errno,
+};
+
+/// The file a fid names (open or not; not an xattr fid): its handle, qid
+/// and user.
+fn file_of(s: &Session, fid: Fid) -> Result<(Obj, Qid, u32), FsError> {
+    let f = s.fids.get(&fid).ok_or(FsError::BadFid)?;
+    if f.xattr.is_some() {
+        return Err(FsError::BadFid);
+    }
+    Ok((f.obj, f.qid, f.uid))
+}
+
+fn caller_of(ctx: Ctx, uid: u32, token: Token) -> Caller {
+    Caller {
+        session: ctx.sid,
+        uid,
+        now: ctx.now,
+        token,
+    }
+}
+
+/// What a `Tread` of a fid reads, once the fid is checked.
+enum ReadFrom<'s> {
+    /// An extended attribute's value, held by the fid.
+    Xattr(&'s [u8]),
+    /// A directory (stat entries in 9P2000; `EISDIR` in 9P2000.L).
+    Dir,
+    /// A file: the provider reads it.
+    File(Obj, u32),
+}
+
+fn read_from(s: &Session, fid: Fid) -> Result<ReadFrom<'_>, FsError> {
+    let f = s.fids.get(&fid).ok_or(FsError::BadFid)?;
+    if !f.open.is_some_and(|o| o.read) {
+        return Err(FsError::BadFid);
+    }
+    Ok(match &f.xattr {
+        Some(Xattr::Read(value)) => ReadFrom::Xattr(value),
+        _ if f.qid.ty.contains(QidType::DIR) => ReadFrom::Dir,
+        _ => ReadFrom::File(f.obj, f.uid),
+    })
+}
+
 impl FsServer {
     /// A server over `fs`, with the fid, tag and msize limits of `config`
     /// (its `anonymous` and `strict_fids` are not used: every attach is the
@@ -223,20 +280,14 @@ impl FsServer {
     pub fn open_session(&mut self) -> SessionId {
         let sid = SessionId(self.next_session);
         self.next_session += 1;
-        self.sessions.insert(
-            sid,
-            Session {
-                state: State::AwaitVersion,
-                fids: BTreeMap::new(),
-                pending: BTreeMap::new(),
-            },
-        );
+        self.sessions
+            .insert(sid, spin::Mutex::new(Session::new(State::AwaitVersion)));
         sid
     }
 
     /// The msize negotiated by a session (the server's cap before `version`).
     pub fn msize(&self, sid: SessionId) -> Option<u32> {
-        match self.sessions.get(&sid)?.state {
+        match self.sessions.get(&sid)?.lock().state {
             State::AwaitVersion => Some(self.config.max_msize),
             State::Ready { msize, .. } => Some(msize),
         }
@@ -244,7 +295,7 @@ impl FsServer {
 
     /// Fids a session holds.
     pub fn fid_count(&self, sid: SessionId) -> usize {
-        self.sessions.get(&sid).map_or(0, |s| s.fids.len())
+        self.sessions.get(&sid).map_or(0, |s| s.lock().fids.len())
     }
 
     /// Closes a session: cancels its pending work, releases its fids and
@@ -253,7 +304,7 @@ impl FsServer {
         let Some(session) = self.sessions.remove(&sid) else {
             return Vec::new();
         };
-        self.drop_session(sid, session)
+        self.drop_session(sid, session.into_inner())
     }
 
     fn drop_session(&mut self, sid: SessionId, session: Session) -> Vec<Token> {
@@ -294,57 +345,19 @@ impl FsServer {
         now: u64,
         out: &mut Replies,
     ) -> Result<Outcome, SessionError> {
-        let state = self
+        let s = self
             .sessions
-            .get(&sid)
+            .get_mut(&sid)
             .ok_or(SessionError::UnknownSession)?
-            .state;
-        let (dialect, msize) = match state {
-            State::AwaitVersion => (Dialect::Linux, self.config.max_msize),
-            State::Ready { dialect, msize } => (dialect, msize),
-        };
-        let header = Header::peek(frame).map_err(SessionError::Framing)?;
-        if header.size as usize != frame.len() {
-            return Err(SessionError::Framing(CodecError::SizeMismatch {
-                declared: header.size,
-                actual: frame.len(),
-            }));
-        }
-        let ctx = Ctx {
-            sid,
-            tag: header.tag,
-            dialect,
-            msize,
-            now,
-        };
-        let msg = match Frame::decode(frame, DecodeConfig::new(dialect, msize)) {
-            Ok(f) => f.msg,
-            Err(e) => {
-                encode_into(out.buf(), ctx.tag, error_msg(dialect, codec_errno(e)));
+            .get_mut();
+        let (ctx, msg) = match prepare(s, &RULES, &self.config, sid, frame, now, out.buf())? {
+            Request::Answered => return Ok(Outcome::Replied),
+            Request::Version(ctx, v) => {
+                self.version(ctx, v, out.buf());
                 return Ok(Outcome::Replied);
             }
+            Request::Msg(ctx, msg) => (ctx, msg),
         };
-        if !msg.msg_type().is_request() {
-            encode_into(out.buf(), ctx.tag, error_msg(dialect, FsError::Protocol));
-            return Ok(Outcome::Replied);
-        }
-        if let Msg::Tversion(v) = msg {
-            self.version(ctx, v, out.buf());
-            return Ok(Outcome::Replied);
-        }
-        let busy = self
-            .sessions
-            .get(&sid)
-            .is_some_and(|s| s.pending.contains_key(&ctx.tag));
-        if state == State::AwaitVersion || busy {
-            let e = if busy {
-                FsError::Invalid
-            } else {
-                FsError::Protocol
-            };
-            encode_into(out.buf(), ctx.tag, error_msg(dialect, e));
-            return Ok(Outcome::Replied);
-        }
         let start = out.len();
         // A read gets the replies themselves (its payload may be their
         // tail); `dispatch` answers every other request into the buffer.
@@ -356,29 +369,82 @@ impl FsServer {
             Ok(o) => Ok(o),
             Err(e) => {
                 out.truncate(start);
-                encode_into(out.buf(), ctx.tag, error_msg(dialect, e));
+                encode_into(out.buf(), ctx.tag, error_msg(ctx.dialect, e));
                 Ok(Outcome::Replied)
             }
         }
     }
 
+    /// Handles one request of session `sid` through `&self`, beside other
+    /// sessions' requests on other threads, if it needs no more than a view
+    /// of the server and the provider answers it now: `Tgetattr`
+    /// ([`Filesystem::try_getattr`]), `Tread` of a file
+    /// ([`Filesystem::try_read_shared`], [`Filesystem::try_read`]) or of an
+    /// extended attribute, and `Tflush` of a tag with nothing pending. The
+    /// answer is the one [`handle_replies`](FsServer::handle_replies) would
+    /// give.
+    ///
+    /// `None` means the request needs [`handle_replies`](FsServer::handle_replies)
+    /// (`&mut self`): nothing was changed or appended to `out`. So does a
+    /// request of a session another thread is handling now.
+    pub fn handle_concurrent(
+        &self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
+    ) -> Option<Result<Outcome, SessionError>> {
+        let ty = MsgType::from_u8(*frame.get(4)?)?;
+        if !matches!(ty, MsgType::Tgetattr | MsgType::Tread | MsgType::Tflush) {
+            return None;
+        }
+        let Some(session) = self.sessions.get(&sid) else {
+            return Some(Err(SessionError::UnknownSession));
+        };
+        let s = session.try_lock()?;
+        let start = out.len();
+        let (ctx, msg) = match prepare(&*s, &RULES, &self.config, sid, frame, now, out.buf()) {
+            Err(e) => return Some(Err(e)),
+            Ok(Request::Answered) => return Some(Ok(Outcome::Replied)),
+            Ok(Request::Version(..)) => return None,
+            Ok(Request::Msg(ctx, msg)) => (ctx, msg),
+        };
+        let r = match msg {
+            Msg::Tgetattr(m) => match file_of(&s, m.fid) {
+                Err(e) => Err(e),
+                Ok((obj, _, uid)) => {
+                    let caller = caller_of(ctx, uid, Token(self.next_token));
+                    self.fs.try_getattr(&caller, obj)?.map(|a| {
+                        let reply = Msg::Rgetattr(&rgetattr(&a, m.request_mask));
+                        encode_into(out.buf(), ctx.tag, reply);
+                    })
+                }
+            },
+            Msg::Tread(m) => self.read_now(&s, ctx, &m, out)?,
+            Msg::Tflush(m) if !s.pending.contains_key(&m.oldtag) => {
+                encode_into(out.buf(), ctx.tag, Msg::Rflush(codec::Rflush {}));
+                Ok(())
+            }
+            _ => return None,
+        };
+        if let Err(e) = r {
+            out.truncate(start);
+            encode_into(out.buf(), ctx.tag, error_msg(ctx.dialect, e));
+        }
+        Some(Ok(Outcome::Replied))
+    }
+
     fn version(&mut self, ctx: Ctx, v: codec::Tversion<'_>, out: &mut Vec<u8>) {
         if let Some(s) = self.sessions.remove(&ctx.sid) {
-            self.drop_session(ctx.sid, s);
+            self.drop_session(ctx.sid, s.into_inner());
         }
         let (dialect, msize) = negotiate(&v, self.config.max_msize);
         let (state, version) = match dialect {
             Some(d) => (State::Ready { dialect: d, msize }, d.version()),
             _ => (State::AwaitVersion, "unknown"),
         };
-        self.sessions.insert(
-            ctx.sid,
-            Session {
-                state,
-                fids: BTreeMap::new(),
-                pending: BTreeMap::new(),
-            },
-        );
+        self.sessions
+            .insert(ctx.sid, spin::Mutex::new(Session::new(state)));
         encode_into(
             out,
             ctx.tag,
@@ -387,7 +453,10 @@ impl FsServer {
     }
 
     fn session(&mut self, sid: SessionId) -> Result<&mut Session, FsError> {
-        self.sessions.get_mut(&sid).ok_or(FsError::Protocol)
+        self.sessions
+            .get_mut(&sid)
+            .map(spin::Mutex::get_mut)
+            .ok_or(FsError::Protocol)
     }
 
     fn fid(&mut self, ctx: Ctx, fid: Fid) -> Result<&mut FsFid, FsError> {
@@ -399,11 +468,7 @@ impl FsServer {
 
     /// A fid that names a file (open or not), not an xattr fid.
     fn file(&mut self, ctx: Ctx, fid: Fid) -> Result<(Obj, Qid, u32), FsError> {
-        let f = self.fid(ctx, fid)?;
-        if f.xattr.is_some() {
-            return Err(FsError::BadFid);
-        }
-        Ok((f.obj, f.qid, f.uid))
+        file_of(self.session(ctx.sid)?, fid)
     }
 
     /// A fid that names an unopened directory (for creating in it).
@@ -434,12 +499,7 @@ impl FsServer {
     }
 
     fn caller(&self, ctx: Ctx, uid: u32) -> Caller {
-        Caller {
-            session: ctx.sid,
-            uid,
-            now: ctx.now,
-            token: Token(self.next_token),
-        }
+        caller_of(ctx, uid, Token(self.next_token))
     }
 
     fn bind(&mut self, ctx: Ctx, fid: Fid, entry: FsFid) -> Result<(), FsError> {
@@ -491,7 +551,7 @@ impl FsServer {
                 if let Some(p) = self
                     .sessions
                     .get_mut(&ctx.sid)
-                    .and_then(|s| s.pending.remove(&m.oldtag))
+                    .and_then(|s| s.get_mut().pending.remove(&m.oldtag))
                 {
                     self.tokens.remove(&p.token);
                     self.fs.cancel(p.token);
@@ -990,22 +1050,20 @@ impl FsServer {
     ) -> Result<Outcome, FsError> {
         let max = ctx.msize.saturating_sub(RREAD_HEADER_LEN as u32);
         let count = count.min(max);
-        let f = self.fid(ctx, fid)?;
-        if !f.open.is_some_and(|o| o.read) {
-            return Err(FsError::BadFid);
-        }
-        if let Some(Xattr::Read(value)) = &f.xattr {
-            let data = crate::node::slice_at(value, offset, count);
-            encode_into(out.buf(), ctx.tag, Msg::Rread(codec::Rread { data }));
-            return Ok(Outcome::Replied);
-        }
-        let (obj, qid, uid) = (f.obj, f.qid, f.uid);
-        if qid.ty.contains(QidType::DIR) {
-            return match ctx.dialect {
-                Dialect::Base => self.read_dir_stats(ctx, fid, offset, count, out.buf()),
-                Dialect::Linux => Err(FsError::IsDir),
-            };
-        }
+        let (obj, uid) = match read_from(self.session(ctx.sid)?, fid)? {
+            ReadFrom::Xattr(value) => {
+                let data = crate::node::slice_at(value, offset, count);
+                encode_into(out.buf(), ctx.tag, Msg::Rread(codec::Rread { data }));
+                return Ok(Outcome::Replied);
+            }
+            ReadFrom::Dir => {
+                return match ctx.dialect {
+                    Dialect::Base => self.read_dir_stats(ctx, fid, offset, count, out.buf()),
+                    Dialect::Linux => Err(FsError::IsDir),
+                };
+            }
+            ReadFrom::File(obj, uid) => (obj, uid),
+        };
         let caller = self.caller(ctx, uid);
         if count >= SHARE_MIN
             && let Some(r) = self.fs.read_shared(&caller, obj, offset, count)
@@ -1022,12 +1080,7 @@ impl FsServer {
         };
         match io {
             Io::Ready(Ok(n)) => {
-                let n = n.min(count as usize);
-                out.truncate(start + RREAD_HEADER_LEN + n);
-                let header = codec::rread_header(ctx.tag, n).map_err(|_| FsError::Io)?;
-                if let Some(dst) = out.get_mut(start..start + RREAD_HEADER_LEN) {
-                    dst.copy_from_slice(&header);
-                }
+                finish_rread(out, start, ctx.tag, n.min(count as usize) as u32)?;
                 Ok(Outcome::Replied)
             }
             Io::Ready(Err(e)) => {
@@ -1037,6 +1090,60 @@ impl FsServer {
             Io::Defer => {
                 out.truncate(start);
                 self.defer(ctx, caller.token, PendingKind::Read { count })
+            }
+        }
+    }
+
+    /// A `Tread` answered through `&self` if the provider reads the file
+    /// now ([`Filesystem::try_read_shared`], [`Filesystem::try_read`]):
+    /// `None` (nothing appended) when it declines, or for a 9P2000
+    /// directory read, which moves the fid's cursor.
+    fn read_now(
+        &self,
+        s: &Session,
+        ctx: Ctx,
+        m: &codec::Tread,
+        out: &mut Replies,
+    ) -> Option<Result<(), FsError>> {
+        let max = ctx.msize.saturating_sub(RREAD_HEADER_LEN as u32);
+        let count = m.count.min(max);
+        let (obj, uid) = match read_from(s, m.fid) {
+            Err(e) => return Some(Err(e)),
+            Ok(ReadFrom::Xattr(value)) => {
+                let data = crate::node::slice_at(value, m.offset, count);
+                encode_into(out.buf(), ctx.tag, Msg::Rread(codec::Rread { data }));
+                return Some(Ok(()));
+            }
+            Ok(ReadFrom::Dir) => {
+                return match ctx.dialect {
+                    Dialect::Base => None,
+                    Dialect::Linux => Some(Err(FsError::IsDir)),
+                };
+            }
+            Ok(ReadFrom::File(obj, uid)) => (obj, uid),
+        };
+        let caller = caller_of(ctx, uid, Token(self.next_token));
+        if count >= SHARE_MIN
+            && let Some(r) = self.fs.try_read_shared(&caller, obj, m.offset, count)
+        {
+            return Some(r.and_then(|data| out.push_rread(ctx.tag, data, count)));
+        }
+        let out = out.buf();
+        let start = out.len();
+        out.resize(start + RREAD_HEADER_LEN + count as usize, 0);
+        let read = out
+            .get_mut(start + RREAD_HEADER_LEN..)
+            .and_then(|buf| self.fs.try_read(&caller, obj, m.offset, buf));
+        match read {
+            Some(Ok(n)) => Some(finish_rread(
+                out,
+                start,
+                ctx.tag,
+                n.min(count as usize) as u32,
+            )),
+            other => {
+                out.truncate(start);
+                other.map(|r| r.map(drop))
             }
         }
     }
@@ -1254,7 +1361,7 @@ impl FsServer {
         out: &mut Vec<u8>,
     ) -> Option<SessionId> {
         let (sid, tag) = self.tokens.remove(&token)?;
-        let session = self.sessions.get_mut(&sid)?;
+        let session = self.sessions.get_mut(&sid)?.get_mut();
         let pending = session.pending.remove(&tag)?;
         let dialect = match session.state {
             State::Ready { dialect, .. } => dialect,

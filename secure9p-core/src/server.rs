@@ -68,7 +68,7 @@ pub enum SessionError {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
+pub(crate) enum State {
     AwaitVersion,
     Ready { dialect: Dialect, msize: u32 },
 }
@@ -236,12 +236,12 @@ impl core::fmt::Debug for Server {
 
 /// Where a reply goes and in which dialect.
 #[derive(Clone, Copy)]
-struct Ctx {
-    sid: SessionId,
-    tag: Tag,
-    dialect: Dialect,
-    msize: u32,
-    now: u64,
+pub(crate) struct Ctx {
+    pub(crate) sid: SessionId,
+    pub(crate) tag: Tag,
+    pub(crate) dialect: Dialect,
+    pub(crate) msize: u32,
+    pub(crate) now: u64,
 }
 
 pub(crate) fn encode_into(out: &mut Vec<u8>, tag: Tag, msg: Msg<'_>) {
@@ -319,7 +319,12 @@ pub(crate) fn negotiate(v: &codec::Tversion<'_>, max_msize: u32) -> (Option<Dial
 
 /// Ends an `Rread` whose data (at most `count` bytes of it kept) follows
 /// the room left for its header at `start` of `out`.
-fn finish_rread(out: &mut Vec<u8>, start: usize, tag: Tag, count: u32) -> Result<(), FsError> {
+pub(crate) fn finish_rread(
+    out: &mut Vec<u8>,
+    start: usize,
+    tag: Tag,
+    count: u32,
+) -> Result<(), FsError> {
     out.truncate(start + RREAD_HEADER_LEN + count as usize);
     let len = out.len() - start - RREAD_HEADER_LEN;
     let header = codec::rread_header(tag, len).map_err(|_| FsError::Io)?;
@@ -330,7 +335,7 @@ fn finish_rread(out: &mut Vec<u8>, start: usize, tag: Tag, count: u32) -> Result
 }
 
 /// A request frame once its header and body are checked.
-enum Request<'f> {
+pub(crate) enum Request<'f> {
     /// Answered already: an error reply is in `out`.
     Answered,
     /// A `Tversion`, which resets the session.
@@ -339,19 +344,52 @@ enum Request<'f> {
     Msg(Ctx, Msg<'f>),
 }
 
+/// What the request checks read of a session, in either engine.
+pub(crate) trait SessionState {
+    /// Before or after `version`.
+    fn state(&self) -> State;
+    /// Whether a request with this tag is waiting for its reply.
+    fn in_flight(&self, tag: Tag) -> bool;
+}
+
+impl SessionState for Session {
+    fn state(&self) -> State {
+        self.state
+    }
+    fn in_flight(&self, tag: Tag) -> bool {
+        self.pending.contains_key(&tag)
+    }
+}
+
+/// Where the two engines' request checks differ.
+pub(crate) struct Rules {
+    /// Whether the engine serves requests of a type: one it does not is
+    /// `EOPNOTSUPP` before its body is decoded.
+    pub(crate) serves: fn(MsgType) -> bool,
+    /// The errno of a body that does not decode.
+    pub(crate) errno: fn(CodecError) -> FsError,
+}
+
+/// The namespace engine's rules.
+const RULES: Rules = Rules {
+    serves: Server::serves,
+    errno: codec_errno,
+};
+
 /// Checks a frame of session `s` the way every request is checked: framing,
-/// a type this engine serves, a body the session's dialect decodes, a
+/// a type the engine serves, a body the session's dialect decodes, a
 /// request after `version`, a tag not in flight. What fails is answered in
 /// `out` (or ends the session, for framing).
-fn prepare<'f>(
-    s: &Session,
+pub(crate) fn prepare<'f>(
+    s: &impl SessionState,
+    rules: &Rules,
     config: &ServerConfig,
     sid: SessionId,
     frame: &'f [u8],
     now: u64,
     out: &mut Vec<u8>,
 ) -> Result<Request<'f>, SessionError> {
-    let state = s.state;
+    let state = s.state();
     let (dialect, msize) = match state {
         State::AwaitVersion => (Dialect::Linux, config.max_msize),
         State::Ready { dialect, msize } => (dialect, msize),
@@ -376,7 +414,7 @@ fn prepare<'f>(
     // EBADMSG, which `mv` reports as "Bad message".
     if let Some(ty) = MsgType::from_u8(header.ty)
         && ty.is_request()
-        && !Server::serves(ty)
+        && !(rules.serves)(ty)
         && state != State::AwaitVersion
     {
         reply_error(out, ctx, FsError::NotSupported);
@@ -385,7 +423,7 @@ fn prepare<'f>(
     let decoded = match Frame::decode(frame, DecodeConfig::new(dialect, msize)) {
         Ok(f) => f,
         Err(e) => {
-            reply_error(out, ctx, codec_errno(e));
+            reply_error(out, ctx, (rules.errno)(e));
             return Ok(Request::Answered);
         }
     };
@@ -400,7 +438,7 @@ fn prepare<'f>(
         reply_error(out, ctx, FsError::Protocol);
         return Ok(Request::Answered);
     }
-    if s.pending.contains_key(&ctx.tag) {
+    if s.in_flight(ctx.tag) {
         reply_error(out, ctx, FsError::Invalid);
         return Ok(Request::Answered);
     }
@@ -613,7 +651,7 @@ impl Server {
         out: &mut Replies,
     ) -> Result<Outcome, SessionError> {
         let (_, config, s) = self.split(sid).map_err(|_| SessionError::UnknownSession)?;
-        let (ctx, msg) = match prepare(s, config, sid, frame, now, out.buf())? {
+        let (ctx, msg) = match prepare(s, &RULES, config, sid, frame, now, out.buf())? {
             Request::Answered => return Ok(Outcome::Replied),
             Request::Version(ctx, v) => {
                 self.version(ctx, v, out.buf());
@@ -666,7 +704,7 @@ impl Server {
         };
         let mut s = session.try_lock()?;
         let start = out.len();
-        let (ctx, msg) = match prepare(&s, &self.config, sid, frame, now, out.buf()) {
+        let (ctx, msg) = match prepare(&*s, &RULES, &self.config, sid, frame, now, out.buf()) {
             Err(e) => return Some(Err(e)),
             Ok(Request::Answered) => return Some(Ok(Outcome::Replied)),
             Ok(Request::Version(..)) => return None,

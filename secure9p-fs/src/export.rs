@@ -248,6 +248,33 @@ impl DirExport {
         }
     }
 
+    /// `pread(2)` of the open file of `obj`.
+    fn pread(&self, obj: Obj, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        match self.held.get(&obj.0).and_then(|h| h.open.as_ref()) {
+            Some(fd) => rustix::io::pread(fd, buf, offset).map_err(errno),
+            None => Err(FsError::BadFid),
+        }
+    }
+
+    /// `fstat(2)` of the file of `obj`, as [`Attr`].
+    fn attr(&self, obj: Obj) -> Result<Attr, FsError> {
+        let st = stat_fd(&self.get(obj)?.fd)?;
+        Ok(Attr {
+            qid: qid_of(&st),
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            nlink: st.st_nlink,
+            rdev: st.st_rdev,
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            blocks: u64::try_from(st.st_blocks).unwrap_or(0),
+            blksize: u64::try_from(st.st_blksize).unwrap_or(4096),
+            atime: ts(st.st_atime, st.st_atime_nsec),
+            mtime: ts(st.st_mtime, st.st_mtime_nsec),
+            ctime: ts(st.st_ctime, st.st_ctime_nsec),
+        })
+    }
+
     fn get(&self, obj: Obj) -> Result<&Held, FsError> {
         self.held.get(&obj.0).ok_or(FsError::BadFid)
     }
@@ -457,21 +484,11 @@ impl Filesystem for DirExport {
     }
 
     fn getattr(&mut self, _: &Caller, obj: Obj) -> Result<Attr, FsError> {
-        let st = stat_fd(&self.get(obj)?.fd)?;
-        Ok(Attr {
-            qid: qid_of(&st),
-            mode: st.st_mode,
-            uid: st.st_uid,
-            gid: st.st_gid,
-            nlink: st.st_nlink,
-            rdev: st.st_rdev,
-            size: u64::try_from(st.st_size).unwrap_or(0),
-            blocks: u64::try_from(st.st_blocks).unwrap_or(0),
-            blksize: u64::try_from(st.st_blksize).unwrap_or(4096),
-            atime: ts(st.st_atime, st.st_atime_nsec),
-            mtime: ts(st.st_mtime, st.st_mtime_nsec),
-            ctime: ts(st.st_ctime, st.st_ctime_nsec),
-        })
+        self.attr(obj)
+    }
+
+    fn try_getattr(&self, _: &Caller, obj: Obj) -> Option<Result<Attr, FsError>> {
+        Some(self.attr(obj))
     }
 
     fn setattr(&mut self, c: &Caller, obj: Obj, set: &SetAttr) -> Result<(), FsError> {
@@ -649,11 +666,17 @@ impl Filesystem for DirExport {
     }
 
     fn read(&mut self, _: &Caller, obj: Obj, offset: u64, buf: &mut [u8]) -> Io<usize> {
-        let r = match self.held.get(&obj.0).and_then(|h| h.open.as_ref()) {
-            Some(fd) => rustix::io::pread(fd, buf, offset).map_err(errno),
-            None => Err(FsError::BadFid),
-        };
-        Io::Ready(r)
+        Io::Ready(self.pread(obj, offset, buf))
+    }
+
+    fn try_read(
+        &self,
+        _: &Caller,
+        obj: Obj,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, FsError>> {
+        Some(self.pread(obj, offset, buf))
     }
 
     fn write(&mut self, _: &Caller, obj: Obj, offset: u64, data: &[u8]) -> Io<u32> {

@@ -15,13 +15,13 @@
 //! [`FsServer`]: secure9p_core::FsServer
 
 use crate::perm::{R, Users, W, X, allowed};
-use secure9p_core::FileBytes;
 use secure9p_core::bytes::Bytes;
 use secure9p_core::codec::{DirEntry, DirEntryWriter, LOpenFlags, Qid};
 use secure9p_core::{
     AT_REMOVEDIR, Attr, Caller, Filesystem, FsError, FsStat, Io, MAX_NAME_LEN, Obj, SetAttr,
     SetTime, Timespec, dirent_type_of, file_type, qid_type_of, xattr_flags,
 };
+use secure9p_core::{FileBytes, SHARE_MIN};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -668,6 +668,23 @@ impl MemFs {
         Ok(())
     }
 
+    /// Copies the file of `obj` at `offset` into `buf`: the bytes copied.
+    fn read_into(&self, obj: Obj, offset: u64, buf: &mut [u8]) -> Result<usize, FsError> {
+        let ino = self.ino_of(obj)?;
+        match &self.inode(ino)?.body {
+            Body::File(data) => {
+                let src = secure9p_core::slice_at(data.as_slice(), offset, buf.len() as u32);
+                let n = src.len().min(buf.len());
+                if let (Some(dst), Some(src)) = (buf.get_mut(..n), src.get(..n)) {
+                    dst.copy_from_slice(src);
+                }
+                Ok(n)
+            }
+            Body::Dir { .. } => Err(FsError::IsDir),
+            _ => Err(FsError::Invalid),
+        }
+    }
+
     fn attr(&self, ino: u64) -> Result<Attr, FsError> {
         let i = self.inode(ino)?;
         let size = match &i.body {
@@ -880,22 +897,53 @@ impl Filesystem for MemFs {
     }
 
     fn read(&mut self, _: &Caller, obj: Obj, offset: u64, buf: &mut [u8]) -> Io<usize> {
-        let r = (|| {
-            let ino = self.ino_of(obj)?;
-            match &self.inode(ino)?.body {
-                Body::File(data) => {
-                    let src = secure9p_core::slice_at(data.as_slice(), offset, buf.len() as u32);
-                    let n = src.len().min(buf.len());
-                    if let (Some(dst), Some(src)) = (buf.get_mut(..n), src.get(..n)) {
-                        dst.copy_from_slice(src);
-                    }
-                    Ok(n)
-                }
-                Body::Dir { .. } => Err(FsError::IsDir),
-                _ => Err(FsError::Invalid),
-            }
-        })();
-        Io::Ready(r)
+        Io::Ready(self.read_into(obj, offset, buf))
+    }
+
+    fn try_getattr(&self, _: &Caller, obj: Obj) -> Option<Result<Attr, FsError>> {
+        Some(self.ino_of(obj).and_then(|ino| self.attr(ino)))
+    }
+
+    /// Reads at once, except a large read of a file whose contents are not
+    /// shared yet: that one goes to `read_shared`, which shares them so that
+    /// the reads after it are sent without a copy.
+    fn try_read(
+        &self,
+        _: &Caller,
+        obj: Obj,
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Option<Result<usize, FsError>> {
+        if buf.len() >= SHARE_MIN as usize
+            && let Ok(ino) = self.ino_of(obj)
+            && let Ok(Inode {
+                body: Body::File(data),
+                ..
+            }) = self.inode(ino)
+            && !data.is_shared()
+        {
+            return None;
+        }
+        Some(self.read_into(obj, offset, buf))
+    }
+
+    fn try_read_shared(
+        &self,
+        _: &Caller,
+        obj: Obj,
+        offset: u64,
+        count: u32,
+    ) -> Option<Result<Bytes, FsError>> {
+        let ino = match self.ino_of(obj) {
+            Ok(ino) => ino,
+            Err(e) => return Some(Err(e)),
+        };
+        match self.inode(ino).map(|i| &i.body) {
+            Ok(Body::File(data)) => data.try_slice(offset, count).map(Ok),
+            Ok(Body::Dir { .. }) => Some(Err(FsError::IsDir)),
+            Ok(_) => Some(Err(FsError::Invalid)),
+            Err(e) => Some(Err(e)),
+        }
     }
 
     fn read_shared(

@@ -165,6 +165,15 @@ impl Engine for FsServer {
     ) -> Result<Outcome, SessionError> {
         FsServer::handle_replies(self, sid, frame, now, out)
     }
+    fn handle_concurrent(
+        &self,
+        sid: SessionId,
+        frame: &[u8],
+        now: u64,
+        out: &mut Replies,
+    ) -> Option<Result<Outcome, SessionError>> {
+        FsServer::handle_concurrent(self, sid, frame, now, out)
+    }
     fn complete(
         &mut self,
         token: Token,
