@@ -19,8 +19,8 @@ use crate::namespace::NodeId;
 use crate::node::{Io, Token};
 use crate::replies::{self, Replies, SHARE_MIN};
 use crate::server::{
-    Completion, Ctx, Outcome, Request, Rules, SessionError, SessionId, SessionState, State,
-    encode_into, error_msg, finish_rread, negotiate, prepare,
+    Completion, Ctx, Outcome, Request, SessionError, SessionId, SessionState, State, encode_into,
+    error_msg, finish_rread, negotiate, prepare,
 };
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -195,14 +195,15 @@ impl SessionState for Session {
     fn in_flight(&self, tag: Tag) -> bool {
         self.pending.contains_key(&tag)
     }
+    /// Every request type: what the file server does not support is
+    /// `EOPNOTSUPP` from `dispatch`.
+    fn serves(_: MsgType) -> bool {
+        true
+    }
+    fn errno(e: CodecError) -> FsError {
+        codec_errno(e)
+    }
 }
-
-/// The file server's request checks: it serves every request type (what
-/// it does not support is `EOPNOTSUPP` from `dispatch`).
-const RULES: Rules = Rules {
-    serves: |_| true,
-    errno: codec_errno,
-};
 
 /// The file a fid names (open or not; not an xattr fid): its handle, qid
 /// and user.
@@ -350,7 +351,7 @@ impl FsServer {
             .get_mut(&sid)
             .ok_or(SessionError::UnknownSession)?
             .get_mut();
-        let (ctx, msg) = match prepare(s, &RULES, &self.config, sid, frame, now, out.buf())? {
+        let (ctx, msg) = match prepare(s, &self.config, sid, frame, now, out.buf())? {
             Request::Answered => return Ok(Outcome::Replied),
             Request::Version(ctx, v) => {
                 self.version(ctx, v, out.buf());
@@ -403,7 +404,7 @@ impl FsServer {
         };
         let s = session.try_lock()?;
         let start = out.len();
-        let (ctx, msg) = match prepare(&*s, &RULES, &self.config, sid, frame, now, out.buf()) {
+        let (ctx, msg) = match prepare(&*s, &self.config, sid, frame, now, out.buf()) {
             Err(e) => return Some(Err(e)),
             Ok(Request::Answered) => return Some(Ok(Outcome::Replied)),
             Ok(Request::Version(..)) => return None,

@@ -344,12 +344,18 @@ pub(crate) enum Request<'f> {
     Msg(Ctx, Msg<'f>),
 }
 
-/// What the request checks read of a session, in either engine.
+/// What the request checks read of a session, and where the two engines'
+/// checks differ.
 pub(crate) trait SessionState {
     /// Before or after `version`.
     fn state(&self) -> State;
     /// Whether a request with this tag is waiting for its reply.
     fn in_flight(&self, tag: Tag) -> bool;
+    /// Whether the engine serves requests of a type: one it does not is
+    /// `EOPNOTSUPP` before its body is decoded.
+    fn serves(ty: MsgType) -> bool;
+    /// The errno of a body that does not decode.
+    fn errno(e: CodecError) -> FsError;
 }
 
 impl SessionState for Session {
@@ -359,30 +365,20 @@ impl SessionState for Session {
     fn in_flight(&self, tag: Tag) -> bool {
         self.pending.contains_key(&tag)
     }
+    fn serves(ty: MsgType) -> bool {
+        Server::serves(ty)
+    }
+    fn errno(e: CodecError) -> FsError {
+        codec_errno(e)
+    }
 }
-
-/// Where the two engines' request checks differ.
-pub(crate) struct Rules {
-    /// Whether the engine serves requests of a type: one it does not is
-    /// `EOPNOTSUPP` before its body is decoded.
-    pub(crate) serves: fn(MsgType) -> bool,
-    /// The errno of a body that does not decode.
-    pub(crate) errno: fn(CodecError) -> FsError,
-}
-
-/// The namespace engine's rules.
-const RULES: Rules = Rules {
-    serves: Server::serves,
-    errno: codec_errno,
-};
 
 /// Checks a frame of session `s` the way every request is checked: framing,
 /// a type the engine serves, a body the session's dialect decodes, a
 /// request after `version`, a tag not in flight. What fails is answered in
 /// `out` (or ends the session, for framing).
-pub(crate) fn prepare<'f>(
-    s: &impl SessionState,
-    rules: &Rules,
+pub(crate) fn prepare<'f, S: SessionState>(
+    s: &S,
     config: &ServerConfig,
     sid: SessionId,
     frame: &'f [u8],
@@ -414,7 +410,7 @@ pub(crate) fn prepare<'f>(
     // EBADMSG, which `mv` reports as "Bad message".
     if let Some(ty) = MsgType::from_u8(header.ty)
         && ty.is_request()
-        && !(rules.serves)(ty)
+        && !S::serves(ty)
         && state != State::AwaitVersion
     {
         reply_error(out, ctx, FsError::NotSupported);
@@ -423,7 +419,7 @@ pub(crate) fn prepare<'f>(
     let decoded = match Frame::decode(frame, DecodeConfig::new(dialect, msize)) {
         Ok(f) => f,
         Err(e) => {
-            reply_error(out, ctx, (rules.errno)(e));
+            reply_error(out, ctx, S::errno(e));
             return Ok(Request::Answered);
         }
     };
@@ -651,7 +647,7 @@ impl Server {
         out: &mut Replies,
     ) -> Result<Outcome, SessionError> {
         let (_, config, s) = self.split(sid).map_err(|_| SessionError::UnknownSession)?;
-        let (ctx, msg) = match prepare(s, &RULES, config, sid, frame, now, out.buf())? {
+        let (ctx, msg) = match prepare(s, config, sid, frame, now, out.buf())? {
             Request::Answered => return Ok(Outcome::Replied),
             Request::Version(ctx, v) => {
                 self.version(ctx, v, out.buf());
@@ -704,7 +700,7 @@ impl Server {
         };
         let mut s = session.try_lock()?;
         let start = out.len();
-        let (ctx, msg) = match prepare(&*s, &RULES, &self.config, sid, frame, now, out.buf()) {
+        let (ctx, msg) = match prepare(&*s, &self.config, sid, frame, now, out.buf()) {
             Err(e) => return Some(Err(e)),
             Ok(Request::Answered) => return Some(Ok(Outcome::Replied)),
             Ok(Request::Version(..)) => return None,
