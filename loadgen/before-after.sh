@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# A change to the server, measured: the memfs example server built at a base
-# revision ("before") and from the working tree ("after"), beside Debian's
+# A change to the server, measured: a server built at a base revision
+# ("before") and from the working tree ("after"), beside Debian's
 # diod, under the same s9p-load settings, in interleaved rounds (before,
 # after, diod, before, ...) so that load from elsewhere on the machine falls
 # on all three alike. Prints one row per run and the ratios per round.
@@ -10,6 +10,10 @@
 #   CONNS=4 PIPELINE=16 DURATION=10 MSIZE=65536 ROUNDS=3
 #   MIX=small-read=50,getattr=50     4 KiB reads and getattrs
 #   PORT_BASE=15740                  servers listen on BASE..BASE+2
+#   SERVER=memfs                     which server: the transport's `memfs`
+#                                    example (the Namespace engine), or the
+#                                    FsServer binaries `s9p-memfs` (the files
+#                                    loaded with --dir) or `s9p-export`
 # diod needs root and `apt-get install diod`; without it the diod rows are
 # left out. The base is built in a temporary git worktree with its own
 # target directory (target/before-after/base); nothing else is touched.
@@ -24,6 +28,21 @@ MSIZE=${MSIZE:-65536}
 ROUNDS=${ROUNDS:-3}
 MIX=${MIX:-small-read=50,getattr=50}
 PORT_BASE=${PORT_BASE:-15740}
+SERVER=${SERVER:-memfs}
+case $SERVER in
+    memfs) BUILD=(-p secure9p-transport --example memfs) BIN=examples/memfs ANAME=/srv ;;
+    s9p-memfs) BUILD=(-p secure9p-fs --bin s9p-memfs) BIN=s9p-memfs ANAME=/ ;;
+    s9p-export) BUILD=(-p secure9p-fs --bin s9p-export) BIN=s9p-export ANAME=/ ;;
+    *) echo "SERVER is memfs, s9p-memfs or s9p-export, not $SERVER" >&2; exit 2 ;;
+esac
+# serve BINARY PORT DIR: the command line of one server.
+serve() {
+    case $SERVER in
+        memfs) echo "$1 --listen 127.0.0.1:$2 --export /srv --dir $3" ;;
+        s9p-memfs) echo "$1 --listen 127.0.0.1:$2 --dir $3" ;;
+        s9p-export) echo "$1 $3 --listen 127.0.0.1:$2" ;;
+    esac
+}
 OUT=$ROOT/target/before-after
 mkdir -p "$OUT"
 JSONL=$OUT/runs.jsonl
@@ -31,15 +50,15 @@ JSONL=$OUT/runs.jsonl
 
 echo "== building after (working tree) and before ($BASE), release"
 cargo build --release -q -p s9p-load || exit 1
-cargo build --release -q -p secure9p-transport --example memfs || exit 1
-cp target/release/examples/memfs "$OUT/memfs-after"
+cargo build --release -q "${BUILD[@]}" || exit 1
+cp "target/release/$BIN" "$OUT/server-after"
 WT=$(mktemp -d /tmp/before-after.XXXXXX)
 git worktree add -q --detach "$WT" "$BASE" || exit 1
-(cd "$WT" && CARGO_TARGET_DIR=$OUT/base cargo build --release -q -p secure9p-transport --example memfs)
+(cd "$WT" && CARGO_TARGET_DIR=$OUT/base cargo build --release -q "${BUILD[@]}")
 ok=$?
 git worktree remove --force "$WT"
 [ $ok = 0 ] || exit 1
-cp "$OUT/base/release/examples/memfs" "$OUT/memfs-before"
+cp "$OUT/base/release/$BIN" "$OUT/server-before"
 LOAD=$ROOT/target/release/s9p-load
 
 DIR=$(mktemp -d /tmp/before-after-files.XXXXXX)
@@ -78,14 +97,16 @@ HAVE_DIOD=""
 [ "$(id -u)" = 0 ] && command -v diod >/dev/null && HAVE_DIOD=1
 for r in $(seq 1 "$ROUNDS"); do
     echo "== round $r"
-    run before "$PORT_BASE" /srv "$OUT/memfs-before" --listen "127.0.0.1:$PORT_BASE" --export /srv --dir "$DIR"
-    run after "$((PORT_BASE + 1))" /srv "$OUT/memfs-after" --listen "127.0.0.1:$((PORT_BASE + 1))" --export /srv --dir "$DIR"
+    # shellcheck disable=SC2046 # the command line is split on purpose
+    run before "$PORT_BASE" "$ANAME" $(serve "$OUT/server-before" "$PORT_BASE" "$DIR")
+    # shellcheck disable=SC2046
+    run after "$((PORT_BASE + 1))" "$ANAME" $(serve "$OUT/server-after" "$((PORT_BASE + 1))" "$DIR")
     if [ -n "$HAVE_DIOD" ]; then
         run diod "$((PORT_BASE + 2))" "$DIR" diod -f -n -l "127.0.0.1:$((PORT_BASE + 2))" -e "$DIR"
     fi
 done
 
-echo "base $BASE ($(git rev-parse --short "$BASE")), after: working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo ' + changes')"
+echo "$SERVER: base $BASE ($(git rev-parse --short "$BASE")), after: working tree at $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- . || echo ' + changes')"
 echo "$CONNS connections x $PIPELINE in flight, ${DURATION} s, msize $MSIZE, mix $MIX, $ROUNDS rounds; $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p')"
 python3 - "$JSONL" <<'EOF'
 import json, sys

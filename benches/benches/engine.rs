@@ -16,13 +16,8 @@ mod common;
 
 use common::{NOW, frame, walk};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use secure9p_codec::{
-    Fid, GetattrMask, LOpenFlags, Msg, Tclunk, Tgetattr, Tlcreate, Tread, Twrite,
-};
-use secure9p_core::{
-    AllowAll, FsServer, MemFile, Namespace, Replies, Server, ServerConfig, SessionId,
-};
-use secure9p_fs::MemFs;
+use secure9p_codec::{Fid, GetattrMask, LOpenFlags, Msg, Tclunk, Tgetattr, Tread, Twrite};
+use secure9p_core::{AllowAll, FsServer, MemFile, Namespace, Replies, Server, SessionId};
 // The runners' view of an engine: both entry points, for either engine.
 use secure9p_transport::server::Engine;
 use std::hint::black_box;
@@ -55,28 +50,7 @@ fn namespace_server() -> (Server, SessionId) {
 /// A file server over `MemFs` with `/f` written to 1 MiB; fid 1 is `/f`,
 /// open read-write.
 fn fs_server() -> (FsServer, SessionId) {
-    let mut s = FsServer::new(MemFs::default(), ServerConfig::default());
-    let sid = s.open_session();
-    common::start(&mut s, sid, MSIZE);
-    ok(&mut s, sid, &frame(3, Msg::Twalk(walk(0, 1, &[]))));
-    let create = Tlcreate {
-        fid: Fid(1),
-        name: "f",
-        flags: LOpenFlags::RDWR,
-        mode: 0o644,
-        gid: 0,
-    };
-    ok(&mut s, sid, &frame(4, Msg::Tlcreate(create)));
-    let data = contents();
-    for (i, chunk) in data.chunks(64 * 1024).enumerate() {
-        let w = Twrite {
-            fid: Fid(1),
-            offset: (i * 64 * 1024) as u64,
-            data: chunk,
-        };
-        ok(&mut s, sid, &frame(5, Msg::Twrite(w)));
-    }
-    (s, sid)
+    common::memfs_with_f(&contents(), MSIZE)
 }
 
 fn read(tag: u16, count: u32) -> Vec<u8> {

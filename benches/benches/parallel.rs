@@ -1,7 +1,9 @@
 //! Sessions on several threads through one engine, without sockets: what
 //! the runners' lock lets through. Each thread drives its own warm session
-//! of one [`Server`] (a `MemFile` of 1 MiB, open), in bursts of 16 requests
-//! per lock as a connection's batch goes, two ways:
+//! of one engine holding a file of 1 MiB, open: the namespace [`Server`]
+//! (a `MemFile`; groups `parallel/…`) and the file server [`FsServer`]
+//! over `MemFs` (groups `parallel-fs/…`), in bursts of 16 requests per lock
+//! as a connection's batch goes, two ways:
 //!
 //! - `mutex`: the engine behind one `Mutex`, every request through
 //!   `handle_replies` (the runners before sessions were served in
@@ -22,7 +24,8 @@ mod common;
 use common::{NOW, check, frame};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use secure9p_codec::{Fid, GetattrMask, LOpenFlags, Msg, Tgetattr, Tread};
-use secure9p_core::{AllowAll, MemFile, Namespace, Outcome, Replies, Server, SessionId};
+use secure9p_core::{AllowAll, FsServer, MemFile, Namespace, Outcome, Replies, Server, SessionId};
+use secure9p_transport::server::Engine;
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -30,17 +33,31 @@ const MSIZE: u32 = 65_536;
 /// Requests handled under one lock: a connection's burst of 16 in flight.
 const BURST: u64 = 16;
 
+fn contents() -> Vec<u8> {
+    (0..1 << 20).map(|i| (i % 251) as u8).collect()
+}
+
+/// The namespace engine with `/f`, and `sessions` sessions holding it open.
 fn server(sessions: usize) -> (Server, Vec<SessionId>) {
     let mut ns = Namespace::new();
     let root = ns.root();
-    let data: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
-    ns.add_file(root, "f", Box::new(MemFile::new(data, 1 << 20)))
+    ns.add_file(root, "f", Box::new(MemFile::new(contents(), 1 << 20)))
         .expect("add f");
     let mut server = Server::new(ns, AllowAll, common::anonymous());
     let sids = (0..sessions)
         .map(|_| common::open_f(&mut server, MSIZE, LOpenFlags::empty()))
         .collect();
     (server, sids)
+}
+
+/// The file server over `MemFs` with `/f` (written through a session of
+/// its own first), and `sessions` sessions holding it open.
+fn fs_server(sessions: usize) -> (FsServer, Vec<SessionId>) {
+    let (mut s, _) = common::memfs_with_f(&contents(), MSIZE);
+    let sids = (0..sessions)
+        .map(|_| common::open_f(&mut s, MSIZE, LOpenFlags::empty()))
+        .collect();
+    (s, sids)
 }
 
 /// How a thread reaches the engine.
@@ -52,10 +69,10 @@ enum Locking {
 
 /// Runs `per_thread` requests on each session's own thread; the time of
 /// the slowest.
-fn run(
+fn run<E: Engine + Sync>(
     locking: Locking,
-    server: &Mutex<Server>,
-    shared: &RwLock<Server>,
+    server: &Mutex<E>,
+    shared: &RwLock<E>,
     sids: &[SessionId],
     request: &[u8],
     per_thread: u64,
@@ -94,6 +111,16 @@ fn run(
 }
 
 fn parallel(c: &mut Criterion) {
+    engine_groups(c, "parallel", server);
+    engine_groups(c, "parallel-fs", fs_server);
+}
+
+/// The groups of one engine, built by `make`.
+fn engine_groups<E: Engine + Send + Sync>(
+    c: &mut Criterion,
+    prefix: &str,
+    make: fn(usize) -> (E, Vec<SessionId>),
+) {
     let getattr = frame(
         10,
         Msg::Tgetattr(Tgetattr {
@@ -110,10 +137,10 @@ fn parallel(c: &mut Criterion) {
         }),
     );
     for (what, request) in [("Tgetattr", &getattr), ("Tread 4 KiB", &read)] {
-        let mut g = c.benchmark_group(format!("parallel/{what}"));
+        let mut g = c.benchmark_group(format!("{prefix}/{what}"));
         g.throughput(Throughput::Elements(1));
         for threads in [1usize, 2] {
-            let (mut s, sids) = server(threads);
+            let (mut s, sids) = make(threads);
             // Each reply checked once, both ways.
             for &sid in &sids {
                 let mut out = Replies::new();
@@ -125,7 +152,7 @@ fn parallel(c: &mut Criterion) {
                 check(&out.into_vec(), MSIZE);
             }
             let mutex = Mutex::new(s);
-            let (s, sids2) = server(threads);
+            let (s, sids2) = make(threads);
             let rwlock = RwLock::new(s);
             assert_eq!(sids, sids2);
             for (name, locking) in [("mutex", Locking::Mutex), ("rwlock", Locking::RwLock)] {

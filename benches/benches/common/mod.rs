@@ -5,10 +5,11 @@
 #![allow(dead_code)]
 
 use secure9p_codec::{
-    DecodeConfig, Dialect, Fid, Frame, LOpenFlags, Msg, Tag, Tattach, Tlopen, Tversion, Twalk,
-    WalkNames,
+    DecodeConfig, Dialect, Fid, Frame, LOpenFlags, Msg, Tag, Tattach, Tlcreate, Tlopen, Tversion,
+    Twalk, Twrite, WalkNames,
 };
-use secure9p_core::{Outcome, Principal, Role, Server, ServerConfig, SessionId};
+use secure9p_core::{FsServer, Outcome, Principal, Role, ServerConfig, SessionId};
+use secure9p_fs::MemFs;
 // The runners' view of an engine: both entry points, for either engine.
 use secure9p_transport::server::Engine;
 
@@ -77,12 +78,40 @@ pub fn anonymous() -> ServerConfig {
     }
 }
 
-/// A new session of `s` (a namespace holding `/f`) with `/f` open as fid 1.
-pub fn open_f(s: &mut Server, msize: u32, flags: LOpenFlags) -> SessionId {
+/// A new session of `s` (either engine, its tree holding `/f`) with `/f`
+/// open as fid 1.
+pub fn open_f(s: &mut impl Engine, msize: u32, flags: LOpenFlags) -> SessionId {
     let sid = s.open_session();
     start(s, sid, msize);
     ok(s, sid, &frame(3, Msg::Twalk(walk(0, 1, &["f"]))), msize);
     let open = Tlopen { fid: Fid(1), flags };
     ok(s, sid, &frame(4, Msg::Tlopen(open)), msize);
     sid
+}
+
+/// A file server over `MemFs` holding `/f` with `data`, written through a
+/// session (returned) that keeps it open read-write as fid 1.
+pub fn memfs_with_f(data: &[u8], msize: u32) -> (FsServer, SessionId) {
+    let mut s = FsServer::new(MemFs::default(), ServerConfig::default());
+    let sid = s.open_session();
+    start(&mut s, sid, msize);
+    ok(&mut s, sid, &frame(3, Msg::Twalk(walk(0, 1, &[]))), msize);
+    let create = Tlcreate {
+        fid: Fid(1),
+        name: "f",
+        flags: LOpenFlags::RDWR,
+        mode: 0o644,
+        gid: 0,
+    };
+    ok(&mut s, sid, &frame(4, Msg::Tlcreate(create)), msize);
+    let chunk = (msize / 2) as usize;
+    for (i, part) in data.chunks(chunk).enumerate() {
+        let w = Twrite {
+            fid: Fid(1),
+            offset: (i * chunk) as u64,
+            data: part,
+        };
+        ok(&mut s, sid, &frame(5, Msg::Twrite(w)), msize);
+    }
+    (s, sid)
 }
