@@ -22,8 +22,8 @@ use secure9p_transport::tls::{self, Identity, TlsServer};
 use std::io;
 use std::path::{Path, PathBuf};
 
-// jemalloc, giving freed memory back (host-alloc's README).
-use cohesix_host_alloc as _;
+// jemalloc, giving freed memory back (host-alloc's README); `main` runs
+// on its runtime, whose idle workers hand their caches back.
 
 /// Most bytes `--dir` loads in all: the whole tree lives in memory, so a
 /// mistaken `--dir /` fails at start instead of eating the host's memory.
@@ -108,15 +108,16 @@ fn load_dir(root: &Path) -> io::Result<Vec<(String, Vec<u8>)>> {
     Ok(files)
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run(Args::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("memfs: {e}");
-            std::process::ExitCode::FAILURE
+fn main() -> std::process::ExitCode {
+    cohesix_host_alloc::block_on("memfs", async {
+        match run(Args::parse()).await {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("memfs: {e}");
+                std::process::ExitCode::FAILURE
+            }
         }
-    }
+    })
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {

@@ -10,9 +10,9 @@
 //! Exit status: 0 success, 1 a self-test case failed or serving failed, 2
 //! bad usage, 3 no NVML (or another discovery failure).
 
-// jemalloc, giving freed memory back to the OS (host-alloc's README).
+// jemalloc, giving freed memory back to the OS (host-alloc's README); the
+// runtime below is its own, whose idle workers hand their caches back.
 use clap::Parser;
-use cohesix_host_alloc as _;
 use gpu_bridge::{BridgeConfig, ServeOptions};
 use gpu_bridge::{
     DiscoveryError, GpuBridge, GpuSource, MockSource, NvmlSource, SystemClock, best_executors,
@@ -248,10 +248,8 @@ fn listen(cli: &Cli, addr: &str, bridge: &GpuBridge) -> ExitCode {
         }
     };
     bridge.set_log_sink(Box::new(|line| eprintln!("{line}")));
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Its idle workers hand their allocator caches back (host-alloc).
+    let runtime = match cohesix_host_alloc::runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("gpu-bridge-host: starting the runtime: {e}");

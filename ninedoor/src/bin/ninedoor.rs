@@ -14,9 +14,9 @@
 //! without them refuses to start unless `--insecure-plain-tcp` is given.
 //! `ninedoor cert ca|server|client` makes those files.
 
-// jemalloc, giving freed memory back to the OS (host-alloc's README).
+// jemalloc, giving freed memory back to the OS (host-alloc's README); the
+// runtime's thread hands its cache back when it goes idle.
 use clap::{Parser, Subcommand};
-use cohesix_host_alloc as _;
 use ninedoor::host::cert_files::{make_ca, make_leaf};
 use ninedoor::host::{Host, HostConfig, TlsArgs};
 use secure9p_transport::tls::certs::{DEFAULT_CA_DAYS, DEFAULT_LEAF_DAYS, Usage};
@@ -237,9 +237,15 @@ fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(|| {
+            cohesix_host_alloc::idle();
+        })
         .build()
     {
-        Ok(r) => r,
+        Ok(r) => {
+            cohesix_host_alloc::wake_when_idle(&r, 1);
+            r
+        }
         Err(e) => {
             eprintln!("ninedoor: cannot start the runtime: {e}");
             return ExitCode::from(EXIT_START);

@@ -8,7 +8,6 @@
 
 // jemalloc, giving freed memory back to the OS (host-alloc's README).
 use clap::Parser;
-use cohesix_host_alloc as _;
 use secure9p_core::{FsServer, ServerConfig};
 use secure9p_fs::perm::Users;
 use secure9p_fs::serve::{Listen, run};
@@ -52,8 +51,12 @@ fn parse_ids(s: &str) -> Result<(u32, u32), String> {
     Ok((n(u)?, n(g)?))
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // On host-alloc's runtime: idle workers hand their allocator caches back.
+    cohesix_host_alloc::block_on("s9p-export", serve())
+}
+
+async fn serve() -> std::process::ExitCode {
     let args = Args::parse();
     // The modes clients ask for are the modes files get: the client applied
     // its own umask already (diod clears its umask too).

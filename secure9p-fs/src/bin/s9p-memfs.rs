@@ -7,7 +7,6 @@
 
 // jemalloc, giving freed memory back to the OS (host-alloc's README).
 use clap::Parser;
-use cohesix_host_alloc as _;
 use secure9p_core::{FsServer, ServerConfig};
 use secure9p_fs::perm::Users;
 use secure9p_fs::serve::{Listen, run};
@@ -43,8 +42,12 @@ struct Args {
     tls_ca: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // On host-alloc's runtime: idle workers hand their allocator caches back.
+    cohesix_host_alloc::block_on("s9p-memfs", serve())
+}
+
+async fn serve() -> std::process::ExitCode {
     let args = Args::parse();
     let limits = Limits {
         max_bytes: args.max_bytes,
