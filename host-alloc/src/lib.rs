@@ -120,7 +120,11 @@ pub const IDLE_TICK: std::time::Duration = std::time::Duration::from_secs(1);
 /// others are woken to take the rest), so each parks again, and flushes,
 /// after at most a tick.
 pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .enable_all()
@@ -212,6 +216,22 @@ mod tests {
         })
         .join()
         .expect("the test thread");
+    }
+
+    /// The runtime has one worker per CPU (unless TOKIO_WORKER_THREADS
+    /// says otherwise) and one ticking task per worker, and runs a future
+    /// to its end.
+    #[test]
+    fn the_runtime_ticks_once_per_worker() {
+        let rt = super::runtime().expect("a runtime");
+        let metrics = rt.metrics();
+        let workers = metrics.num_workers();
+        if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            assert_eq!(workers, cpus);
+        }
+        assert_eq!(metrics.num_alive_tasks(), workers, "one tick per worker");
+        assert_eq!(rt.block_on(async { 7 }), 7);
     }
 
     /// jemalloc read the exported options: its background purging thread
