@@ -292,16 +292,21 @@ pub trait Filesystem: Send + Sync {
 
     /// [`read`](Filesystem::read) through `&self` (see
     /// [`try_getattr`](Filesystem::try_getattr)), for a read that needs
-    /// neither a change to the provider nor a wait: `Some` with what `read`
-    /// would answer, or `None` (the default) to have the engine call `read`.
+    /// neither a change to the provider nor a wait: appends to `out` (the
+    /// reply frame, its header already in place) at most `count` bytes at
+    /// `offset`, what `read` would have read, and answers `Some(Ok(()))`; a
+    /// provider that holds the bytes appends them with one copy, where
+    /// `read` fills a zeroed buffer. `None` (the default) has the engine
+    /// call `read`; whatever was appended then is dropped.
     fn try_read(
         &self,
         caller: &Caller,
         obj: Obj,
         offset: u64,
-        buf: &mut [u8],
-    ) -> Option<Result<usize, FsError>> {
-        let _ = (caller, obj, offset, buf);
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
+        let _ = (caller, obj, offset, count, out);
         None
     }
 

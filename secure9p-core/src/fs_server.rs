@@ -1131,20 +1131,12 @@ impl FsServer {
         }
         let out = out.buf();
         let start = out.len();
-        out.resize(start + RREAD_HEADER_LEN + count as usize, 0);
-        let read = out
-            .get_mut(start + RREAD_HEADER_LEN..)
-            .and_then(|buf| self.fs.try_read(&caller, obj, m.offset, buf));
-        match read {
-            Some(Ok(n)) => Some(finish_rread(
-                out,
-                start,
-                ctx.tag,
-                n.min(count as usize) as u32,
-            )),
+        out.extend_from_slice(&[0; RREAD_HEADER_LEN]);
+        match self.fs.try_read(&caller, obj, m.offset, count, out) {
+            Some(Ok(())) => Some(finish_rread(out, start, ctx.tag, count)),
             other => {
                 out.truncate(start);
-                other.map(|r| r.map(drop))
+                other
             }
         }
     }

@@ -674,9 +674,17 @@ impl Filesystem for DirExport {
         _: &Caller,
         obj: Obj,
         offset: u64,
-        buf: &mut [u8],
-    ) -> Option<Result<usize, FsError>> {
-        Some(self.pread(obj, offset, buf))
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
+        let start = out.len();
+        out.resize(start + count as usize, 0);
+        let r = match out.get_mut(start..) {
+            Some(buf) => self.pread(obj, offset, buf),
+            None => Err(FsError::Io),
+        };
+        out.truncate(start + *r.as_ref().unwrap_or(&0));
+        Some(r.map(drop))
     }
 
     fn write(&mut self, _: &Caller, obj: Obj, offset: u64, data: &[u8]) -> Io<u32> {

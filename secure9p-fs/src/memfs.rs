@@ -912,19 +912,23 @@ impl Filesystem for MemFs {
         _: &Caller,
         obj: Obj,
         offset: u64,
-        buf: &mut [u8],
-    ) -> Option<Result<usize, FsError>> {
-        if buf.len() >= SHARE_MIN as usize
-            && let Ok(ino) = self.ino_of(obj)
-            && let Ok(Inode {
-                body: Body::File(data),
-                ..
-            }) = self.inode(ino)
-            && !data.is_shared()
-        {
-            return None;
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
+        let ino = match self.ino_of(obj) {
+            Ok(ino) => ino,
+            Err(e) => return Some(Err(e)),
+        };
+        match self.inode(ino).map(|i| &i.body) {
+            Ok(Body::File(data)) if count >= SHARE_MIN && !data.is_shared() => None,
+            Ok(Body::File(data)) => {
+                out.extend_from_slice(secure9p_core::slice_at(data.as_slice(), offset, count));
+                Some(Ok(()))
+            }
+            Ok(Body::Dir { .. }) => Some(Err(FsError::IsDir)),
+            Ok(_) => Some(Err(FsError::Invalid)),
+            Err(e) => Some(Err(e)),
         }
-        Some(self.read_into(obj, offset, buf))
     }
 
     fn try_read_shared(

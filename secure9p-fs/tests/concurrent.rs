@@ -275,10 +275,11 @@ impl<F: Filesystem> Filesystem for Deferring<F> {
         c: &Caller,
         obj: Obj,
         offset: u64,
-        buf: &mut [u8],
-    ) -> Option<Result<usize, FsError>> {
+        count: u32,
+        out: &mut Vec<u8>,
+    ) -> Option<Result<(), FsError>> {
         (offset != DEFER_AT)
-            .then(|| self.0.try_read(c, obj, offset, buf))
+            .then(|| self.0.try_read(c, obj, offset, count, out))
             .flatten()
     }
     fn try_read_shared(
