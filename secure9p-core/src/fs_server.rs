@@ -20,7 +20,7 @@ use crate::node::{Io, Token};
 use crate::replies::{self, Replies, SHARE_MIN};
 use crate::server::{
     Completion, Ctx, Outcome, Request, SessionError, SessionId, SessionState, State, encode_into,
-    error_msg, finish_rread, negotiate, prepare,
+    error_msg, finish_rread, negotiate, prepare, serve_concurrent,
 };
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -199,6 +199,9 @@ impl SessionState for Session {
     /// `EOPNOTSUPP` from `dispatch`.
     fn serves(_: MsgType) -> bool {
         true
+    }
+    fn serves_now(ty: MsgType) -> bool {
+        matches!(ty, MsgType::Tgetattr | MsgType::Tread | MsgType::Tflush)
     }
     fn errno(e: CodecError) -> FsError {
         codec_errno(e)
@@ -395,44 +398,33 @@ impl FsServer {
         now: u64,
         out: &mut Replies,
     ) -> Option<Result<Outcome, SessionError>> {
-        let ty = MsgType::from_u8(*frame.get(4)?)?;
-        if !matches!(ty, MsgType::Tgetattr | MsgType::Tread | MsgType::Tflush) {
-            return None;
-        }
-        let Some(session) = self.sessions.get(&sid) else {
-            return Some(Err(SessionError::UnknownSession));
-        };
-        let s = session.try_lock()?;
-        let start = out.len();
-        let (ctx, msg) = match prepare(&*s, &self.config, sid, frame, now, out.buf()) {
-            Err(e) => return Some(Err(e)),
-            Ok(Request::Answered) => return Some(Ok(Outcome::Replied)),
-            Ok(Request::Version(..)) => return None,
-            Ok(Request::Msg(ctx, msg)) => (ctx, msg),
-        };
-        let r = match msg {
-            Msg::Tgetattr(m) => match file_of(&s, m.fid) {
-                Err(e) => Err(e),
-                Ok((obj, _, uid)) => {
-                    let caller = caller_of(ctx, uid, Token(self.next_token));
-                    self.fs.try_getattr(&caller, obj)?.map(|a| {
-                        let reply = Msg::Rgetattr(&rgetattr(&a, m.request_mask));
-                        encode_into(out.buf(), ctx.tag, reply);
-                    })
+        serve_concurrent(
+            &self.sessions,
+            &self.config,
+            sid,
+            frame,
+            now,
+            out,
+            |s, ctx, msg, out| match msg {
+                Msg::Tgetattr(m) => match file_of(s, m.fid) {
+                    Err(e) => Some(Err(e)),
+                    Ok((obj, _, uid)) => {
+                        let caller = caller_of(ctx, uid, Token(self.next_token));
+                        let attr = self.fs.try_getattr(&caller, obj)?;
+                        Some(attr.map(|a| {
+                            let reply = Msg::Rgetattr(&rgetattr(&a, m.request_mask));
+                            encode_into(out.buf(), ctx.tag, reply);
+                        }))
+                    }
+                },
+                Msg::Tread(m) => self.read_now(s, ctx, &m, out),
+                Msg::Tflush(m) if !s.pending.contains_key(&m.oldtag) => {
+                    encode_into(out.buf(), ctx.tag, Msg::Rflush(codec::Rflush {}));
+                    Some(Ok(()))
                 }
+                _ => None,
             },
-            Msg::Tread(m) => self.read_now(&s, ctx, &m, out)?,
-            Msg::Tflush(m) if !s.pending.contains_key(&m.oldtag) => {
-                encode_into(out.buf(), ctx.tag, Msg::Rflush(codec::Rflush {}));
-                Ok(())
-            }
-            _ => return None,
-        };
-        if let Err(e) = r {
-            out.truncate(start);
-            encode_into(out.buf(), ctx.tag, error_msg(ctx.dialect, e));
-        }
-        Some(Ok(Outcome::Replied))
+        )
     }
 
     fn version(&mut self, ctx: Ctx, v: codec::Tversion<'_>, out: &mut Vec<u8>) {
@@ -1356,10 +1348,7 @@ impl FsServer {
         let (sid, tag) = self.tokens.remove(&token)?;
         let session = self.sessions.get_mut(&sid)?.get_mut();
         let pending = session.pending.remove(&tag)?;
-        let dialect = match session.state {
-            State::Ready { dialect, .. } => dialect,
-            State::AwaitVersion => Dialect::Linux,
-        };
+        let (dialect, _) = session.state.limits(0);
         match (pending.kind, result) {
             (PendingKind::Read { count }, Completion::Read(Ok(data))) => {
                 let data = data.get(..data.len().min(count as usize)).unwrap_or(&[]);

@@ -73,6 +73,17 @@ pub(crate) enum State {
     Ready { dialect: Dialect, msize: u32 },
 }
 
+impl State {
+    /// The dialect and msize requests are decoded with and answered in
+    /// (9P2000.L and the server's cap before `version`).
+    pub(crate) fn limits(self, max_msize: u32) -> (Dialect, u32) {
+        match self {
+            State::AwaitVersion => (Dialect::Linux, max_msize),
+            State::Ready { dialect, msize } => (dialect, msize),
+        }
+    }
+}
+
 /// A fid of a session. Dropping it drops every piece of its state.
 struct FidEntry {
     node: NodeId,
@@ -257,7 +268,7 @@ pub(crate) fn error_msg(dialect: Dialect, e: FsError) -> Msg<'static> {
     }
 }
 
-fn reply_error(out: &mut Vec<u8>, ctx: Ctx, e: FsError) {
+pub(crate) fn reply_error(out: &mut Vec<u8>, ctx: Ctx, e: FsError) {
     encode_into(out, ctx.tag, error_msg(ctx.dialect, e));
 }
 
@@ -354,6 +365,9 @@ pub(crate) trait SessionState {
     /// Whether the engine serves requests of a type: one it does not is
     /// `EOPNOTSUPP` before its body is decoded.
     fn serves(ty: MsgType) -> bool;
+    /// Whether the engine's `handle_concurrent` may answer requests of a
+    /// type (the others are declined before the frame is looked at).
+    fn serves_now(ty: MsgType) -> bool;
     /// The errno of a body that does not decode.
     fn errno(e: CodecError) -> FsError;
 }
@@ -367,6 +381,9 @@ impl SessionState for Session {
     }
     fn serves(ty: MsgType) -> bool {
         Server::serves(ty)
+    }
+    fn serves_now(ty: MsgType) -> bool {
+        View::serves_now(ty)
     }
     fn errno(e: CodecError) -> FsError {
         codec_errno(e)
@@ -386,10 +403,7 @@ pub(crate) fn prepare<'f, S: SessionState>(
     out: &mut Vec<u8>,
 ) -> Result<Request<'f>, SessionError> {
     let state = s.state();
-    let (dialect, msize) = match state {
-        State::AwaitVersion => (Dialect::Linux, config.max_msize),
-        State::Ready { dialect, msize } => (dialect, msize),
-    };
+    let (dialect, msize) = state.limits(config.max_msize);
     let header = Header::peek(frame).map_err(SessionError::Framing)?;
     if header.size as usize != frame.len() {
         return Err(SessionError::Framing(CodecError::SizeMismatch {
@@ -439,6 +453,42 @@ pub(crate) fn prepare<'f, S: SessionState>(
         return Ok(Request::Answered);
     }
     Ok(Request::Msg(ctx, decoded.msg))
+}
+
+/// Either engine's `handle_concurrent`: declines a type the engine does not
+/// serve now or a session busy on another thread, checks the frame under
+/// the session's lock, and hands the request to `answer`, which appends
+/// its reply to `out` (`None`: declined, having appended nothing; an error
+/// is answered in place of whatever it appended).
+pub(crate) fn serve_concurrent<'f, S: SessionState>(
+    sessions: &BTreeMap<SessionId, spin::Mutex<S>>,
+    config: &ServerConfig,
+    sid: SessionId,
+    frame: &'f [u8],
+    now: u64,
+    out: &mut Replies,
+    answer: impl FnOnce(&mut S, Ctx, Msg<'f>, &mut Replies) -> Option<Result<(), FsError>>,
+) -> Option<Result<Outcome, SessionError>> {
+    let ty = MsgType::from_u8(*frame.get(4)?)?;
+    if !S::serves_now(ty) {
+        return None;
+    }
+    let Some(session) = sessions.get(&sid) else {
+        return Some(Err(SessionError::UnknownSession));
+    };
+    let mut s = session.try_lock()?;
+    let start = out.len();
+    let (ctx, msg) = match prepare(&*s, config, sid, frame, now, out.buf()) {
+        Err(e) => return Some(Err(e)),
+        Ok(Request::Answered) => return Some(Ok(Outcome::Replied)),
+        Ok(Request::Version(..)) => return None,
+        Ok(Request::Msg(ctx, msg)) => (ctx, msg),
+    };
+    if let Err(e) = answer(&mut s, ctx, msg, out)? {
+        out.truncate(start);
+        reply_error(out.buf(), ctx, e);
+    }
+    Some(Ok(Outcome::Replied))
 }
 
 /// `S_IFDIR` and `S_IFREG` of `stat(2)`.
@@ -691,29 +741,16 @@ impl Server {
         now: u64,
         out: &mut Replies,
     ) -> Option<Result<Outcome, SessionError>> {
-        let ty = MsgType::from_u8(*frame.get(4)?)?;
-        if !View::serves_now(ty) {
-            return None;
-        }
-        let Some(session) = self.sessions.get(&sid) else {
-            return Some(Err(SessionError::UnknownSession));
-        };
-        let mut s = session.try_lock()?;
-        let start = out.len();
-        let (ctx, msg) = match prepare(&*s, &self.config, sid, frame, now, out.buf()) {
-            Err(e) => return Some(Err(e)),
-            Ok(Request::Answered) => return Some(Ok(Outcome::Replied)),
-            Ok(Request::Version(..)) => return None,
-            Ok(Request::Msg(ctx, msg)) => (ctx, msg),
-        };
-        let r = self
-            .view()
-            .dispatch_now(&mut s, &self.config, ctx, msg, out)?;
-        if let Err(e) = r {
-            out.truncate(start);
-            reply_error(out.buf(), ctx, e);
-        }
-        Some(Ok(Outcome::Replied))
+        let view = self.view();
+        serve_concurrent(
+            &self.sessions,
+            &self.config,
+            sid,
+            frame,
+            now,
+            out,
+            |s, ctx, msg, out| view.dispatch_now(s, &self.config, ctx, msg, out),
+        )
     }
 
     fn version(&mut self, ctx: Ctx, v: codec::Tversion<'_>, out: &mut Vec<u8>) {
@@ -1303,10 +1340,7 @@ impl Server {
         let (sid, tag) = self.tokens.remove(&token)?;
         let session = self.sessions.get_mut(&sid)?.get_mut();
         let pending = session.pending.remove(&tag)?;
-        let dialect = match session.state {
-            State::Ready { dialect, .. } => dialect,
-            State::AwaitVersion => Dialect::Linux,
-        };
+        let (dialect, _) = session.state.limits(0);
         let msg = match (pending.kind, result) {
             (PendingKind::Read { count }, Completion::Read(Ok(data))) => {
                 let len = data.len().min(count as usize);
